@@ -1,0 +1,57 @@
+"""rnix-actors: LLM agents as supervised, immune-monitored processes on Pykka actors.
+
+The public API is what this module exports; everything else is internal.
+"""
+
+from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse, Message, ToolCall, ToolSpec
+from rnix_actors.errors import (
+    ConfigError,
+    DeviceError,
+    DriverError,
+    ErrorCode,
+    NoSuchProcess,
+    RnixError,
+    SpawnError,
+    SystemStopped,
+)
+from rnix_actors.kernel.devices import DeviceCall
+from rnix_actors.kernel.guards import SyscallAttempt, Verdict
+from rnix_actors.kernel.process import ExitCode, ProcessInfo, ProcessState, Signal
+from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH
+from rnix_actors.messages.events import Event
+from rnix_actors.system import Subscription, System
+from rnix_actors.templates import AgentTemplate, Limits, Skill
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_SPAWN_DEPTH",
+    "AgentTemplate",
+    "ConfigError",
+    "DeviceCall",
+    "DeviceError",
+    "Driver",
+    "DriverError",
+    "ErrorCode",
+    "Event",
+    "ExitCode",
+    "LLMRequest",
+    "LLMResponse",
+    "Limits",
+    "Message",
+    "NoSuchProcess",
+    "ProcessInfo",
+    "ProcessState",
+    "RnixError",
+    "Signal",
+    "Skill",
+    "SpawnError",
+    "Subscription",
+    "SyscallAttempt",
+    "System",
+    "SystemStopped",
+    "ToolCall",
+    "ToolSpec",
+    "Verdict",
+    "__version__",
+]

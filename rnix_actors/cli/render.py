@@ -1,0 +1,72 @@
+"""Plain-text renderers shared by the CLI commands (no colour codes: safe for pipes)."""
+
+from __future__ import annotations
+
+from rnix_actors.kernel.process import ProcessInfo
+from rnix_actors.messages.events import Event
+
+RULE = "═" * 72
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def event_line(event: Event) -> str:
+    """One human line for an event, or "" for events not worth showing."""
+    tag = f"[agent/{event.pid}]"
+    if event.syscall == "Start":
+        return (
+            f"[kernel] spawning PID {event.pid} ({event.template}, depth "
+            f"{event.args.get('depth', 0)}, devices {event.args.get('allowed_devices')})"
+        )
+    if event.syscall in ("ReasonStep", "Write", "Read") and event.device.startswith("/dev/llm"):
+        return ""
+    if event.syscall == "ReasonStep":
+        return f"{tag} step {event.step}: {event.tokens} tokens"
+    if event.syscall in ("Signal", "Suspend", "Resume", "Denied", "Blocked"):
+        return f"{tag} {event.syscall} {_short(event.args)}"
+    if event.syscall == "Exit":
+        return ""
+    if event.error:
+        return f"{tag} step {event.step}: {event.syscall} {event.device} ✗ {_short(event.error)}"
+    target = event.args.get("path") or event.args.get("command") or event.args.get("pattern")
+    where = f"{event.device} {target}" if target else (event.device or "")
+    return f"{tag} step {event.step}: {event.syscall} {where} → {_short(event.result or '')}"
+
+
+def result_block(info: ProcessInfo, elapsed: float) -> str:
+    body = "\n".join("  " + line for line in (info.result or "").splitlines()) or "  (empty)"
+    return (
+        f"══ Result {RULE[10:]}\n{body}\n{RULE}\n"
+        f"[kernel] PID {info.pid} exited({info.exit_code}) {info.exit_reason} | "
+        f"tokens: {info.tokens_used:,} | steps: {info.steps} | elapsed: {elapsed:.1f}s"
+    )
+
+
+def process_table(procs: list[ProcessInfo]) -> str:
+    header = ("PID", "PPID", "STATE", "AGENT", "DEPTH", "TOKENS", "STEPS", "EXIT", "INTENT")
+    rows = [header]
+    for p in procs:
+        exit_text = "" if p.exit_code is None else f"{p.exit_code} {_short(p.exit_reason, 24)}"
+        rows.append(
+            (
+                str(p.pid),
+                str(p.ppid),
+                str(p.state),
+                p.template,
+                str(p.depth),
+                f"{p.tokens_used:,}",
+                str(p.steps),
+                exit_text,
+                _short(p.intent, 40),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    active = sum(1 for p in procs if not p.finished)
+    lines.append(f"\n{active} active, {len(procs)} total")
+    return "\n".join(lines)

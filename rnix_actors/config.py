@@ -1,0 +1,108 @@
+"""Runtime configuration (DESIGN §8): shipped ``conf/config.yaml`` under ``.rnix/config.yaml``.
+
+The shipped file holds every default; a project's ``.rnix/config.yaml`` (if it exists) is merged
+over it key by key, so a project sets only what it changes. Each file is validated on its own,
+so an error names the file (and line) that set the bad value. Unknown sections and keys are
+errors that list the allowed ones.
+
+The ``immune`` section is kept as raw data here and validated by the immune package;
+`Config.origins` tells it which ``file:LINE`` set each value, so its errors can say so too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from rnix_actors.paths import shipped_conf_dir
+from rnix_actors.yamlsrc import YamlMap, load_yaml
+
+SECTIONS = ("kernel", "immune")
+KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log")
+_positive = attrs.validators.gt(0.0)
+
+
+@attrs.frozen
+class KernelConfig:
+    """Kernel settings.
+
+    ``sigterm_grace``: seconds between SIGTERM and the forced SIGKILL; ``shell_timeout``: default
+    seconds a ``/dev/shell`` command may run; ``event_log``: write per-process events.jsonl.
+    """
+
+    sigterm_grace: float = attrs.field(default=10.0, validator=_positive)
+    shell_timeout: float = attrs.field(default=30.0, validator=_positive)
+    event_log: bool = True
+
+
+@attrs.frozen
+class Config:
+    """The merged configuration.
+
+    ``sources`` are the files read, lowest priority first; ``origins`` maps each dotted field
+    (``immune.min_samples``) to the ``file:LINE`` that set its final value.
+    """
+
+    kernel: KernelConfig = attrs.field(factory=KernelConfig)
+    immune: Mapping[str, Any] = attrs.field(factory=dict)
+    sources: tuple[str, ...] = ()
+    origins: Mapping[str, str] = attrs.field(factory=dict)
+
+    def origin(self, field: str) -> str:
+        """Where ``field`` was set: ``file:LINE``, or the last source read when no file set it."""
+        fallback = self.sources[-1] if self.sources else "<defaults>"
+        return self.origins.get(field, fallback)
+
+
+def load_config(project_file: Path | None = None) -> Config:
+    """Load the shipped config and merge ``project_file`` over it when that file exists.
+
+    Raises `ConfigError` naming the file, line, field and allowed values for bad YAML, unknown
+    sections or keys, and out-of-range values.
+    """
+    files = [shipped_conf_dir() / "config.yaml"]
+    if project_file is not None and project_file.exists():
+        files.append(project_file)
+    kernel: dict[str, Any] = {}
+    immune: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for path in files:
+        layer = load_yaml(path)
+        layer.check_keys(SECTIONS)
+        kernel.update(_kernel_values(layer.get_map("kernel")))
+        layer.get_map("immune")  # rejects a non-mapping with a clear message
+        immune = deep_merge(immune, layer.get_plain("immune") or {})
+        origins.update(layer.origins())
+    return Config(
+        kernel=KernelConfig(**kernel),
+        immune=immune,
+        sources=tuple(str(path) for path in files),
+        origins=origins,
+    )
+
+
+def _kernel_values(fields: YamlMap) -> dict[str, Any]:
+    """The kernel keys this file sets (absent keys are left to lower layers)."""
+    fields.check_keys(KERNEL_KEYS)
+    values: dict[str, Any] = {}
+    for key in filter(fields.has, KERNEL_KEYS):
+        if key == "event_log":
+            values[key] = fields.get_bool(key, True)
+        else:
+            values[key] = fields.get_float(key, 0.0, minimum=0.0, exclusive_minimum=True)
+    return values
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``; nested mappings merge, anything else replaces."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        if isinstance(below, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(below, value)
+        else:
+            merged[key] = value
+    return merged

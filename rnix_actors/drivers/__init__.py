@@ -1,0 +1,1 @@
+"""LLM drivers: replay (offline default), python (host callable), and the driver interface."""

@@ -1,0 +1,90 @@
+"""The driver interface between the reasoning loop and an LLM (DESIGN §3, §5).
+
+A driver turns an `LLMRequest` (the context and the tool definitions of one reasoning step) into
+an `LLMResponse` (text and/or tool calls plus token usage). Drivers are called from the agent
+process's thread with a `CancelToken`; a long call must give up promptly when it fires.
+The HTTP driver of a later issue implements the same `Driver` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+from rnix_actors.kernel.cancel import CancelToken
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@attrs.frozen
+class ToolCall:
+    """One tool call requested by the model."""
+
+    id: str
+    name: str
+    input: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Message:
+    """One entry of a process's context."""
+
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+
+
+@attrs.frozen
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, and a JSON Schema of its input."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@attrs.frozen
+class LLMRequest:
+    pid: int
+    uuid: str
+    template: str
+    step: int
+    model: str
+    system_prompt: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...]
+
+
+@attrs.frozen
+class LLMResponse:
+    """What the model answered. No tool calls means ``content`` is the final answer."""
+
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    input_tokens: int = 0
+    output_tokens: int = 0
+    stop_reason: str = ""
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """An LLM backend. ``name`` is the provider name: the process talks to ``/dev/llm/<name>``.
+
+    ``complete`` raises `rnix_actors.errors.DriverError` when no response can be produced, and
+    `rnix_actors.kernel.cancel.Cancelled` when ``cancel`` fired during the call.
+    """
+
+    name: str
+
+    def complete(self, request: LLMRequest, cancel: CancelToken) -> LLMResponse: ...
+
+    def release(self, pid: int) -> None:
+        """Forget per-process state (cursors, sessions) once the process has exited."""
+        ...

@@ -1,0 +1,86 @@
+"""Errors raised by rnix-actors.
+
+Every user-facing error says what went wrong, where (file and field when there is one) and what
+to do next. Tool errors seen by agents are not exceptions: they are `DeviceError` values turned
+into tool results by the reasoning loop.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RnixError(Exception):
+    """Base class of every error raised by rnix-actors."""
+
+
+class ConfigError(RnixError):
+    """Invalid user input: a config file, agent template, replay script or compose file.
+
+    The message names the file, the field (or line) and the fix, e.g.
+    ``conf/agents/x.yaml: field 'limits.max_steps': must be an integer >= 0 (got -1)``.
+    """
+
+    def __init__(self, source: str, field: str, problem: str, fix: str = "") -> None:
+        self.source = source
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        where = f"{source}: field '{field}'" if field else source
+        text = f"{where}: {problem}"
+        if fix:
+            text += f" ({fix})"
+        super().__init__(text)
+
+
+class SpawnError(RnixError):
+    """A spawn was refused: unknown agent, empty device intersection, depth cap, bad options."""
+
+
+class NoSuchProcess(RnixError):
+    """The PID is not known to this system."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        super().__init__(f"no such process: PID {pid}")
+
+
+class IllegalTransition(RnixError):
+    """A process state change that the state machine forbids (DESIGN §4)."""
+
+
+class SystemStopped(RnixError):
+    """The actor system is not running (never started, or already stopped)."""
+
+
+class ErrorCode(StrEnum):
+    """Error codes of syscalls; with the device path they form circuit-breaker fingerprints."""
+
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION = "PERMISSION"
+    INVALID = "INVALID"
+    TIMEOUT = "TIMEOUT"
+    INTERNAL = "INTERNAL"
+    DRIVER = "DRIVER"
+    CANCELLED = "CANCELLED"
+
+
+class DeviceError(RnixError):
+    """A syscall on a device failed; becomes a tool error for the agent.
+
+    ``code`` and ``path`` make the circuit-breaker fingerprint ``CODE|path``.
+    """
+
+    def __init__(self, code: ErrorCode, path: str, message: str) -> None:
+        self.code = code
+        self.path = path
+        self.message = message
+        super().__init__(f"[{code}] {path}: {message}")
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.code}|{self.path}"
+
+
+class DriverError(RnixError):
+    """The LLM driver could not produce a response (script exhausted, host callable failed...)."""

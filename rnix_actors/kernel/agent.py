@@ -1,0 +1,368 @@
+"""The agent process actor: one reasoning step per self-sent message (DESIGN §3, §5).
+
+Each `RunStep` message builds the prompt, calls the driver, and executes the returned tool
+calls as syscalls. Signals arrive as messages between steps (and through `ProcessControl` in the
+middle of one), so a paused process never starts another step or tool call. A ``spawn`` tool
+call does not block the thread: the process waits for the kernel's `ProcessExited` message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from rnix_actors.drivers.base import LLMRequest, LLMResponse, Message, ToolCall
+from rnix_actors.errors import DriverError, RnixError
+from rnix_actors.kernel.agent_syscalls import SyscallRunner
+from rnix_actors.kernel.base import RnixActor
+from rnix_actors.kernel.cancel import Cancelled
+from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState
+from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
+from rnix_actors.kernel.spec import ProcessSpec
+from rnix_actors.kernel.tools import ToolInputError, plan_tool_call, tool_specs
+from rnix_actors.messages.events import Event
+from rnix_actors.messages.kernel import (
+    DeliverMail,
+    ProcessExited,
+    ProcessStateChanged,
+    SpawnRequest,
+)
+from rnix_actors.messages.process import (
+    ContinueCalls,
+    Pause,
+    Reaped,
+    Resume,
+    RunStep,
+    Terminate,
+)
+
+ASK_TIMEOUT = 10.0
+
+
+class AgentProcess(RnixActor):
+    def __init__(self, spec: ProcessSpec) -> None:
+        super().__init__(spec.tracker)
+        self.spec = spec
+        self.pid = spec.pid
+        self.name = spec.template.name
+        self.state = ProcessState.RUNNING
+        self.step = 0
+        self.tokens = 0
+        self.result = ""
+        self.breaker = CircuitBreaker()
+        self.pending: deque[ToolCall] = deque()
+        self.waiting: tuple[str, int] | None = None  # (tool_call_id, child pid)
+        self.mailbox: list[str] = []
+        self.terminate: Terminate | None = None
+        self.messages: list[Message] = [Message("user", spec.intent)]
+        self.tools = tool_specs(spec.allowed)
+        self.syscalls = SyscallRunner(spec, self.emit)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def started(self) -> None:
+        self.actor_ref.tell(RunStep(1))
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        self._finish(ExitCode.ERROR, f"crash in {where}: {type(exc).__name__}: {exc}")
+
+    def handle(self, message: Any) -> Any:
+        if self.state in (ProcessState.ZOMBIE, ProcessState.DEAD):
+            if isinstance(message, Reaped):
+                self.stop()
+            return None
+        match message:
+            case RunStep(number=n):
+                if n == self.step + 1 and self._ready():
+                    self._run_step()
+            case ContinueCalls():
+                if self._ready() or (self.state is ProcessState.RUNNING and self.pending):
+                    self._run_pending()
+            case ProcessExited():
+                self._child_exited(message)
+            case Pause(origin=origin):
+                if self.state is ProcessState.RUNNING:
+                    self._suspend(ExitCode.SUSPENDED, f"paused by {origin}")
+            case Resume(origin=origin):
+                self._resume(origin)
+            case Terminate():
+                self.terminate = message
+                if self.waiting is not None or self.state is ProcessState.SUSPENDED:
+                    self._check_stop()
+            case DeliverMail(sender=sender, text=text):
+                self.mailbox.append(f"[message from PID {sender}] {text}")
+            case Reaped():
+                self.state = ProcessState.DEAD
+                self.stop()
+        return None
+
+    def _ready(self) -> bool:
+        return self.state is ProcessState.RUNNING and self.waiting is None and not self.pending
+
+    # -- the reasoning step -------------------------------------------------------------------
+    def _run_step(self) -> None:
+        if self._check_stop():
+            return
+        limits = self.spec.template.limits
+        if self.spec.max_steps and self.step >= self.spec.max_steps:
+            self._finish(ExitCode.ERROR, "max steps exceeded")
+            return
+        if limits.max_tokens and self.tokens >= limits.max_tokens:
+            self._suspend(ExitCode.SUSPENDED, "budget_exhausted")
+            return
+        if len(self.messages) >= limits.context_slots:
+            self._suspend(ExitCode.CONTEXT_FULL, "context_full")
+            return
+        self.step += 1
+        if self.mailbox:
+            self.messages.extend(Message("user", text) for text in self.mailbox)
+            self.mailbox.clear()
+        started = time.monotonic()
+        response = self._call_llm()
+        if response is None:
+            return
+        self.tokens += response.tokens
+        self.emit(
+            "ReasonStep",
+            args={"tool_calls": len(response.tool_calls)},
+            duration_ms=(time.monotonic() - started) * 1000,
+            tokens=response.tokens,
+        )
+        if not response.tool_calls:
+            self.result = response.content
+            self.messages.append(Message("assistant", response.content))
+            self._finish(ExitCode.COMPLETED, "completed")
+            return
+        self.messages.append(Message("assistant", response.content, response.tool_calls))
+        self.pending.extend(response.tool_calls)
+        self._run_pending()
+
+    def _call_llm(self) -> LLMResponse | None:
+        spec = self.spec
+        request = LLMRequest(
+            pid=self.pid,
+            uuid=spec.uuid,
+            template=self.name,
+            step=self.step,
+            model=spec.model,
+            system_prompt=spec.template.instructions,
+            messages=tuple(self.messages),
+            tools=self.tools,
+        )
+        timeout = spec.template.limits.step_timeout
+        token = spec.control.cancel.child(timeout)
+        device = f"/dev/llm/{spec.driver.name}"
+        self.emit("Write", device, {"messages": len(request.messages), "model": spec.model})
+        started = time.monotonic()
+        try:
+            response = spec.driver.complete(request, token)
+            # A driver that ignored the token must not get its late answer accepted.
+            token.raise_if_cancelled()
+        except Cancelled:
+            if token.timed_out and not spec.control.cancel.cancelled:
+                self._finish(ExitCode.ERROR, f"step_timeout: step {self.step} exceeded {timeout}s")
+            else:
+                self._finish(ExitCode.ERROR, f"interrupted ({spec.control.cancel.reason})")
+            return None
+        except (DriverError, RnixError) as exc:
+            self.emit("Read", device, error=str(exc))
+            self._finish(ExitCode.ERROR, f"llm error: {exc}")
+            return None
+        self.emit(
+            "Read",
+            device,
+            {"tool_calls": len(response.tool_calls)},
+            result=response.content,
+            duration_ms=(time.monotonic() - started) * 1000,
+            tokens=response.tokens,
+        )
+        return response
+
+    def _run_pending(self) -> None:
+        """Execute queued tool calls until done, waiting on a child, or stopped."""
+        while self.pending and self.waiting is None:
+            if self._check_stop():
+                return
+            if self.spec.control.pause.is_set():
+                self._suspend(ExitCode.SUSPENDED, f"paused by {self.spec.control.pause_origin}")
+                return
+            call = self.pending.popleft()
+            self._execute(call)
+            if self.state is not ProcessState.RUNNING:
+                return
+            if self.breaker.tripped_reason:
+                self._finish(ExitCode.ERROR, self.breaker.tripped_reason)
+                return
+        if self._ready():
+            self.actor_ref.tell(RunStep(self.step + 1))
+
+    def _execute(self, call: ToolCall) -> None:
+        try:
+            plan = plan_tool_call(call)
+        except ToolInputError as exc:
+            self._tool_result(call, f"Tool error ({call.name}): {exc}", error=exc.fingerprint)
+            return
+        if plan.kind == "complete":
+            self.result = str(plan.args["result"])
+            self.emit("Complete", args={"result": self.result})
+            self._finish(ExitCode.COMPLETED, "completed")
+        elif plan.kind == "spawn":
+            self._spawn(call, plan.args)
+        elif plan.kind == "send":
+            self._send(call, plan.args)
+        else:
+            outcome = self.syscalls.device_call(call, plan, self.step)
+            if outcome.cancelled:
+                self._finish(ExitCode.ERROR, f"interrupted ({self.spec.control.cancel.reason})")
+                return
+            self._tool_result(call, outcome.text, error=outcome.fingerprint)
+            if outcome.suspend_reason:
+                self._suspend(ExitCode.SUSPENDED, outcome.suspend_reason)
+
+    def _tool_result(self, call: ToolCall, text: str, error: str | None = None) -> None:
+        self.messages.append(Message("tool", text, tool_call_id=call.id))
+        if error is None:
+            self.breaker.record_success()
+        else:
+            self.breaker.record_error(error)
+
+    # -- meta tools --------------------------------------------------------------------------
+    def _spawn(self, call: ToolCall, args: Any) -> None:
+        devices = args.get("devices")
+        request = SpawnRequest(
+            template=args["agent"],
+            intent=args["intent"],
+            parent_pid=self.pid,
+            agent_spawn=True,
+            devices=None if devices is None else tuple(devices),
+            workdir=self.spec.workdir,
+            origin=f"PID {self.pid}",
+        )
+        try:
+            child = int(self.spec.kernel.ask(request, block=True, timeout=ASK_TIMEOUT))
+        except RnixError as exc:
+            self.emit("Spawn", args={"agent": args["agent"]}, error=str(exc))
+            # The seed's rejection text reaches the model verbatim.
+            self._tool_result(call, str(exc), error=SPAWN_FINGERPRINT)
+            return
+        self.emit("Spawn", args={"agent": args["agent"], "intent": args["intent"]}, result=child)
+        self.waiting = (call.id, child)
+
+    def _child_exited(self, msg: ProcessExited) -> None:
+        if self.waiting is None or self.waiting[1] != msg.pid:
+            return
+        call_id, child = self.waiting
+        self.waiting = None
+        call = ToolCall(call_id, "spawn")
+        if msg.exit.ok:
+            self._tool_result(call, msg.exit.result)
+        else:
+            text = f"child PID {child} exited: {msg.exit.reason} (code {int(msg.exit.code)})"
+            self._tool_result(call, text, error=SPAWN_FINGERPRINT)
+            if _runaway_spawn(msg.exit.reason):
+                # Retrying from this depth hits the same wall: unwind now, not after 3^depth
+                # more children.
+                self._finish(
+                    ExitCode.ERROR,
+                    f"circuit_breaker: runaway spawn chain below "
+                    f"PID {self.pid} (child PID {child}: "
+                    f"{msg.exit.reason})",
+                )
+                return
+        if self.breaker.tripped_reason:
+            self._finish(ExitCode.ERROR, self.breaker.tripped_reason)
+        elif self.state is ProcessState.RUNNING:
+            self.actor_ref.tell(ContinueCalls())
+
+    def _send(self, call: ToolCall, args: Any) -> None:
+        mail = DeliverMail(sender=self.pid, recipient=int(args["pid"]), text=args["message"])
+        try:
+            self.spec.kernel.ask(mail, block=True, timeout=ASK_TIMEOUT)
+        except RnixError as exc:
+            self.emit("Send", args={"pid": mail.recipient}, error=str(exc))
+            self._tool_result(call, f"Tool error (send): {exc}", error="NOT_FOUND|send")
+            return
+        self.emit("Send", args={"pid": mail.recipient, "message": mail.text}, result="delivered")
+        self._tool_result(call, f"delivered to PID {mail.recipient}")
+
+    # -- state changes -----------------------------------------------------------------------
+    def _check_stop(self) -> bool:
+        """End the process if a SIGKILL/SIGINT fired or a SIGTERM is pending."""
+        control = self.spec.control
+        if control.cancel.cancelled:
+            self._finish(ExitCode.ERROR, f"interrupted ({control.cancel.reason})")
+            return True
+        if self.terminate is not None:
+            sig = self.terminate.signal
+            self._finish(ExitCode.ERROR, f"terminated by {sig} from {self.terminate.origin}")
+            return True
+        return False
+
+    def _suspend(self, code: ExitCode, reason: str) -> None:
+        self.state = ProcessState.SUSPENDED
+        self.emit("Suspend", args={"reason": reason})
+        self._report_state(ExitStatus(code, reason, self.result))
+
+    def _resume(self, origin: str) -> None:
+        if self.state is not ProcessState.SUSPENDED:
+            return
+        self.spec.control.pause.clear()
+        self.state = ProcessState.RUNNING
+        self.emit("Resume", args={"origin": origin})
+        self._report_state(None)
+        if self._check_stop():
+            return
+        if self.pending and self.waiting is None:
+            self.actor_ref.tell(ContinueCalls())
+        elif self._ready():
+            self.actor_ref.tell(RunStep(self.step + 1))
+
+    def _report_state(self, exit_status: ExitStatus | None) -> None:
+        self.spec.kernel.tell(
+            ProcessStateChanged(self.pid, self.state, exit_status, self.tokens, self.step)
+        )
+
+    def _finish(self, code: ExitCode, reason: str) -> None:
+        if self.state in (ProcessState.ZOMBIE, ProcessState.DEAD):
+            return
+        self.state = ProcessState.ZOMBIE
+        self.pending.clear()
+        result = self.result if code == ExitCode.COMPLETED or self.result else reason
+        exit_status = ExitStatus(code, reason, result)
+        self.spec.kernel.tell(
+            ProcessExited(self.pid, exit_status, self.tokens, self.step, self.name)
+        )
+        if self.actor_ref.is_alive():
+            self.stop()
+
+    # -- events ------------------------------------------------------------------------------
+    def emit(
+        self,
+        syscall: str,
+        device: str = "",
+        args: dict[str, Any] | None = None,
+        result: Any = None,
+        error: str = "",
+        duration_ms: float = 0.0,
+        tokens: int = 0,
+    ) -> None:
+        self.spec.bus.tell(
+            Event(
+                ts=time.time(),
+                pid=self.pid,
+                template=self.name,
+                step=self.step,
+                syscall=syscall,
+                device=device,
+                args=args or {},
+                result=result,
+                error=error,
+                duration_ms=duration_ms,
+                tokens=tokens,
+            )
+        )
+
+
+def _runaway_spawn(reason: str) -> bool:
+    """A child whose breaker tripped on spawn failures: its siblings would hit the same cap."""
+    return reason.startswith("circuit_breaker:") and SPAWN_FINGERPRINT in reason

@@ -1,0 +1,90 @@
+"""Executing one device syscall for an agent process: permission, guards, device, event."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from rnix_actors.drivers.base import ToolCall
+from rnix_actors.errors import DeviceError, ErrorCode
+from rnix_actors.kernel.cancel import Cancelled
+from rnix_actors.kernel.devices import DeviceCall, permission_error
+from rnix_actors.kernel.guards import SyscallAttempt
+from rnix_actors.kernel.spec import ProcessSpec
+from rnix_actors.kernel.tools import ToolPlan
+
+RESULT_PREVIEW = 500
+
+
+@attrs.frozen
+class Outcome:
+    """What a device call produced for the agent: the tool-result text, and for errors the
+    circuit-breaker fingerprint. ``suspend_reason`` is set when a guard asked to suspend."""
+
+    text: str
+    fingerprint: str | None = None
+    cancelled: bool = False
+    suspend_reason: str | None = None
+
+
+Emit = Callable[..., None]
+
+
+class SyscallRunner:
+    def __init__(self, spec: ProcessSpec, emit: Emit) -> None:
+        self.spec = spec
+        self.emit = emit
+
+    def device_call(self, call: ToolCall, plan: ToolPlan, step: int) -> Outcome:
+        spec = self.spec
+        path = plan.device
+        args = dict(plan.args)
+        denial = permission_error(path, spec.allowed, spec.denied)
+        if denial is not None:
+            self.emit(plan.syscall, path, args, error=denial)
+            self.emit("Denied", path, {"tool": call.name})
+            return Outcome(f"Tool error ({call.name}): {denial}", f"{ErrorCode.PERMISSION}|{path}")
+        attempt = SyscallAttempt(spec.pid, spec.template.name, step, plan.syscall, path, args)
+        for guard in spec.guards:
+            verdict = guard(attempt)
+            if verdict.action != "allow":
+                self.emit(
+                    "Blocked",
+                    path,
+                    {"syscall": plan.syscall, "reason": verdict.reason, "origin": verdict.origin},
+                )
+                text = f"Tool error ({call.name}): blocked by {verdict.origin}: {verdict.reason}"
+                suspend = verdict.reason if verdict.action == "suspend" else None
+                return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend_reason=suspend)
+        started = time.monotonic()
+        try:
+            device_path, device, subpath = spec.devices.lookup(path)
+            token = spec.control.cancel.child(spec.template.limits.step_timeout)
+            result = device.handle(
+                DeviceCall(spec.pid, device_path, subpath, plan.op, args, spec.workdir, token)
+            )
+        except Cancelled:
+            self.emit(plan.syscall, path, args, error="cancelled", duration_ms=_ms(started))
+            return Outcome("", cancelled=True)
+        except DeviceError as exc:
+            self.emit(plan.syscall, path, args, error=str(exc), duration_ms=_ms(started))
+            return Outcome(f"Tool error ({call.name}): {exc.message}", f"{exc.code}|{path}")
+        except Exception as exc:  # a broken host device must not crash the agent
+            message = f"{type(exc).__name__}: {exc}"
+            self.emit(plan.syscall, path, args, error=message, duration_ms=_ms(started))
+            return Outcome(f"Tool error ({call.name}): {message}", f"{ErrorCode.INTERNAL}|{path}")
+        self.emit(plan.syscall, path, args, result=_preview(result), duration_ms=_ms(started))
+        return Outcome(result)
+
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+def _preview(text: Any) -> Any:
+    if isinstance(text, str) and len(text) > RESULT_PREVIEW:
+        return text[:RESULT_PREVIEW] + f"…[{len(text)} chars]"
+    return text

@@ -1,0 +1,117 @@
+"""The common base actor: every crash path of Pykka becomes a typed report.
+
+Pykka has no supervision. An exception while handling a ``tell`` stops the actor and calls
+``on_failure``; one in ``on_start`` stops it without ``on_failure``; ``SystemExit`` or
+``KeyboardInterrupt`` anywhere stops *every* actor. `RnixActor` closes those holes: it converts
+``BaseException`` into `ActorCrashed` so it never escapes, and calls `crashed` exactly once on
+any fatal path so the subclass can tell its owner (the kernel, a supervisor) in a typed message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+log = logging.getLogger(__name__)
+
+
+class ActorCrashed(Exception):
+    """Raised in place of a ``BaseException`` (SystemExit, KeyboardInterrupt...) in an actor."""
+
+
+class Fatal(Exception):
+    """Raise from `RnixActor.handle` during an ``ask`` to stop the actor, not only the caller."""
+
+
+class ThreadTracker:
+    """Remembers the threads of a system's actors so that stopping the system can join them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def add(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+
+    def join(
+        self, timeout: float, exclude: frozenset[threading.Thread] = frozenset()
+    ) -> list[threading.Thread]:
+        """Join the tracked threads (but ``exclude``) within ``timeout`` seconds; return those
+        still alive."""
+        end = time.monotonic() + timeout
+        with self._lock:
+            threads = [t for t in self._threads if t not in exclude]
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, end - time.monotonic()))
+        return [t for t in threads if t.is_alive()]
+
+
+class RnixActor(pykka.ThreadingActor):
+    """Base of every rnix actor. Subclasses implement `handle`, `started` and `crashed`."""
+
+    thread: threading.Thread | None = None
+
+    def __init__(self, tracker: ThreadTracker | None = None) -> None:
+        super().__init__()
+        self._crash_reported = False
+        self._tracker = tracker
+
+    # -- hooks for subclasses -------------------------------------------------------------
+    def started(self) -> None:
+        """Run in the actor's thread before any message is handled."""
+
+    def handle(self, message: Any) -> Any:
+        """Handle one message; the return value answers an ``ask``."""
+        raise NotImplementedError
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        """Report a fatal failure (called at most once, in the actor's thread)."""
+        log.error("%s crashed in %s: %r", self, where, exc)
+
+    # -- Pykka plumbing -------------------------------------------------------------------
+    def on_start(self) -> None:
+        self.thread = threading.current_thread()
+        if self._tracker is not None:
+            self._tracker.add(self.thread)
+        try:
+            self.started()
+        except BaseException as exc:
+            self._report("on_start", exc)
+            raise ActorCrashed(f"{type(exc).__name__} in on_start: {exc}") from None
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            return self.handle(message)
+        except Fatal as exc:
+            self._report("ask", exc)
+            self.stop()
+            raise
+        except Exception:
+            raise
+        except BaseException as exc:
+            raise ActorCrashed(f"{type(exc).__name__}: {exc}") from None
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._report("tell", exception_value or RuntimeError("unknown failure"))
+
+    def _report(self, where: str, exc: BaseException) -> None:
+        if self._crash_reported:
+            return
+        self._crash_reported = True
+        try:
+            self.crashed(where, exc)
+        except Exception:  # the report itself must not take the thread down
+            log.exception("%s: crash report failed", self)

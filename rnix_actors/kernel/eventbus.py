@@ -1,0 +1,121 @@
+"""The event bus: fans every `Event` out to subscribers and appends it to the process's
+``events.jsonl`` under the state dir (DESIGN §5).
+
+Subscribers are callables run in the bus's thread: they must be quick (an actor subscriber
+should just ``tell`` itself the event). A subscriber that raises is logged and kept; one bad
+subscriber never stops the others or the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.messages.events import Event
+
+log = logging.getLogger(__name__)
+
+MAX_OPEN_LOGS = 64
+
+Subscriber = Callable[[Event], None]
+
+
+@attrs.frozen
+class Subscribe:
+    key: int
+    callback: Subscriber
+
+
+@attrs.frozen
+class Unsubscribe:
+    key: int
+
+
+@attrs.frozen
+class Flush:
+    """Flush every open log (answered when done)."""
+
+
+@attrs.frozen
+class ProcessLogClosed:
+    pid: int
+
+
+def events_path(state_dir: Path, pid: int) -> Path:
+    return state_dir / "proc" / str(pid) / "events.jsonl"
+
+
+class EventBus(RnixActor):
+    def __init__(self, state_dir: Path | None, tracker: ThreadTracker | None = None) -> None:
+        super().__init__(tracker)
+        self.state_dir = state_dir
+        self.subscribers: dict[int, Subscriber] = {}
+        self._fanout: tuple[Subscriber, ...] = ()
+        self._files: OrderedDict[int, IO[str]] = OrderedDict()
+        self._dirty: set[int] = set()
+        self.delivered = 0
+        self.subscriber_errors = 0
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Event):
+            self._publish(message)
+        elif isinstance(message, Subscribe):
+            self.subscribers[message.key] = message.callback
+            self._fanout = tuple(self.subscribers.values())
+        elif isinstance(message, Unsubscribe):
+            self.subscribers.pop(message.key, None)
+            self._fanout = tuple(self.subscribers.values())
+        elif isinstance(message, Flush):
+            for handle in self._files.values():
+                handle.flush()
+        return None
+
+    def _publish(self, event: Event) -> None:
+        if self.state_dir is not None:
+            self._append(event)
+        for callback in self._fanout:
+            try:
+                callback(event)
+            except Exception:
+                self.subscriber_errors += 1
+                log.exception("event subscriber %r failed", callback)
+        self.delivered += 1
+
+    def _append(self, event: Event) -> None:
+        handle = self._files.get(event.pid)
+        if handle is None:
+            assert self.state_dir is not None
+            path = events_path(self.state_dir, event.pid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a", encoding="utf-8")
+            self._files[event.pid] = handle
+            # Bounded open files: a system with thousands of processes must not hit ulimit.
+            while len(self._files) > MAX_OPEN_LOGS:
+                old_pid, old = self._files.popitem(last=False)
+                old.close()
+                self._dirty.discard(old_pid)
+        else:
+            self._files.move_to_end(event.pid)
+        handle.write(event.to_json() + "\n")
+        if event.syscall == "Exit":
+            handle.close()
+            del self._files[event.pid]
+            self._dirty.discard(event.pid)
+        else:
+            self._dirty.add(event.pid)
+        if self._dirty and self.actor_inbox.empty():
+            # Flush when idle: batches writes under load, timely when quiet.
+            for pid in self._dirty:
+                self._files[pid].flush()
+            self._dirty.clear()
+
+    def on_stop(self) -> None:
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()

@@ -1,0 +1,302 @@
+"""The ``/dev/fs`` device: files in the process's work dir, and nothing outside it (DESIGN §5).
+
+Every path is relative to ``call.workdir``. Two layers keep an agent inside it:
+
+1. a realpath check refuses absolute paths, ``..`` that climbs out and symlinks (anywhere in
+   the path) that resolve outside, with an error telling the agent what to do instead;
+2. the checked path is then opened one component at a time from a descriptor of the work dir
+   with ``O_NOFOLLOW``, so a symlink swapped in after the check (the agent's own shell may be
+   running concurrently) makes the call fail instead of escaping.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pathlib
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from rnix_actors.errors import DeviceError, ErrorCode
+from rnix_actors.kernel.devices import DeviceCall
+
+MAX_READ_BYTES = 1024 * 1024
+MAX_GLOB_RESULTS = 1000
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_RELATIVE_HINT = "use a path relative to the work dir, without '..' that leaves it"
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class FileSystemDevice:
+    """Sandboxed file access: ops ``read``, ``write``, ``list`` and ``glob``.
+
+    Failures are `DeviceError` values: PERMISSION for anything that would leave the work dir,
+    NOT_FOUND for missing files, INVALID for bad arguments, unknown ops and reading a directory.
+    Stateless, hence thread-safe.
+    """
+
+    def handle(self, call: DeviceCall) -> str:
+        ops = {"read": self._read, "write": self._write, "list": self._list, "glob": self._glob}
+        operation = ops.get(call.op)
+        if operation is None:
+            raise DeviceError(
+                ErrorCode.INVALID, call.device, f"unknown op {call.op!r}; use one of {list(ops)}"
+            )
+        return operation(call)
+
+    # -- operations -------------------------------------------------------------------------
+
+    def _read(self, call: DeviceCall) -> str:
+        root, parts, shown = self._resolve(call, self._path_arg(call, default=None))
+        with self._open(call, root, parts, shown, os.O_RDONLY) as fd:
+            info = os.fstat(fd)
+            _require_regular(call, info, shown)
+            data = _read_up_to(fd, MAX_READ_BYTES + 1)
+        text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
+        if len(data) > MAX_READ_BYTES:
+            total = max(info.st_size, len(data))
+            text += f"\n[truncated: {total} bytes total]"
+        return text
+
+    def _write(self, call: DeviceCall) -> str:
+        content = call.args.get("content")
+        if not isinstance(content, str):
+            raise DeviceError(
+                ErrorCode.INVALID,
+                call.device,
+                f"write needs arg 'content' as a string (got {type(content).__name__})",
+            )
+        root, parts, shown = self._resolve(call, self._path_arg(call, default=None))
+        if not parts:
+            raise DeviceError(ErrorCode.INVALID, call.device, "cannot write to the work dir itself")
+        data = content.encode("utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with self._open(call, root, parts, shown, flags, create_parents=True) as fd:
+            _require_regular(call, os.fstat(fd), shown)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        return f"wrote {len(data)} bytes to {shown}"
+
+    def _list(self, call: DeviceCall) -> str:
+        root, parts, shown = self._resolve(call, self._path_arg(call, default="."))
+        real_dir = os.path.join(root, *parts)
+        entries: list[dict[str, Any]] = []
+        with self._open(call, root, parts, shown, _DIR_FLAGS) as fd, os.scandir(fd) as it:
+            for entry in it:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    # Describe a symlink by its target only when that target is inside the
+                    # sandbox; stat-ing an outside target would leak facts about it.
+                    target = os.path.realpath(os.path.join(real_dir, entry.name))
+                    if _within(target, root) and os.path.exists(target):
+                        info = os.stat(target)
+                is_dir = stat.S_ISDIR(info.st_mode)
+                size = 0 if is_dir else info.st_size
+                entries.append({"name": entry.name, "size": size, "is_dir": is_dir})
+        entries.sort(key=lambda e: str(e["name"]))
+        return json.dumps(entries, ensure_ascii=False)
+
+    def _glob(self, call: DeviceCall) -> str:
+        pattern = call.args.get("pattern")
+        if not isinstance(pattern, str) or not pattern:
+            raise DeviceError(
+                ErrorCode.INVALID, call.device, "glob needs arg 'pattern', e.g. 'src/**/*.py'"
+            )
+        if pattern.startswith("/") or ".." in pattern.split("/"):
+            raise DeviceError(
+                ErrorCode.PERMISSION,
+                call.device,
+                f"glob pattern {pattern!r} points outside the sandbox; use a pattern relative "
+                "to the work dir without '..', e.g. '**/*.py'",
+            )
+        root = self._root(call)
+        # pathlib (unlike the glob module) does not follow symlinked directories for '**',
+        # so a symlink loop cannot make the walk explode.
+        matches: list[str] = []
+        escaped = 0
+        try:
+            for index, match in enumerate(pathlib.Path(root).glob(pattern)):
+                if index % 256 == 0:
+                    call.cancel.raise_if_cancelled()
+                real = os.path.realpath(match)
+                if not _within(real, root):
+                    escaped += 1
+                    continue
+                matches.append(match.relative_to(root).as_posix())
+        except (ValueError, NotImplementedError) as exc:
+            raise DeviceError(
+                ErrorCode.INVALID, call.device, f"bad glob pattern {pattern!r}: {exc}"
+            ) from None
+        if escaped and not matches:
+            raise DeviceError(
+                ErrorCode.PERMISSION,
+                call.device,
+                f"glob pattern {pattern!r} only matches paths outside the sandbox (through a "
+                "symlink); glob files inside the work dir instead",
+            )
+        return json.dumps(sorted(matches)[:MAX_GLOB_RESULTS], ensure_ascii=False)
+
+    # -- path checks ------------------------------------------------------------------------
+
+    @staticmethod
+    def _path_arg(call: DeviceCall, default: str | None) -> str:
+        if "path" in call.args:
+            path = call.args["path"]
+            if not isinstance(path, str) or not path:
+                raise DeviceError(
+                    ErrorCode.INVALID, call.device, "arg 'path' must be a non-empty string"
+                )
+            return path
+        if call.subpath.strip("/"):
+            # The registry already normalised the device path, so the subpath is "/a/b".
+            return call.subpath.lstrip("/")
+        if default is None:
+            raise DeviceError(
+                ErrorCode.INVALID,
+                call.device,
+                f"{call.op} needs arg 'path' (relative to the work dir, e.g. 'src/a.py')",
+            )
+        return default
+
+    @staticmethod
+    def _root(call: DeviceCall) -> str:
+        root = os.path.realpath(call.workdir)
+        if not os.path.isdir(root):
+            raise DeviceError(
+                ErrorCode.NOT_FOUND, call.device, f"the work dir {root} does not exist"
+            )
+        return root
+
+    def _resolve(self, call: DeviceCall, path: str) -> tuple[str, list[str], str]:
+        """Check ``path`` against the sandbox; return (root, real components, display path)."""
+        if "\0" in path:
+            raise DeviceError(ErrorCode.INVALID, call.device, "path contains a NUL byte")
+        if os.path.isabs(path):
+            raise DeviceError(
+                ErrorCode.PERMISSION,
+                call.device,
+                f"absolute path {path!r} is outside the sandbox; {_RELATIVE_HINT}",
+            )
+        root = self._root(call)
+        lexical = os.path.normpath(os.path.join(root, path))
+        if not _within(lexical, root):
+            raise DeviceError(
+                ErrorCode.PERMISSION,
+                call.device,
+                f"path {path!r} is outside the sandbox; {_RELATIVE_HINT}",
+            )
+        real = os.path.realpath(lexical)
+        if not _within(real, root):
+            raise DeviceError(
+                ErrorCode.PERMISSION,
+                call.device,
+                f"path {path!r} is outside the sandbox (a symlink leads out of the work dir); "
+                "use files inside the work dir",
+            )
+        rel = os.path.relpath(real, root)
+        parts = [] if rel == "." else rel.split(os.sep)
+        shown = pathlib.PurePath(os.path.relpath(lexical, root)).as_posix()
+        return root, parts, shown
+
+    @contextmanager
+    def _open(
+        self,
+        call: DeviceCall,
+        root: str,
+        parts: list[str],
+        shown: str,
+        flags: int,
+        create_parents: bool = False,
+    ) -> Iterator[int]:
+        """Open ``root/parts`` without following any symlink; yield the descriptor."""
+        fds: list[int] = []
+        try:
+            fds.append(os.open(root, _DIR_FLAGS))
+            for name in parts[:-1]:
+                if create_parents:
+                    with suppress(FileExistsError):
+                        os.mkdir(name, 0o777, dir_fd=fds[-1])
+                fds.append(_open_dir(name, fds[-1]))
+            if parts:
+                # O_NONBLOCK: opening a FIFO the agent made with mkfifo must not hang the call.
+                flags |= os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+                fds.append(os.open(parts[-1], flags, 0o666, dir_fd=fds[-1]))
+            yield fds[-1]
+        except OSError as exc:
+            raise self._os_error(call, exc, shown) from None
+        finally:
+            for fd in reversed(fds):
+                os.close(fd)
+
+    @staticmethod
+    def _os_error(call: DeviceCall, exc: OSError, shown: str) -> DeviceError:
+        if exc.errno == errno.ENOENT:
+            return DeviceError(
+                ErrorCode.NOT_FOUND,
+                call.device,
+                f"no such file or directory: {shown}; use op 'list' or 'glob' to see what exists",
+            )
+        if exc.errno == errno.ELOOP:
+            # Only reachable when a symlink appeared after the realpath check.
+            return DeviceError(
+                ErrorCode.PERMISSION,
+                call.device,
+                f"path {shown!r} is outside the sandbox (it changed into a symlink); "
+                "use files inside the work dir",
+            )
+        if exc.errno == errno.ENXIO:
+            return DeviceError(
+                ErrorCode.INVALID, call.device, f"{shown} is not a regular file; give a file path"
+            )
+        if exc.errno == errno.EISDIR:
+            return DeviceError(
+                ErrorCode.INVALID, call.device, f"{shown} is a directory; give a file path"
+            )
+        if exc.errno == errno.ENOTDIR:
+            return DeviceError(
+                ErrorCode.INVALID,
+                call.device,
+                f"{shown} is not a directory or is below a file; use op 'read' for files",
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return DeviceError(ErrorCode.PERMISSION, call.device, f"{shown}: {exc.strerror}")
+        return DeviceError(ErrorCode.INTERNAL, call.device, f"{shown}: {exc.strerror}")
+
+
+def _require_regular(call: DeviceCall, info: os.stat_result, shown: str) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise DeviceError(ErrorCode.INVALID, call.device, f"{shown} is a directory; use op 'list'")
+    if not stat.S_ISREG(info.st_mode):
+        raise DeviceError(
+            ErrorCode.INVALID, call.device, f"{shown} is not a regular file; give a file path"
+        )
+
+
+def _open_dir(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except NotADirectoryError:
+        # O_NOFOLLOW|O_DIRECTORY reports a symlink as ENOTDIR; report it as the escape it is.
+        if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+        raise
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)

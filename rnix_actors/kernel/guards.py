@@ -1,0 +1,38 @@
+"""Guards: checks that see a syscall before it runs (DESIGN §2).
+
+The kernel knows nothing of the immune daemon; the daemon installs a guard. Each agent process
+calls the guards in its own thread, against whatever immutable snapshot they hold, so a check
+costs no actor round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+
+@attrs.frozen
+class SyscallAttempt:
+    pid: int
+    template: str
+    step: int
+    syscall: str
+    device: str
+    args: Mapping[str, Any]
+
+
+@attrs.frozen
+class Verdict:
+    """``block`` refuses this call (a tool error); ``suspend`` refuses it and suspends the
+    process (SIGPAUSE semantics) before it runs anything else."""
+
+    action: Literal["allow", "block", "suspend"]
+    reason: str = ""
+    origin: str = "guard"
+
+
+ALLOW = Verdict("allow")
+
+Guard = Callable[[SyscallAttempt], Verdict]

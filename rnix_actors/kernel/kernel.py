@@ -1,0 +1,410 @@
+"""The kernel actor: owns the process table, spawns, routes signals and collects exits.
+
+It is the single writer of the table and the store's process rows. It never ``ask``s an agent
+process (agents may ask it), so no call cycle can deadlock. SIGKILL is authoritative: the kernel
+records the exit at once and cancels the process's token, even if its thread is still busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pykka
+
+from rnix_actors.drivers.base import Driver
+from rnix_actors.errors import NoSuchProcess, SpawnError
+from rnix_actors.kernel.agent import AgentProcess
+from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.devices import DeviceRegistry
+from rnix_actors.kernel.guards import Guard
+from rnix_actors.kernel.process import (
+    ExitCode,
+    ExitStatus,
+    ProcessInfo,
+    ProcessState,
+    Signal,
+    check_transition,
+)
+from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH, child_devices, depth_rejection
+from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
+from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.messages.events import Event
+from rnix_actors.messages.kernel import (
+    DeliverMail,
+    GraceExpired,
+    ProcessExited,
+    ProcessStateChanged,
+    QueryTable,
+    SendSignal,
+    Shutdown,
+    SpawnRequest,
+)
+from rnix_actors.messages.process import Pause, Reaped, Resume, Terminate
+from rnix_actors.store.db import Store
+from rnix_actors.templates import AgentTemplate, Skill, effective_devices
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class AddGuard:
+    guard: Guard
+
+
+@attrs.frozen
+class KernelDeps:
+    """Everything the kernel works with, built by `rnix_actors.System`."""
+
+    store: Store
+    table: ProcessTable
+    bus: Any  # ActorRef[EventBus]
+    devices: DeviceRegistry
+    drivers: Callable[[str], Driver | None]
+    templates: Callable[[str], AgentTemplate | None]
+    skills: Callable[[], dict[str, Skill]]
+    workdir: Path
+    sigterm_grace: float = 10.0
+    tracker: ThreadTracker | None = None
+
+
+@attrs.define
+class _Live:
+    ref: pykka.ActorRef[AgentProcess]
+    control: ProcessControl
+    driver: Driver
+    owner: Any
+    agent_spawn: bool
+    timer: threading.Timer | None = None
+
+
+class Kernel(RnixActor):
+    def __init__(self, deps: KernelDeps) -> None:
+        super().__init__(deps.tracker)
+        self.deps = deps
+        self.live: dict[int, _Live] = {}
+        self.guards: tuple[Guard, ...] = ()
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case SpawnRequest():
+                return self._spawn(message)
+            case SendSignal(pid=pid, signal=sig, origin=origin):
+                return self._signal(pid, sig, origin)
+            case ProcessStateChanged():
+                self._state_changed(message)
+            case ProcessExited(pid=pid, exit=exit_status):
+                self._exited(pid, exit_status, message.tokens_used, message.steps)
+            case DeliverMail(recipient=pid):
+                live = self.live.get(pid)
+                if live is None:
+                    raise NoSuchProcess(pid)
+                live.ref.tell(message)
+                return "delivered"
+            case GraceExpired(pid=pid, origin=origin):
+                if pid in self.live:
+                    self._publish(
+                        pid,
+                        "Signal",
+                        {"signal": "SIGKILL", "origin": origin, "escalation": "grace_timeout"},
+                    )
+                    self._force_exit(
+                        pid, f"killed by SIGKILL from {origin} (SIGTERM grace period expired)"
+                    )
+            case AddGuard(guard=guard):
+                self.guards = (*self.guards, guard)
+            case QueryTable():
+                return self.deps.table.list()
+            case Shutdown(origin=origin):
+                for pid in sorted(self.live, reverse=True):
+                    self._force_exit(pid, f"killed by SIGKILL from {origin} (system stop)")
+        return None
+
+    # -- spawning ------------------------------------------------------------------------------
+    def _spawn(self, req: SpawnRequest) -> int:
+        template = self._resolve(req.template)
+        parent = self._parent(req.parent_pid) if req.parent_pid else None
+        depth = 0
+        if req.agent_spawn:
+            if parent is None:
+                raise SpawnError("an agent spawn needs a live parent process")
+            if parent.depth + 1 > MAX_SPAWN_DEPTH:  # backstop: every path is capped
+                raise SpawnError(depth_rejection(parent.depth))
+            depth = parent.depth + 1
+        devices = child_devices(
+            None if parent is None else parent.allowed_devices,
+            effective_devices(template, self.deps.skills()),
+            req.devices,
+        )
+        driver = self.deps.drivers(template.driver)
+        if driver is None:
+            raise SpawnError(
+                f"agent '{template.name}' uses driver '{template.driver}', which is not "
+                "registered; register it with System.register_driver() or fix the template"
+            )
+        pid = self.deps.store.allocate_pid()
+        info = ProcessInfo(
+            pid=pid,
+            uuid=str(uuid.uuid4()),
+            ppid=req.parent_pid,
+            template=template.name,
+            intent=req.intent,
+            state=ProcessState.CREATED,
+            depth=depth,
+            allowed_devices=tuple(sorted(devices)),
+            created_at=time.time(),
+        )
+        control = ProcessControl()
+        spec = ProcessSpec(
+            pid=pid,
+            uuid=info.uuid,
+            ppid=req.parent_pid,
+            depth=depth,
+            template=template,
+            intent=req.intent,
+            allowed=devices,
+            denied=frozenset(),
+            workdir=req.workdir or self.deps.workdir,
+            max_steps=template.limits.max_steps if req.max_steps is None else req.max_steps,
+            model=req.model or template.model,
+            driver=driver,
+            devices=self.deps.devices,
+            guards=self.guards,
+            kernel=self.actor_ref,
+            bus=self.deps.bus,
+            control=control,
+            tracker=self.deps.tracker,
+        )
+        self._save(info)
+        self._publish(
+            pid,
+            "Start",
+            {
+                "intent": req.intent,
+                "origin": req.origin,
+                "depth": depth,
+                "allowed_devices": list(info.allowed_devices),
+            },
+            template=template.name,
+        )
+        # Running before the thread starts: its first step may already read /proc.
+        self._transition(pid, ProcessState.RUNNING)
+        ref = AgentProcess.start(spec)
+        self.live[pid] = _Live(ref, control, driver, req.owner, req.agent_spawn)
+        if parent is not None:
+            self._save(attrs.evolve(parent, children=(*parent.children, pid)))
+        return pid
+
+    def _resolve(self, template: AgentTemplate | str) -> AgentTemplate:
+        if isinstance(template, AgentTemplate):
+            return template
+        found = self.deps.templates(template)
+        if found is None:
+            raise SpawnError(f"unknown agent '{template}'")
+        return found
+
+    def _parent(self, pid: int) -> ProcessInfo:
+        info = self.deps.table.get(pid)
+        if info is None or pid not in self.live:
+            raise SpawnError(f"parent PID {pid} is not a live process")
+        return info
+
+    # -- signals -------------------------------------------------------------------------------
+    def _signal(self, pid: int, sig: Signal, origin: str) -> str:
+        info = self.deps.table.get(pid)
+        if info is None:
+            raise NoSuchProcess(pid)
+        self._publish(pid, "Signal", {"signal": str(sig), "origin": origin})
+        if pid not in self.live:
+            return f"noop: PID {pid} already exited"
+        if sig is Signal.SIGPAUSE:
+            affected = [p for p in self._subtree(pid) if self._state(p) is ProcessState.RUNNING]
+            for p in affected:
+                self.live[p].control.request_pause(origin)
+                self.live[p].ref.tell(Pause(origin))
+            return f"pausing {len(affected)} process(es)"
+        if sig is Signal.SIGRESUME:
+            affected = [p for p in self._subtree(pid) if p in self.live]
+            for p in affected:
+                self.live[p].control.pause.clear()
+                self.live[p].ref.tell(Resume(origin))
+                if self._state(p) is ProcessState.SUSPENDED:
+                    # A suspended process is idle, so it resumes as soon as it reads the
+                    # message; record it now so that a wait() right after sees it running.
+                    self._transition(p, ProcessState.RUNNING)
+            return f"resuming {len(affected)} process(es)"
+        # Terminating signals reach the whole subtree: a child only exists to serve its parent.
+        for p in reversed(list(self._subtree(pid))):
+            self._terminate(p, sig, origin)
+        return f"{sig} delivered"
+
+    def _terminate(self, pid: int, sig: Signal, origin: str) -> None:
+        live = self.live.get(pid)
+        if live is None:
+            return
+        if sig is Signal.SIGKILL:
+            self._force_exit(pid, f"killed by SIGKILL from {origin}")
+        elif self._state(pid) is ProcessState.SUSPENDED:
+            self._force_exit(pid, f"{sig} while suspended (from {origin})")
+        else:
+            if sig is Signal.SIGINT:
+                live.control.cancel.cancel(f"SIGINT from {origin}")
+            live.ref.tell(Terminate(sig, origin))
+            if live.timer is None:
+                timer = threading.Timer(
+                    self.deps.sigterm_grace, self._grace_expired, args=(pid, origin)
+                )
+                timer.daemon = True
+                live.timer = timer
+                timer.start()
+
+    def _grace_expired(self, pid: int, origin: str) -> None:
+        # Runs on the timer thread: hand the decision back to the kernel's thread.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(GraceExpired(pid, origin))
+
+    def _subtree(self, pid: int) -> Iterator[int]:
+        """The process and its descendants, parents before children."""
+        stack = [pid]
+        while stack:
+            current = stack.pop()
+            yield current
+            info = self.deps.table.get(current)
+            if info is not None:
+                stack.extend(reversed(info.children))
+
+    # -- exits and state -----------------------------------------------------------------------
+    def _state(self, pid: int) -> ProcessState | None:
+        info = self.deps.table.get(pid)
+        return None if info is None else info.state
+
+    def _state_changed(self, msg: ProcessStateChanged) -> None:
+        if msg.pid not in self.live or self._state(msg.pid) == msg.state:
+            return
+        info = self.deps.table.get(msg.pid)
+        assert info is not None
+        exit_status = msg.exit
+        self._save(
+            attrs.evolve(
+                info,
+                state=msg.state,
+                exit_code=None if exit_status is None else int(exit_status.code),
+                exit_reason="" if exit_status is None else exit_status.reason,
+                tokens_used=msg.tokens_used,
+                steps=msg.steps,
+            ),
+            check=True,
+        )
+
+    def _exited(self, pid: int, exit_status: ExitStatus, tokens: int, steps: int) -> None:
+        if pid not in self.live:
+            return  # stale: already killed and reaped by the kernel
+        info = self.deps.table.get(pid)
+        assert info is not None
+        self._finalize(info, exit_status, tokens, steps)
+
+    def _force_exit(self, pid: int, reason: str) -> None:
+        live = self.live.get(pid)
+        info = self.deps.table.get(pid)
+        if live is None or info is None:
+            return
+        live.control.cancel.cancel(reason)
+        self._finalize(
+            info, ExitStatus(ExitCode.ERROR, reason, reason), info.tokens_used, info.steps
+        )
+        with contextlib.suppress(pykka.ActorDeadError):
+            live.ref.tell(Reaped())
+
+    def _finalize(
+        self, info: ProcessInfo, exit_status: ExitStatus, tokens: int, steps: int
+    ) -> None:
+        """Record the exit (→ zombie), notify parent and owner, then reap (→ dead)."""
+        pid = info.pid
+        live = self.live.pop(pid)
+        if live.timer is not None:
+            live.timer.cancel()
+        ended = attrs.evolve(
+            info,
+            exit_code=int(exit_status.code),
+            exit_reason=exit_status.reason,
+            result=exit_status.result,
+            tokens_used=tokens,
+            steps=steps,
+            ended_at=time.time(),
+        )
+        if info.state is not ProcessState.SUSPENDED:
+            check_transition(info.state, ProcessState.ZOMBIE, pid)
+            ended = attrs.evolve(ended, state=ProcessState.ZOMBIE)
+            self.deps.table.put(ended)
+        self._publish(
+            pid,
+            "Exit",
+            {"code": int(exit_status.code), "reason": exit_status.reason},
+            result=exit_status.result,
+            tokens=tokens,
+            template=info.template,
+        )
+        notice = ProcessExited(pid, exit_status, tokens, steps, info.template)
+        parent = self.live.get(info.ppid)
+        if parent is not None and live.agent_spawn:
+            parent.ref.tell(notice)
+        if live.owner is not None:
+            try:
+                live.owner.tell(notice)
+            except pykka.ActorDeadError:
+                log.warning("owner of PID %d is gone; exit not delivered", pid)
+        live.driver.release(pid)
+        self._save(attrs.evolve(ended, state=ProcessState.DEAD), check=True)
+        for child in info.children:
+            if child in self.live:
+                self._terminate(child, Signal.SIGKILL, f"parent PID {pid} exited")
+
+    def _transition(self, pid: int, state: ProcessState) -> None:
+        info = self.deps.table.get(pid)
+        assert info is not None
+        self._save(attrs.evolve(info, state=state), check=True)
+
+    def _save(self, info: ProcessInfo, check: bool = False) -> None:
+        if check:
+            old = self.deps.table.get(info.pid)
+            if old is not None and old.state != info.state:
+                check_transition(old.state, info.state, info.pid)
+        self.deps.store.save_process(info)
+        self.deps.table.put(info)
+
+    def _publish(
+        self,
+        pid: int,
+        syscall: str,
+        args: dict[str, Any],
+        result: Any = None,
+        tokens: int = 0,
+        template: str = "",
+    ) -> None:
+        if not template:
+            info = self.deps.table.get(pid)
+            template = "" if info is None else info.template
+        self.deps.bus.tell(
+            Event(
+                ts=time.time(),
+                pid=pid,
+                template=template,
+                step=0,
+                syscall=syscall,
+                args=args,
+                result=result,
+                tokens=tokens,
+            )
+        )
+
+    def on_stop(self) -> None:
+        for live in self.live.values():
+            if live.timer is not None:
+                live.timer.cancel()

@@ -1,0 +1,113 @@
+"""The process model: states, legal transitions, exit statuses, signals (DESIGN §4).
+
+Pure values and functions; the kernel and agent-process actors use them to decide, and tests
+check them directly.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+import attrs
+
+from rnix_actors.errors import IllegalTransition
+
+
+class ProcessState(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    ZOMBIE = "zombie"
+    DEAD = "dead"
+
+
+LEGAL_TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
+    ProcessState.CREATED: frozenset({ProcessState.RUNNING, ProcessState.ZOMBIE}),
+    ProcessState.RUNNING: frozenset({ProcessState.SUSPENDED, ProcessState.ZOMBIE}),
+    ProcessState.SUSPENDED: frozenset({ProcessState.RUNNING, ProcessState.DEAD}),
+    ProcessState.ZOMBIE: frozenset({ProcessState.DEAD}),
+    ProcessState.DEAD: frozenset(),
+}
+"""created→zombie covers a process whose start failed before its first step."""
+
+
+def check_transition(old: ProcessState, new: ProcessState, pid: int) -> None:
+    """Raise `IllegalTransition` unless ``old → new`` is allowed."""
+    if new not in LEGAL_TRANSITIONS[old]:
+        raise IllegalTransition(f"PID {pid}: illegal state transition {old} → {new}")
+
+
+class ExitCode(IntEnum):
+    COMPLETED = 0
+    ERROR = 1
+    SUSPENDED = 2
+    CONTEXT_FULL = 3
+
+
+@attrs.frozen
+class ExitStatus:
+    """How a process ended (or why it is suspended: code 2/3 with the reason)."""
+
+    code: ExitCode
+    reason: str
+    result: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == ExitCode.COMPLETED
+
+
+class Signal(StrEnum):
+    SIGTERM = "SIGTERM"
+    SIGKILL = "SIGKILL"
+    SIGINT = "SIGINT"
+    SIGPAUSE = "SIGPAUSE"
+    SIGRESUME = "SIGRESUME"
+
+    @classmethod
+    def parse(cls, name: str) -> Signal:
+        """Accept ``SIGTERM``, ``TERM`` or ``term``; raise ValueError listing the valid names."""
+        key = name.strip().upper()
+        if not key.startswith("SIG"):
+            key = "SIG" + key
+        try:
+            return cls(key)
+        except ValueError:
+            valid = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown signal {name!r}; valid signals: {valid}") from None
+
+
+TERMINATING_SIGNALS = frozenset({Signal.SIGTERM, Signal.SIGKILL, Signal.SIGINT})
+
+
+@attrs.frozen
+class ProcessInfo:
+    """A snapshot of one process, as `System.ps()` and `System.wait()` return it."""
+
+    pid: int
+    uuid: str
+    ppid: int
+    template: str
+    intent: str
+    state: ProcessState
+    depth: int
+    allowed_devices: tuple[str, ...]
+    created_at: float
+    exit_code: int | None = None
+    exit_reason: str = ""
+    result: str = ""
+    tokens_used: int = 0
+    steps: int = 0
+    ended_at: float | None = None
+    children: tuple[int, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (ProcessState.ZOMBIE, ProcessState.DEAD)
+
+    def to_dict(self) -> dict[str, object]:
+        data = attrs.asdict(self)
+        data["state"] = str(self.state)
+        data["allowed_devices"] = list(self.allowed_devices)
+        data["children"] = list(self.children)
+        return data

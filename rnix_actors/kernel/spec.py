@@ -1,0 +1,55 @@
+"""What the kernel hands a new agent process: its identity, limits and collaborators."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from rnix_actors.drivers.base import Driver
+from rnix_actors.kernel.base import ThreadTracker
+from rnix_actors.kernel.cancel import CancelToken
+from rnix_actors.kernel.devices import DeviceRegistry
+from rnix_actors.kernel.guards import Guard
+from rnix_actors.templates import AgentTemplate
+
+
+@attrs.define
+class ProcessControl:
+    """Shared between the kernel and one process: lets signals act in the middle of a step.
+
+    ``cancel`` aborts the call in flight (SIGKILL, SIGINT); ``pause`` asks the process to
+    suspend before its next step or tool call, without waiting for its inbox to drain.
+    """
+
+    cancel: CancelToken = attrs.field(factory=CancelToken)
+    pause: threading.Event = attrs.field(factory=threading.Event)
+    pause_origin: str = ""
+
+    def request_pause(self, origin: str) -> None:
+        self.pause_origin = origin
+        self.pause.set()
+
+
+@attrs.frozen
+class ProcessSpec:
+    pid: int
+    uuid: str
+    ppid: int
+    depth: int
+    template: AgentTemplate
+    intent: str
+    allowed: frozenset[str]
+    denied: frozenset[str]
+    workdir: Path
+    max_steps: int
+    model: str
+    driver: Driver
+    devices: DeviceRegistry
+    guards: tuple[Guard, ...]
+    kernel: Any  # pykka.ActorRef of the kernel
+    bus: Any  # pykka.ActorRef of the event bus
+    control: ProcessControl
+    tracker: ThreadTracker | None = None

@@ -1,0 +1,174 @@
+"""The tools an agent sees and how each tool call becomes a syscall (DESIGN §5).
+
+Pure: `plan_tool_call` maps a model's tool call to a `ToolPlan` (syscall, device, operation,
+arguments) or raises `ToolInputError`, and `tool_specs` lists the tools for a whitelist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from rnix_actors.drivers.base import ToolCall, ToolSpec
+from rnix_actors.errors import ErrorCode
+from rnix_actors.kernel.devices import path_within
+
+FS = "/dev/fs"
+SHELL = "/dev/shell"
+PROC = "/proc"
+
+PlanKind = Literal["device", "spawn", "send", "complete"]
+
+
+@attrs.frozen
+class ToolPlan:
+    kind: PlanKind
+    syscall: str
+    device: str = ""
+    op: str = ""
+    args: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+class ToolInputError(Exception):
+    """The tool call itself is wrong (unknown tool, missing argument); a tool error."""
+
+    def __init__(self, code: ErrorCode, path: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.path = path
+        self.fingerprint = f"{code}|{path}"
+
+
+def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required}
+
+
+_STR = {"type": "string"}
+
+_FS_TOOLS = (
+    ToolSpec("read_file", "Read a text file in the work dir.", _obj({"path": _STR}, ["path"])),
+    ToolSpec(
+        "write_file",
+        "Write a text file in the work dir (parents are created).",
+        _obj({"path": _STR, "content": _STR}, ["path", "content"]),
+    ),
+    ToolSpec("list_files", "List a directory of the work dir.", _obj({"path": _STR}, [])),
+    ToolSpec("glob", "Find files by glob pattern.", _obj({"pattern": _STR}, ["pattern"])),
+)
+_SHELL_TOOL = ToolSpec(
+    "shell",
+    "Run a shell command in the work dir; returns output (and exit_code when non-zero).",
+    _obj({"command": _STR, "timeout": {"type": "number"}}, ["command"]),
+)
+_DEVICE_TOOL = ToolSpec(
+    "call_device",
+    "Call a device by path (host devices, /proc/<pid>/status).",
+    _obj({"device": _STR, "input": {"type": "object"}}, ["device"]),
+)
+_META_TOOLS = (
+    ToolSpec(
+        "spawn",
+        "Start a child agent and wait for its result. It gets at most your devices.",
+        _obj(
+            {"agent": _STR, "intent": _STR, "devices": {"type": "array", "items": _STR}},
+            ["agent", "intent"],
+        ),
+    ),
+    ToolSpec(
+        "send",
+        "Send a message to another process.",
+        _obj({"pid": {"type": "integer"}, "message": _STR}, ["pid", "message"]),
+    ),
+    ToolSpec("complete", "Finish with a result.", _obj({"result": _STR}, ["result"])),
+)
+
+
+def tool_specs(allowed: Iterable[str]) -> tuple[ToolSpec, ...]:
+    """Tools offered to a process: device tools only for devices it may use, meta tools always."""
+    allowed = list(allowed)
+    specs: list[ToolSpec] = []
+    if any(path_within(FS, a) or path_within(a, FS) for a in allowed):
+        specs.extend(_FS_TOOLS)
+    if any(path_within(SHELL, a) for a in allowed):
+        specs.append(_SHELL_TOOL)
+    if any(not path_within(a, FS) and not path_within(a, SHELL) for a in allowed):
+        specs.append(_DEVICE_TOOL)
+    specs.extend(_META_TOOLS)
+    return tuple(specs)
+
+
+def _require_str(call: ToolCall, key: str, path: str) -> str:
+    value = call.input.get(key)
+    if not isinstance(value, str) or (key != "content" and not value):
+        raise ToolInputError(
+            ErrorCode.INVALID, path, f"tool {call.name}: argument '{key}' must be a string"
+        )
+    return value
+
+
+def plan_tool_call(call: ToolCall) -> ToolPlan:
+    """Map one tool call to the syscall it performs."""
+    name = call.name
+    if name == "read_file":
+        return ToolPlan("device", "Read", FS, "read", {"path": _require_str(call, "path", FS)})
+    if name == "write_file":
+        args = {
+            "path": _require_str(call, "path", FS),
+            "content": _require_str(call, "content", FS),
+        }
+        return ToolPlan("device", "Write", FS, "write", args)
+    if name == "list_files":
+        path = call.input.get("path", ".")
+        if not isinstance(path, str):
+            raise ToolInputError(ErrorCode.INVALID, FS, "tool list_files: 'path' must be a string")
+        return ToolPlan("device", "Open", FS, "list", {"path": path or "."})
+    if name == "glob":
+        return ToolPlan(
+            "device", "Open", FS, "glob", {"pattern": _require_str(call, "pattern", FS)}
+        )
+    if name == "shell":
+        shell_args: dict[str, Any] = {"command": _require_str(call, "command", SHELL)}
+        if "timeout" in call.input:
+            shell_args["timeout"] = call.input["timeout"]
+        return ToolPlan("device", "Exec", SHELL, "exec", shell_args)
+    if name == "call_device" or name.startswith("/"):
+        device = name if name.startswith("/") else call.input.get("device")
+        raw = call.input if name.startswith("/") else call.input.get("input", {})
+        if not isinstance(device, str) or not device.startswith("/"):
+            raise ToolInputError(
+                ErrorCode.INVALID, "call_device", "tool call_device: 'device' must be a path"
+            )
+        if not isinstance(raw, Mapping):
+            raise ToolInputError(ErrorCode.INVALID, device, "'input' must be an object")
+        if path_within(device, PROC):
+            return ToolPlan("device", "Read", device, "read", dict(raw))
+        return ToolPlan("device", "Write", device, "call", dict(raw))
+    if name == "spawn":
+        agent = _require_str(call, "agent", "spawn")
+        intent = _require_str(call, "intent", "spawn")
+        devices = call.input.get("devices")
+        if devices is not None and (
+            not isinstance(devices, list) or not all(isinstance(d, str) for d in devices)
+        ):
+            raise ToolInputError(ErrorCode.INVALID, "spawn", "'devices' must be a list of paths")
+        return ToolPlan(
+            "spawn", "Spawn", "", "", {"agent": agent, "intent": intent, "devices": devices}
+        )
+    if name == "send":
+        pid = call.input.get("pid")
+        if not isinstance(pid, int) or isinstance(pid, bool):
+            raise ToolInputError(ErrorCode.INVALID, "send", "tool send: 'pid' must be an integer")
+        return ToolPlan(
+            "send", "Send", "", "", {"pid": pid, "message": _require_str(call, "message", "send")}
+        )
+    if name == "complete":
+        result = call.input.get("result", "")
+        return ToolPlan("complete", "Complete", "", "", {"result": str(result)})
+    raise ToolInputError(
+        ErrorCode.PERMISSION,
+        name,
+        f"unknown tool {name!r}; available tools: read_file, write_file, list_files, glob, "
+        "shell, call_device, spawn, send, complete",
+    )

@@ -1,0 +1,1 @@
+"""Typed protocol messages between actors: frozen attrs classes, one module per protocol."""

@@ -1,0 +1,93 @@
+"""Messages of the kernel protocol: spawning, signals, exits, inter-process mail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from rnix_actors.kernel.process import ExitStatus, ProcessState, Signal
+from rnix_actors.templates import AgentTemplate
+
+
+@attrs.frozen
+class SpawnRequest:
+    """Ask the kernel to start a process (answered with the new PID or a `SpawnError`).
+
+    ``parent_pid`` with ``agent_spawn=True`` is the spawn tool: depth grows by one and the
+    devices narrow to the parent's. Every other path (API, CLI, supervisor, compose) starts at
+    depth 0 with at most the template's devices. ``owner`` (an actor ref) is told
+    `ProcessExited` when the process ends, in addition to the parent.
+    """
+
+    template: AgentTemplate | str
+    intent: str
+    parent_pid: int = 0
+    agent_spawn: bool = False
+    devices: tuple[str, ...] | None = None
+    workdir: Path | None = None
+    max_steps: int | None = None
+    model: str | None = None
+    owner: Any = None
+    origin: str = "api"
+
+
+@attrs.frozen
+class SendSignal:
+    """Deliver a signal; answered with the action taken (e.g. ``killed``, ``suspended: 3``)."""
+
+    pid: int
+    signal: Signal
+    origin: str = "user"
+
+
+@attrs.frozen
+class ProcessStateChanged:
+    """From an agent process: it changed state itself (running ⇄ suspended)."""
+
+    pid: int
+    state: ProcessState
+    exit: ExitStatus | None
+    tokens_used: int
+    steps: int
+
+
+@attrs.frozen
+class ProcessExited:
+    """From an agent process to the kernel, and from the kernel to owners and parents."""
+
+    pid: int
+    exit: ExitStatus
+    tokens_used: int
+    steps: int
+    template: str = ""
+
+
+@attrs.frozen
+class DeliverMail:
+    """A message from one process to another (the ``send`` tool)."""
+
+    sender: int
+    recipient: int
+    text: str
+
+
+@attrs.frozen
+class GraceExpired:
+    """SIGTERM grace period ran out: the kernel escalates to SIGKILL if the process lives on."""
+
+    pid: int
+    origin: str
+
+
+@attrs.frozen
+class QueryTable:
+    """Ask the kernel for a consistent snapshot of the process table."""
+
+
+@attrs.frozen
+class Shutdown:
+    """Kill every live process and stop (answered when done)."""
+
+    origin: str = "system"

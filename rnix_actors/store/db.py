@@ -1,0 +1,181 @@
+"""SQLite persistence: schema versioning, PID allocation, process history (DESIGN §4, §10).
+
+WAL mode, one transaction per change, so a kill at any moment leaves a consistent file. The
+kernel actor owns a writer `Store`; readers (CLI ``ps --all``) open their own.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
+
+SCHEMA_VERSION = 1
+PID_BLOCK = 64
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE processes (
+        pid INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        ppid INTEGER NOT NULL,
+        template TEXT NOT NULL,
+        intent TEXT NOT NULL,
+        state TEXT NOT NULL,
+        depth INTEGER NOT NULL,
+        allowed_devices TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        ended_at REAL,
+        exit_code INTEGER,
+        exit_reason TEXT NOT NULL DEFAULT '',
+        result TEXT NOT NULL DEFAULT '',
+        tokens_used INTEGER NOT NULL DEFAULT 0,
+        steps INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX processes_template ON processes(template);
+    """,
+}
+
+
+class Store:
+    """A connection to ``<state_dir>/rnix.db`` with the project's schema applied.
+
+    Thread-safe through one lock; meant to be used mostly from one actor thread.
+    Later issues add their tables as new entries of the migrations map.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+        self._pid_next = 0
+        self._pid_limit = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one IMMEDIATE transaction (committed, or rolled back on error)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            current = 0 if row is None else int(row[0])
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: schema version {current} is newer than this rnix-actors "
+                    f"({SCHEMA_VERSION}); upgrade rnix-actors or use another state dir"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    def allocate_pid(self) -> int:
+        """Return a PID never handed out before in this state dir.
+
+        PIDs are reserved in blocks (one transaction per block); a crash skips the rest of a
+        block, which keeps the never-reused guarantee.
+        """
+        with self._lock:
+            if self._pid_next >= self._pid_limit:
+                with self.transaction() as conn:
+                    row = conn.execute("SELECT value FROM counters WHERE name='pid'").fetchone()
+                    start = 1 if row is None else int(row[0])
+                    conn.execute(
+                        "INSERT INTO counters(name, value) VALUES('pid', ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                        (start + PID_BLOCK,),
+                    )
+                self._pid_next, self._pid_limit = start, start + PID_BLOCK
+            pid = self._pid_next
+            self._pid_next += 1
+            return pid
+
+    def save_process(self, info: ProcessInfo) -> None:
+        """Insert or update one process row (one transaction)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO processes(pid, uuid, ppid, template, intent, state, depth, "
+                "allowed_devices, created_at, ended_at, exit_code, exit_reason, result, "
+                "tokens_used, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(pid) DO UPDATE SET state=excluded.state, "
+                "ended_at=excluded.ended_at, exit_code=excluded.exit_code, "
+                "exit_reason=excluded.exit_reason, result=excluded.result, "
+                "tokens_used=excluded.tokens_used, steps=excluded.steps",
+                (
+                    info.pid,
+                    info.uuid,
+                    info.ppid,
+                    info.template,
+                    info.intent,
+                    str(info.state),
+                    info.depth,
+                    json.dumps(list(info.allowed_devices)),
+                    info.created_at,
+                    info.ended_at,
+                    info.exit_code,
+                    info.exit_reason,
+                    info.result,
+                    info.tokens_used,
+                    info.steps,
+                ),
+            )
+
+    def list_processes(self, limit: int = 1000) -> list[ProcessInfo]:
+        """The most recent processes, newest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT pid, uuid, ppid, template, intent, state, depth, allowed_devices, "
+                "created_at, exit_code, exit_reason, result, tokens_used, steps, ended_at "
+                "FROM processes ORDER BY pid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_row_to_info(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _row_to_info(row: tuple[Any, ...]) -> ProcessInfo:
+    return ProcessInfo(
+        pid=int(row[0]),
+        uuid=str(row[1]),
+        ppid=int(row[2]),
+        template=str(row[3]),
+        intent=str(row[4]),
+        state=ProcessState(str(row[5])),
+        depth=int(row[6]),
+        allowed_devices=tuple(json.loads(str(row[7]))),
+        created_at=float(row[8]),
+        exit_code=None if row[9] is None else int(row[9]),
+        exit_reason=str(row[10]),
+        result=str(row[11]),
+        tokens_used=int(row[12]),
+        steps=int(row[13]),
+        ended_at=None if row[14] is None else float(row[14]),
+    )

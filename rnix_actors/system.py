@@ -1,0 +1,324 @@
+"""`System`: the embeddable actor system and the public Python API.
+
+    from rnix_actors import System
+
+    with System(project_dir=".") as system:
+        pid = system.spawn("code-analyst", "review this repo")
+        info = system.wait(pid, timeout=60)
+        print(info.exit_code, info.result)
+
+A system owns a kernel actor, an event bus actor and one actor per agent process. It reads the
+shipped defaults (``conf/``) and the project's ``.rnix/`` (config, agents, skills) and keeps its
+state (SQLite, per-process ``events.jsonl``) in the state dir (``.rnix/`` by default,
+``RNIX_STATE_DIR`` or ``state_dir=`` to move it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+from rnix_actors.config import Config, load_config
+from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse
+from rnix_actors.drivers.python import PythonDriver
+from rnix_actors.drivers.replay import ReplayDriver
+from rnix_actors.errors import NoSuchProcess, SpawnError, SystemStopped
+from rnix_actors.kernel.base import ThreadTracker
+from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, HostDevice
+from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, Unsubscribe
+from rnix_actors.kernel.fs import FileSystemDevice
+from rnix_actors.kernel.guards import Guard
+from rnix_actors.kernel.kernel import AddGuard, Kernel, KernelDeps
+from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
+from rnix_actors.kernel.procfs import ProcDevice
+from rnix_actors.kernel.shell import ShellDevice
+from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.loader import load_skills, load_templates
+from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
+from rnix_actors.paths import shipped_conf_dir
+from rnix_actors.store.db import Store
+from rnix_actors.templates import AgentTemplate, Skill
+
+log = logging.getLogger(__name__)
+
+ASK_TIMEOUT = 30.0
+SETTLED = (ProcessState.DEAD, ProcessState.SUSPENDED)
+
+
+def resolve_state_dir(project_dir: Path, state_dir: Path | str | None) -> Path:
+    """``state_dir`` argument > ``RNIX_STATE_DIR`` > ``<project>/.rnix``."""
+    if state_dir is not None:
+        return Path(state_dir).resolve()
+    env = os.environ.get("RNIX_STATE_DIR")
+    if env:
+        return Path(env).resolve()
+    return project_dir / ".rnix"
+
+
+class Subscription:
+    """Returned by `System.subscribe`; call `cancel` (or use as a context manager) to stop."""
+
+    def __init__(self, bus: pykka.ActorRef[EventBus], key: int) -> None:
+        self._bus = bus
+        self.key = key
+
+    def cancel(self) -> None:
+        if self._bus.is_alive():
+            self._bus.ask(Unsubscribe(self.key), timeout=ASK_TIMEOUT)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+class System:
+    """One actor system: kernel, event bus, agent processes, devices, drivers and templates.
+
+    Nothing starts until `start` (or ``with System(...)``). All methods are thread-safe.
+    """
+
+    def __init__(
+        self,
+        project_dir: Path | str | None = None,
+        *,
+        state_dir: Path | str | None = None,
+        config: Config | None = None,
+        load_project: bool = True,
+    ) -> None:
+        self.project_dir = Path(project_dir or Path.cwd()).resolve()
+        self.state_dir = resolve_state_dir(self.project_dir, state_dir)
+        project_rnix = self.project_dir / ".rnix"
+        self.config = config or load_config(project_rnix / "config.yaml" if load_project else None)
+        conf_dirs = [shipped_conf_dir()] + ([project_rnix] if load_project else [])
+        self._skills: dict[str, Skill] = load_skills(conf_dirs)
+        self._templates: dict[str, AgentTemplate] = load_templates(conf_dirs, self._skills)
+        self._drivers: dict[str, Driver] = {}
+        self.devices = DeviceRegistry()
+        self.table = ProcessTable()
+        self.tracker = ThreadTracker()
+        self._lock = threading.Lock()
+        self._keys = itertools.count(1)
+        self._kernel: pykka.ActorRef[Kernel] | None = None
+        self._bus: pykka.ActorRef[EventBus] | None = None
+        self._store: Store | None = None
+        self.replay = ReplayDriver()
+        self.register_driver(self.replay)
+        self.devices.register("/dev/fs", FileSystemDevice())
+        self.devices.register("/dev/shell", ShellDevice(self.config.kernel.shell_timeout))
+        self.devices.register("/proc", ProcDevice(self._proc_status))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> System:
+        with self._lock:
+            if self._kernel is not None:
+                return self
+            self._store = Store(self.state_dir / "rnix.db")
+            log_dir = self.state_dir if self.config.kernel.event_log else None
+            self._bus = EventBus.start(log_dir, self.tracker)
+            deps = KernelDeps(
+                store=self._store,
+                table=self.table,
+                bus=self._bus,
+                devices=self.devices,
+                drivers=lambda name: self._drivers.get(name),
+                templates=lambda name: self._templates.get(name),
+                skills=lambda: self._skills,
+                workdir=self.project_dir,
+                sigterm_grace=self.config.kernel.sigterm_grace,
+                tracker=self.tracker,
+            )
+            self._kernel = Kernel.start(deps)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Kill every live process, stop all actors and join their threads.
+
+        Threads that are still blocked in a call that ignores cancellation (a host device or
+        driver) after ``timeout`` seconds are logged and abandoned.
+        """
+        with self._lock:
+            kernel, bus, store = self._kernel, self._bus, self._store
+            self._kernel = self._bus = None
+            self._store = None
+        if kernel is None or bus is None or store is None:
+            return
+        try:
+            kernel.ask(Shutdown("system"), timeout=timeout)
+        finally:
+            kernel.stop(timeout=timeout)
+            # Agents still finishing a step may emit events: keep the bus until they stop.
+            bus_thread = bus.proxy().thread.get(timeout=timeout)
+            self.tracker.join(timeout / 2, exclude=frozenset({bus_thread}))
+            bus.ask(Flush(), timeout=timeout)
+            bus.stop(timeout=timeout)
+            stuck = self.tracker.join(timeout / 2)
+            for thread in stuck:
+                log.warning("thread %s did not stop within %.1fs", thread.name, timeout)
+            store.close()
+
+    def __enter__(self) -> System:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._kernel is not None
+
+    def _require(self) -> pykka.ActorRef[Kernel]:
+        kernel = self._kernel
+        if kernel is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        return kernel
+
+    # -- templates, drivers, devices ---------------------------------------------------------
+    @property
+    def templates(self) -> dict[str, AgentTemplate]:
+        return dict(self._templates)
+
+    @property
+    def skills(self) -> dict[str, Skill]:
+        return dict(self._skills)
+
+    def add_template(self, template: AgentTemplate) -> None:
+        """Define (or replace) an agent template in Python."""
+        self._templates = {**self._templates, template.name: template}
+
+    def add_skill(self, skill: Skill) -> None:
+        self._skills = {**self._skills, skill.name: skill}
+
+    def register_driver(self, driver: Driver) -> None:
+        """Make an LLM driver available to templates whose ``driver`` is ``driver.name``."""
+        self._drivers = {**self._drivers, driver.name: driver}
+
+    def register_llm(self, name: str, fn: Callable[[LLMRequest], LLMResponse | str]) -> None:
+        """Shortcut: a host callable decides each step (the python driver)."""
+        self.register_driver(PythonDriver(name, fn))
+
+    def register_device(
+        self, path: str, handler: Callable[[DeviceCall], object], description: str = ""
+    ) -> None:
+        """Register a host device: agents whose whitelist covers ``path`` may call it."""
+        self.devices.register(path, HostDevice(handler, description))
+
+    def add_guard(self, guard: Guard) -> None:
+        """Install a syscall guard; it applies to processes spawned from now on."""
+        self._require().ask(AddGuard(guard), timeout=ASK_TIMEOUT)
+
+    # -- processes ---------------------------------------------------------------------------
+    def spawn(
+        self,
+        agent: str | AgentTemplate,
+        intent: str,
+        *,
+        devices: Iterable[str] | None = None,
+        workdir: Path | str | None = None,
+        max_steps: int | None = None,
+        model: str | None = None,
+        owner: Any = None,
+        origin: str = "api",
+    ) -> int:
+        """Start an agent process at depth 0 and return its PID.
+
+        ``devices`` narrows the template's whitelist (never widens it). Raises `SpawnError`
+        for an unknown agent, an unknown driver or an empty device set.
+        """
+        if isinstance(agent, str) and agent not in self._templates:
+            known = ", ".join(sorted(self._templates)) or "none"
+            raise SpawnError(f"unknown agent '{agent}'; known agents: {known}")
+        request = SpawnRequest(
+            template=agent,
+            intent=intent,
+            devices=None if devices is None else tuple(devices),
+            workdir=None if workdir is None else Path(workdir).resolve(),
+            max_steps=max_steps,
+            model=model,
+            owner=owner,
+            origin=origin,
+        )
+        pid: int = self._require().ask(request, block=True, timeout=ASK_TIMEOUT)
+        return pid
+
+    def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:
+        """Block until the process has exited or is suspended; return its final info.
+
+        Raises `NoSuchProcess` for an unknown PID and `TimeoutError` after ``timeout``.
+        """
+        if self.table.get(pid) is None:
+            raise NoSuchProcess(pid)
+        info = self.table.wait_for(pid, lambda p: p.state in SETTLED, timeout)
+        if info is None:
+            raise TimeoutError(f"PID {pid} still running after {timeout}s")
+        return info
+
+    def run(
+        self, agent: str | AgentTemplate, intent: str, timeout: float | None = None, **options: Any
+    ) -> ProcessInfo:
+        """Spawn and wait in one call."""
+        return self.wait(self.spawn(agent, intent, **options), timeout)
+
+    def kill(self, pid: int, signal: Signal | str = Signal.SIGTERM, origin: str = "user") -> str:
+        """Send a signal; returns what the kernel did. Raises `NoSuchProcess`."""
+        sig = signal if isinstance(signal, Signal) else Signal.parse(signal)
+        return str(self._require().ask(SendSignal(pid, sig, origin), timeout=ASK_TIMEOUT))
+
+    def pause(self, pid: int, origin: str = "user") -> str:
+        return self.kill(pid, Signal.SIGPAUSE, origin)
+
+    def resume(self, pid: int, origin: str = "user") -> str:
+        return self.kill(pid, Signal.SIGRESUME, origin)
+
+    def info(self, pid: int) -> ProcessInfo:
+        info = self.table.get(pid)
+        if info is None:
+            raise NoSuchProcess(pid)
+        return info
+
+    def ps(self, all: bool = False) -> list[ProcessInfo]:
+        """Live processes (and, with ``all``, every process this state dir ever ran)."""
+        if all:
+            store = self._store or Store(self.state_dir / "rnix.db")
+            try:
+                return sorted(store.list_processes(limit=100_000), key=lambda p: p.pid)
+            finally:
+                if store is not self._store:
+                    store.close()
+        return [p for p in self.table.list() if not p.finished]
+
+    def subscribe(self, callback: Subscriber) -> Subscription:
+        """Call ``callback(event)`` for every event, in the event bus's thread."""
+        bus = self._bus
+        if bus is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        key = next(self._keys)
+        bus.ask(Subscribe(key, callback), timeout=ASK_TIMEOUT)
+        return Subscription(bus, key)
+
+    def events_file(self, pid: int) -> Path:
+        from rnix_actors.kernel.eventbus import events_path
+
+        return events_path(self.state_dir, pid)
+
+    def _proc_status(self, pid: int) -> dict[str, Any] | None:
+        info = self.table.get(pid)
+        if info is None:
+            return None
+        data = info.to_dict()
+        data.pop("result", None)
+        return data

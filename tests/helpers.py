@@ -1,0 +1,73 @@
+"""Test helpers: scripted python-driver brains and event collectors (real threads, no mocks)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rnix_actors import AgentTemplate, Event, Limits, LLMRequest, LLMResponse, System, ToolCall
+
+
+def call(name: str, **args: Any) -> ToolCall:
+    return ToolCall(id=f"{name}-{id(args)}", name=name, input=args)
+
+
+def respond(*calls: ToolCall, content: str = "", tokens: int = 10) -> LLMResponse:
+    return LLMResponse(content=content, tool_calls=calls, input_tokens=tokens, output_tokens=0)
+
+
+def scripted(steps: Sequence[LLMResponse | str]) -> Callable[[LLMRequest], LLMResponse | str]:
+    """A brain that answers step N of every process with ``steps[N-1]``."""
+
+    def brain(request: LLMRequest) -> LLMResponse | str:
+        return steps[min(request.step, len(steps)) - 1]
+
+    return brain
+
+
+def agent(
+    system: System,
+    name: str,
+    brain: Callable[[LLMRequest], LLMResponse | str],
+    devices: Sequence[str] = ("/dev/fs", "/dev/shell"),
+    **limits: Any,
+) -> AgentTemplate:
+    """Register a python-driver template named ``name`` driven by ``brain``."""
+    system.register_llm(f"brain-{name}", brain)
+    template = AgentTemplate(
+        name=name, devices=tuple(devices), driver=f"brain-{name}", limits=Limits(**limits)
+    )
+    system.add_template(template)
+    return template
+
+
+class Collector:
+    """Collects events; `wait_for` blocks (with a timeout) until a predicate matches."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
+        with self._cond:
+            found: list[Event] = []
+
+            def check() -> bool:
+                found[:] = [e for e in self.events if predicate(e)]
+                return bool(found)
+
+            if not self._cond.wait_for(check, timeout):
+                raise AssertionError("no matching event within timeout")
+            return found[0]
+
+    def of(self, pid: int, syscall: str | None = None) -> list[Event]:
+        with self._cond:
+            return [
+                e for e in self.events if e.pid == pid and (syscall is None or e.syscall == syscall)
+            ]

@@ -1,0 +1,253 @@
+"""Tests of the /dev/shell device with real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rnix_actors.errors import DeviceError, ErrorCode
+from rnix_actors.kernel.cancel import Cancelled, CancelToken
+from rnix_actors.kernel.devices import DeviceCall
+from rnix_actors.kernel.shell import MAX_OUTPUT_BYTES, ShellDevice, filtered_environment
+
+
+def make_call(
+    workdir: Path, cancel: CancelToken | None = None, op: str = "exec", **args: Any
+) -> DeviceCall:
+    return DeviceCall(
+        pid=42,
+        device="/dev/shell",
+        subpath="",
+        op=op,
+        args=args,
+        workdir=workdir,
+        cancel=cancel if cancel is not None else CancelToken(),
+    )
+
+
+def run(workdir: Path, command: str, device: ShellDevice | None = None, **args: Any) -> str:
+    return (device or ShellDevice()).handle(make_call(workdir, command=command, **args))
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # Fields after the parenthesised command name: state, ppid, pgrp, ...
+    return text.rsplit(")", 1)[1].split()
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` runs; a zombie awaiting its (re)parent's wait() counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def live_group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry))
+    return members
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Wait up to ``timeout`` for a condition that has no event to wait on (process death)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(0.01)
+    return True
+
+
+def read_fifo(path: Path) -> str:
+    """Block until the command writes its line into the FIFO; a real synchronisation point."""
+    with open(path) as fifo:
+        return fifo.read().strip()
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+def test_output_combines_stdout_and_stderr(tmp_path: Path) -> None:
+    assert run(tmp_path, "echo out; echo err >&2") == "out\nerr\n"
+
+
+def test_non_zero_exit_appends_exit_code_and_is_not_an_error(tmp_path: Path) -> None:
+    assert run(tmp_path, "echo partial; exit 3") == "partial\n\nexit_code: 3"
+    assert run(tmp_path, "false") == "\nexit_code: 1"
+
+
+def test_runs_in_the_work_dir_with_rnix_pid(tmp_path: Path) -> None:
+    (tmp_path / "marker.txt").write_text("")
+    out = run(tmp_path, 'pwd; ls; echo "pid=$RNIX_PID"')
+    assert out.splitlines() == [os.path.realpath(tmp_path), "marker.txt", "pid=42"]
+
+
+def test_stdin_is_empty(tmp_path: Path) -> None:
+    assert run(tmp_path, "cat; echo done") == "done\n"
+
+
+def test_invalid_utf8_is_replaced(tmp_path: Path) -> None:
+    assert run(tmp_path, r"printf 'a\377b'") == "a\ufffdb"
+
+
+def test_large_output_is_truncated_with_a_marker(tmp_path: Path) -> None:
+    total = 5 * 1024 * 1024
+    out = run(tmp_path, f"head -c {total} /dev/zero | tr '\\0' a")
+    body, marker = out.rsplit("\n", 1)
+    assert body == "a" * MAX_OUTPUT_BYTES
+    assert marker == f"[output truncated: {total} bytes total]"
+
+
+# -- environment --------------------------------------------------------------------------------
+
+
+def test_host_secrets_do_not_reach_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRET_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("LC_ALL", "C")
+    out = run(tmp_path, "env")
+    names = {line.split("=", 1)[0] for line in out.splitlines()}
+    assert "SECRET_API_KEY" not in names
+    assert "sk-very-secret" not in out
+    assert {"PATH", "LC_ALL", "RNIX_PID"} <= names
+
+
+def test_filtered_environment_keeps_only_safe_names() -> None:
+    source = {"PATH": "/bin", "LC_CTYPE": "C", "AWS_SECRET_ACCESS_KEY": "x", "HOME": "/h"}
+    assert filtered_environment(source) == {"PATH": "/bin", "LC_CTYPE": "C", "HOME": "/h"}
+
+
+def test_explicit_env_replaces_the_host_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRET_API_KEY", "sk-very-secret")
+    device = ShellDevice(env={"FOO": "bar", "PATH": "/usr/bin:/bin"})
+    out = run(tmp_path, 'echo "$FOO $RNIX_PID [$SECRET_API_KEY]"', device)
+    assert out == "bar 42 []\n"
+
+
+# -- timeouts, cancellation, cleanup ------------------------------------------------------------
+
+
+def test_timeout_kills_the_process_group_promptly(tmp_path: Path) -> None:
+    command = "echo $$ > sh.pid; sleep 30 & echo $! > sleep.pid; wait"
+    start = time.monotonic()
+    with pytest.raises(DeviceError) as info:
+        run(tmp_path, command, timeout=1)
+    elapsed = time.monotonic() - start
+    assert info.value.code == ErrorCode.TIMEOUT
+    assert info.value.message == "command timed out after 1s"
+    assert elapsed < 5
+    shell_pid = int((tmp_path / "sh.pid").read_text())
+    sleep_pid = int((tmp_path / "sleep.pid").read_text())
+    assert eventually(lambda: not alive(sleep_pid))
+    assert not alive(shell_pid)  # reaped by the device before it raised
+    assert eventually(lambda: not live_group_members(shell_pid))
+
+
+def test_timeout_is_capped_at_ten_times_the_default(tmp_path: Path) -> None:
+    device = ShellDevice(default_timeout=0.1)
+    start = time.monotonic()
+    with pytest.raises(DeviceError) as info:
+        run(tmp_path, "sleep 30", device, timeout=1000)
+    assert info.value.code == ErrorCode.TIMEOUT
+    assert info.value.message == "command timed out after 1s"
+    assert time.monotonic() - start < 5
+
+
+def test_cancellation_from_another_thread_kills_the_command(tmp_path: Path) -> None:
+    fifo = tmp_path / "ready.fifo"
+    os.mkfifo(fifo)
+    token = CancelToken()
+    command = "sleep 30 & echo $! > sleep.pid; echo $$ > ready.fifo; wait"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(ShellDevice().handle, make_call(tmp_path, token, command=command))
+        shell_pid = int(read_fifo(fifo))
+        start = time.monotonic()
+        token.cancel("killed")
+        with pytest.raises(Cancelled, match="killed"):
+            future.result(timeout=5)
+        assert time.monotonic() - start < 5
+    sleep_pid = int((tmp_path / "sleep.pid").read_text())
+    assert eventually(lambda: not alive(sleep_pid))
+    assert not alive(shell_pid)
+    assert eventually(lambda: not live_group_members(shell_pid))
+
+
+def test_cancel_token_deadline_bounds_the_wait(tmp_path: Path) -> None:
+    token = CancelToken(deadline=time.monotonic() + 0.3)
+    start = time.monotonic()
+    with pytest.raises(Cancelled, match="timeout"):
+        ShellDevice().handle(make_call(tmp_path, token, command="sleep 30"))
+    assert time.monotonic() - start < 5
+
+
+def test_already_cancelled_token_runs_nothing(tmp_path: Path) -> None:
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        ShellDevice().handle(make_call(tmp_path, token, command="touch ran"))
+    assert not (tmp_path / "ran").exists()
+
+
+def test_background_jobs_do_not_hold_the_call_and_are_killed(tmp_path: Path) -> None:
+    start = time.monotonic()
+    out = run(tmp_path, "sleep 30 & echo $! > bg.pid; echo started")
+    assert out == "started\n"
+    assert time.monotonic() - start < 5
+    bg_pid = int((tmp_path / "bg.pid").read_text())
+    assert eventually(lambda: not alive(bg_pid))
+
+
+# -- argument errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("op", "args"),
+    [
+        ("run", {"command": "true"}),
+        ("exec", {}),
+        ("exec", {"command": ""}),
+        ("exec", {"command": ["ls"]}),
+        ("exec", {"command": "true", "timeout": 0}),
+        ("exec", {"command": "true", "timeout": -1}),
+        ("exec", {"command": "true", "timeout": "5"}),
+        ("exec", {"command": "true", "timeout": True}),
+        ("exec", {"command": "true", "timeout": float("nan")}),
+    ],
+)
+def test_bad_arguments_are_invalid(tmp_path: Path, op: str, args: dict[str, Any]) -> None:
+    with pytest.raises(DeviceError) as info:
+        ShellDevice().handle(make_call(tmp_path, op=op, **args))
+    assert info.value.code == ErrorCode.INVALID
+    assert info.value.path == "/dev/shell"
+
+
+def test_missing_work_dir_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(DeviceError) as info:
+        run(tmp_path / "missing", "true")
+    assert info.value.code == ErrorCode.NOT_FOUND
+
+
+def test_default_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="default_timeout"):
+        ShellDevice(default_timeout=0)
