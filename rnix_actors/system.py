@@ -310,6 +310,13 @@ class System:
         bus.ask(Subscribe(key, callback), timeout=ASK_TIMEOUT)
         return Subscription(bus, key)
 
+    def sync_events(self, timeout: float = ASK_TIMEOUT) -> None:
+        """Return once every event published before this call reached the subscribers and
+        the logs (the bus handles messages in order)."""
+        bus = self._bus
+        if bus is not None:
+            bus.ask(Flush(), timeout=timeout)
+
     def events_file(self, pid: int) -> Path:
         from rnix_actors.kernel.eventbus import events_path
 

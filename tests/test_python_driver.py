@@ -52,7 +52,9 @@ def test_exceptions_become_driver_errors() -> None:
     def broken(req: LLMRequest) -> str:
         raise ValueError("boom")
 
-    with pytest.raises(DriverError, match=r"^python driver 'host' failed: boom$") as info:
+    with pytest.raises(
+        DriverError, match=r"^python driver 'host' failed: ValueError: boom$"
+    ) as info:
         PythonDriver("host", broken).complete(request(), CancelToken())
     assert isinstance(info.value.__cause__, ValueError)
 
@@ -61,7 +63,7 @@ def test_system_exit_does_not_escape() -> None:
     def leaving(req: LLMRequest) -> str:
         raise SystemExit(3)
 
-    with pytest.raises(DriverError, match="failed: 3"):
+    with pytest.raises(DriverError, match="failed: SystemExit: 3"):
         PythonDriver("host", leaving).complete(request(), CancelToken())
 
 

@@ -29,10 +29,12 @@ def event_line(event: Event) -> str:
         return f"{tag} {event.syscall} {_short(event.args)}"
     if event.syscall == "Exit":
         return ""
+    if event.syscall == "Complete":
+        return f"{tag} step {event.step}: complete → {_short(event.args.get('result', ''))}"
     if event.error:
         return f"{tag} step {event.step}: {event.syscall} {event.device} ✗ {_short(event.error)}"
     target = event.args.get("path") or event.args.get("command") or event.args.get("pattern")
-    where = f"{event.device} {target}" if target else (event.device or "")
+    where = f"{event.device} {_short(target, 50)}" if target else (event.device or "")
     return f"{tag} step {event.step}: {event.syscall} {where} → {_short(event.result or '')}"
 
 

@@ -85,6 +85,14 @@ class Driver(Protocol):
 
     def complete(self, request: LLMRequest, cancel: CancelToken) -> LLMResponse: ...
 
+    def prepare(self, model: str) -> None:
+        """Check ``model`` before a process starts; raise a `RnixError` naming the fix.
+
+        Lets a spawn fail cleanly (nothing half-started) on a missing replay script, an
+        unknown model name or a missing API key.
+        """
+        ...
+
     def release(self, pid: int) -> None:
         """Forget per-process state (cursors, sessions) once the process has exited."""
         ...

@@ -51,7 +51,7 @@ class PythonDriver:
         # BaseException on purpose: a SystemExit or KeyboardInterrupt escaping an actor thread
         # would stop every actor (DESIGN §3), so it is reported like any other failure.
         except BaseException as exc:
-            detail = str(exc) or type(exc).__name__
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise DriverError(f"python driver '{self.name}' failed: {detail}") from exc
         if isinstance(result, LLMResponse):
             return result
@@ -66,6 +66,9 @@ class PythonDriver:
             f"python driver '{self.name}' returned {type(result).__name__}: "
             "return an LLMResponse or a str (the final answer)"
         )
+
+    def prepare(self, model: str) -> None:
+        """Nothing to check: the host function is the model."""
 
     def release(self, pid: int) -> None:
         """Nothing to forget: the host function keeps its own state, if any."""

@@ -295,6 +295,10 @@ class ReplayDriver:
             self._cursors[request.pid] = index + 1
         return _to_llm_response(response, request)
 
+    def prepare(self, model: str) -> None:
+        """Fail before a spawn if the script is missing or invalid (`ConfigError`)."""
+        self.load(model)
+
     def release(self, pid: int) -> None:
         """Forget the cursor of ``pid`` (a new process with that PID would start over)."""
         with self._lock:

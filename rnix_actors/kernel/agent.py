@@ -264,9 +264,8 @@ class AgentProcess(RnixActor):
                 # more children.
                 self._finish(
                     ExitCode.ERROR,
-                    f"circuit_breaker: runaway spawn chain below "
-                    f"PID {self.pid} (child PID {child}: "
-                    f"{msg.exit.reason})",
+                    f"circuit_breaker: runaway spawn chain (child PID {child} tripped on "
+                    f"{SPAWN_FINGERPRINT})",
                 )
                 return
         if self.breaker.tripped_reason:

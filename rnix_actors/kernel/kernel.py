@@ -149,6 +149,8 @@ class Kernel(RnixActor):
                 f"agent '{template.name}' uses driver '{template.driver}', which is not "
                 "registered; register it with System.register_driver() or fix the template"
             )
+        model = req.model or template.model
+        driver.prepare(model)
         pid = self.deps.store.allocate_pid()
         info = ProcessInfo(
             pid=pid,
@@ -173,7 +175,7 @@ class Kernel(RnixActor):
             denied=frozenset(),
             workdir=req.workdir or self.deps.workdir,
             max_steps=template.limits.max_steps if req.max_steps is None else req.max_steps,
-            model=req.model or template.model,
+            model=model,
             driver=driver,
             devices=self.deps.devices,
             guards=self.guards,

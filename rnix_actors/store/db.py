@@ -157,7 +157,15 @@ class Store:
         return [_row_to_info(row) for row in rows]
 
     def close(self) -> None:
+        """Give back the unused rest of the PID block (if no one reserved after us), close."""
         with self._lock:
+            if self._pid_next < self._pid_limit:
+                with self.transaction() as conn:
+                    conn.execute(
+                        "UPDATE counters SET value = ? WHERE name = 'pid' AND value = ?",
+                        (self._pid_next, self._pid_limit),
+                    )
+                self._pid_next = self._pid_limit = 0
             self._conn.close()
 
 
