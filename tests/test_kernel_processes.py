@@ -10,6 +10,7 @@ from helpers import Collector, agent, call, respond, scripted
 
 from rnix_actors import (
     AgentTemplate,
+    ConfigError,
     DeviceCall,
     LLMRequest,
     LLMResponse,
@@ -272,3 +273,36 @@ def test_wait_and_kill_unknown_pid(system: System) -> None:
         system.wait(999, 1)
     with pytest.raises(NoSuchProcess):
         system.kill(999)
+
+
+def test_a_bad_replay_script_fails_the_spawn_and_starts_nothing(
+    system: System, tmp_path: Path
+) -> None:
+    script = tmp_path / "broken.yaml"
+    script.write_text('version: "1"\nresponses:\n  - contnt: typo\n')
+    system.add_template(AgentTemplate(name="broken", devices=("/dev/fs",), model=str(script)))
+    with pytest.raises(ConfigError, match=r"broken.yaml:3.*contnt"):
+        system.spawn("broken", "x")
+    assert system.ps(all=True) == []
+
+
+def test_an_exhausted_replay_script_is_a_clear_error(system: System, tmp_path: Path) -> None:
+    script = tmp_path / "short.yaml"
+    script.write_text('version: "1"\nresponses:\n  - tool_calls: [{name: list_files}]\n')
+    system.add_template(AgentTemplate(name="short", devices=("/dev/fs",), model=str(script)))
+    info = system.run("short", "x", timeout=10)
+    assert info.exit_code == 1
+    assert "exhausted after 1 responses (PID 1 asked for response 2)" in info.exit_reason
+
+
+def test_project_templates_override_shipped_ones(project: Path) -> None:
+    agents = project / ".rnix" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "code-analyst.yaml").write_text(
+        "name: code-analyst\ndriver: house-model\ndevices: [/dev/fs]\n"
+    )
+    with System(project) as system:
+        system.register_llm("house-model", lambda r: "house answer")
+        assert system.templates["code-analyst"].driver == "house-model"
+        assert system.run("code-analyst", "x", timeout=10).result == "house answer"
+        assert "doc-writer" in system.templates
