@@ -94,6 +94,37 @@ class Store:
             else:
                 conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
+    def ensure_schema(self, component: str, migrations: dict[int, str]) -> None:
+        """Apply a component's own migrations (``version → SQL statements``) once each.
+
+        Later subsystems (immune, topology, supervision) keep their tables here without
+        touching the kernel's schema; each has its own version row.
+        """
+        latest = max(migrations)
+        with self.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS component_schema "
+                "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            row = conn.execute(
+                "SELECT version FROM component_schema WHERE component = ?", (component,)
+            ).fetchone()
+            current = 0 if row is None else int(row[0])
+            if current > latest:
+                raise RuntimeError(
+                    f"{self.path}: {component} schema version {current} is newer than this "
+                    f"rnix-actors ({latest}); upgrade rnix-actors or use another state dir"
+                )
+            for version in range(current + 1, latest + 1):
+                for statement in migrations[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(
+                "INSERT INTO component_schema(component, version) VALUES (?, ?) "
+                "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                (component, latest),
+            )
+
     def allocate_pid(self) -> int:
         """Return a PID never handed out before in this state dir.
 

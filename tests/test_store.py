@@ -1,0 +1,101 @@
+"""SQLite store: schema versions, PID allocation, component schemas (real SQLite files)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
+from rnix_actors.store.db import PID_BLOCK, Store
+
+
+def test_pids_are_dense_after_clean_close_and_skip_after_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "rnix.db"
+    store = Store(path)
+    assert [store.allocate_pid() for _ in range(3)] == [1, 2, 3]
+    store.close()
+    crashed = Store(path)
+    assert crashed.allocate_pid() == 4
+    # Simulate a crash: the block is never given back, so the next store skips it.
+    crashed._conn.close()
+    store = Store(path)
+    assert store.allocate_pid() == 4 + PID_BLOCK
+    store.close()
+
+
+def test_two_stores_on_one_state_dir_never_share_a_pid(tmp_path: Path) -> None:
+    a, b = Store(tmp_path / "rnix.db"), Store(tmp_path / "rnix.db")
+    pids = [a.allocate_pid(), b.allocate_pid(), a.allocate_pid(), b.allocate_pid()]
+    a.close()
+    b.close()
+    c = Store(tmp_path / "rnix.db")
+    pids.append(c.allocate_pid())
+    c.close()
+    assert len(set(pids)) == len(pids)
+
+
+def test_process_rows_round_trip(tmp_path: Path) -> None:
+    store = Store(tmp_path / "rnix.db")
+    info = ProcessInfo(
+        1, "u-1", 0, "t", "intent", ProcessState.RUNNING, 0, ("/dev/fs",), time.time()
+    )
+    store.save_process(info)
+    store.save_process(
+        ProcessInfo(
+            1,
+            "u-1",
+            0,
+            "t",
+            "intent",
+            ProcessState.DEAD,
+            0,
+            ("/dev/fs",),
+            info.created_at,
+            exit_code=0,
+            exit_reason="completed",
+            result="r",
+            tokens_used=5,
+            steps=2,
+            ended_at=time.time(),
+        )
+    )
+    (row,) = store.list_processes()
+    assert (row.state, row.exit_code, row.result, row.allowed_devices) == (
+        ProcessState.DEAD,
+        0,
+        "r",
+        ("/dev/fs",),
+    )
+    store.close()
+
+
+def test_component_schemas_apply_once_and_refuse_newer(tmp_path: Path) -> None:
+    path = tmp_path / "rnix.db"
+    store = Store(path)
+    store.ensure_schema("immune", {1: "CREATE TABLE profiles (k TEXT PRIMARY KEY)"})
+    store.ensure_schema(
+        "immune",
+        {
+            1: "CREATE TABLE profiles (k TEXT PRIMARY KEY)",
+            2: "ALTER TABLE profiles ADD COLUMN v REAL",
+        },
+    )
+    store.ensure_schema(
+        "immune",
+        {
+            1: "CREATE TABLE profiles (k TEXT PRIMARY KEY)",
+            2: "ALTER TABLE profiles ADD COLUMN v REAL",
+        },
+    )
+    store.close()
+    conn = sqlite3.connect(path)
+    assert [r[1] for r in conn.execute("PRAGMA table_info(profiles)")] == ["k", "v"]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    store = Store(path)
+    with pytest.raises(RuntimeError, match="immune schema version 2 is newer"):
+        store.ensure_schema("immune", {1: "CREATE TABLE profiles (k TEXT PRIMARY KEY)"})
+    store.close()
