@@ -231,12 +231,14 @@ class System:
         workdir: Path | str | None = None,
         max_steps: int | None = None,
         model: str | None = None,
+        driver: str | None = None,
         owner: Any = None,
         origin: str = "api",
     ) -> int:
         """Start an agent process at depth 0 and return its PID.
 
-        ``devices`` narrows the template's whitelist (never widens it). Raises `SpawnError`
+        ``devices`` narrows the template's whitelist (never widens it); ``driver`` and
+        ``model`` override the template's LLM provider and model. Raises `SpawnError`
         for an unknown agent, an unknown driver or an empty device set.
         """
         if isinstance(agent, str) and agent not in self._templates:
@@ -249,6 +251,7 @@ class System:
             workdir=None if workdir is None else Path(workdir).resolve(),
             max_steps=max_steps,
             model=model,
+            driver=driver,
             owner=owner,
             origin=origin,
         )

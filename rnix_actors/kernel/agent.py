@@ -122,19 +122,20 @@ class AgentProcess(RnixActor):
         if response is None:
             return
         self.tokens += response.tokens
-        self.emit(
-            "ReasonStep",
-            args={"tool_calls": len(response.tool_calls)},
-            duration_ms=(time.monotonic() - started) * 1000,
-            tokens=response.tokens,
-        )
-        if not response.tool_calls:
+        duration_ms = (time.monotonic() - started) * 1000
+        args = {"tool_calls": len(response.tool_calls)}
+        self.emit("ReasonStep", args=args, duration_ms=duration_ms, tokens=response.tokens)
+        verdict = self.syscalls.check_step(self.step, args, response.tokens, duration_ms)
+        if not response.tool_calls and verdict is None:
             self.result = response.content
             self.messages.append(Message("assistant", response.content))
             self._finish(ExitCode.COMPLETED, "completed")
             return
         self.messages.append(Message("assistant", response.content, response.tool_calls))
         self.pending.extend(response.tool_calls)
+        if verdict is not None:
+            self._suspend(ExitCode.SUSPENDED, verdict)
+            return
         self._run_pending()
 
     def _call_llm(self) -> LLMResponse | None:

@@ -38,6 +38,26 @@ class SyscallRunner:
         self.spec = spec
         self.emit = emit
 
+    def check_step(
+        self, step: int, args: dict[str, Any], tokens: int, duration_ms: float
+    ) -> str | None:
+        """Show a model answer to the guards; return a suspension reason if one objects."""
+        spec = self.spec
+        device = f"/dev/llm/{spec.driver.name}"
+        attempt = SyscallAttempt(
+            spec.pid, spec.template.name, step, "ReasonStep", device, args, tokens, duration_ms
+        )
+        for guard in spec.guards:
+            verdict = guard(attempt)
+            if verdict.action != "allow":
+                self.emit(
+                    "Blocked",
+                    device,
+                    {"syscall": "ReasonStep", "reason": verdict.reason, "origin": verdict.origin},
+                )
+                return f"{verdict.reason} (by {verdict.origin})"
+        return None
+
     def device_call(self, call: ToolCall, plan: ToolPlan, step: int) -> Outcome:
         spec = self.spec
         path = plan.device
@@ -57,7 +77,11 @@ class SyscallRunner:
                     {"syscall": plan.syscall, "reason": verdict.reason, "origin": verdict.origin},
                 )
                 text = f"Tool error ({call.name}): blocked by {verdict.origin}: {verdict.reason}"
-                suspend = verdict.reason if verdict.action == "suspend" else None
+                suspend = (
+                    f"{verdict.reason} (by {verdict.origin})"
+                    if verdict.action == "suspend"
+                    else None
+                )
                 return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend_reason=suspend)
         started = time.monotonic()
         try:

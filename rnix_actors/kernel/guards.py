@@ -15,12 +15,19 @@ import attrs
 
 @attrs.frozen
 class SyscallAttempt:
+    """A syscall about to run, or (``syscall == "ReasonStep"``) a model answer about to be
+    acted on: then ``tokens`` and ``duration_ms`` describe the LLM call and ``args`` holds the
+    number of tool calls. A non-allow verdict on a step suspends the process before any of
+    the step's tool calls runs."""
+
     pid: int
     template: str
     step: int
     syscall: str
     device: str
     args: Mapping[str, Any]
+    tokens: int = 0
+    duration_ms: float = 0.0
 
 
 @attrs.frozen

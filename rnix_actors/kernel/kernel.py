@@ -143,10 +143,11 @@ class Kernel(RnixActor):
             effective_devices(template, self.deps.skills()),
             req.devices,
         )
-        driver = self.deps.drivers(template.driver)
+        driver_name = req.driver or template.driver
+        driver = self.deps.drivers(driver_name)
         if driver is None:
             raise SpawnError(
-                f"agent '{template.name}' uses driver '{template.driver}', which is not "
+                f"agent '{template.name}' uses driver '{driver_name}', which is not "
                 "registered; register it with System.register_driver() or fix the template"
             )
         model = req.model or template.model

@@ -29,6 +29,7 @@ class SpawnRequest:
     workdir: Path | None = None
     max_steps: int | None = None
     model: str | None = None
+    driver: str | None = None
     owner: Any = None
     origin: str = "api"
 
