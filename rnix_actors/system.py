@@ -178,6 +178,14 @@ class System:
         self.stop()
 
     @property
+    def store(self) -> Store:
+        """The open SQLite store (subsystems keep their tables in it)."""
+        store = self._store
+        if store is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        return store
+
+    @property
     def running(self) -> bool:
         return self._kernel is not None
 
