@@ -19,6 +19,10 @@ from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.process import ExitCode, ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH
 from rnix_actors.messages.events import Event
+from rnix_actors.supervision.messages import MigrationAnswer, MigrationOffer
+from rnix_actors.supervision.service import SupervisorHandle
+from rnix_actors.supervision.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
+from rnix_actors.supervision.views import ChildView, SupervisorView
 from rnix_actors.system import Subscription, System
 from rnix_actors.templates import AgentTemplate, Limits, Skill
 
@@ -27,6 +31,9 @@ __version__ = "0.1.0"
 __all__ = [
     "MAX_SPAWN_DEPTH",
     "AgentTemplate",
+    "Backoff",
+    "ChildSpec",
+    "ChildView",
     "ConfigError",
     "DeviceCall",
     "DeviceError",
@@ -39,14 +46,21 @@ __all__ = [
     "LLMResponse",
     "Limits",
     "Message",
+    "MigrationAnswer",
+    "MigrationOffer",
     "NoSuchProcess",
     "ProcessInfo",
     "ProcessState",
+    "Restart",
     "RnixError",
     "Signal",
     "Skill",
     "SpawnError",
+    "Strategy",
     "Subscription",
+    "SupervisorHandle",
+    "SupervisorSpec",
+    "SupervisorView",
     "SyscallAttempt",
     "System",
     "SystemStopped",

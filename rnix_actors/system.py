@@ -45,6 +45,10 @@ from rnix_actors.loader import load_skills, load_templates
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
 from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.store.db import Store
+from rnix_actors.supervision.service import Supervision, SupervisorHandle
+from rnix_actors.supervision.spec import SupervisorSpec
+from rnix_actors.supervision.views import SupervisorView
+from rnix_actors.supervision.yamlspec import load_supervisors
 from rnix_actors.templates import AgentTemplate, Skill
 
 log = logging.getLogger(__name__)
@@ -111,6 +115,8 @@ class System:
         self._kernel: pykka.ActorRef[Kernel] | None = None
         self._bus: pykka.ActorRef[EventBus] | None = None
         self._store: Store | None = None
+        self._supervision: Supervision | None = None
+        self._planner: Any = None
         self.replay = ReplayDriver()
         self.register_driver(self.replay)
         self.devices.register("/dev/fs", FileSystemDevice())
@@ -138,6 +144,15 @@ class System:
                 tracker=self.tracker,
             )
             self._kernel = Kernel.start(deps)
+            self._supervision = Supervision(
+                self._kernel,
+                self._bus,
+                self.table,
+                templates=lambda name: self._templates.get(name),
+                register_driver=self.register_driver,
+                tracker=self.tracker,
+            )
+            self._supervision.planner = self._planner
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -148,10 +163,14 @@ class System:
         """
         with self._lock:
             kernel, bus, store = self._kernel, self._bus, self._store
+            supervision = self._supervision
             self._kernel = self._bus = None
             self._store = None
+            self._supervision = None
         if kernel is None or bus is None or store is None:
             return
+        if supervision is not None:
+            supervision.stop_all(timeout)  # first, so that nothing restarts what we kill
         try:
             kernel.ask(Shutdown("system"), timeout=timeout)
         finally:
@@ -228,6 +247,30 @@ class System:
     def add_guard(self, guard: Guard) -> None:
         """Install a syscall guard; it applies to processes spawned from now on."""
         self._require().ask(AddGuard(guard), timeout=ASK_TIMEOUT)
+
+    # -- supervision -------------------------------------------------------------------------
+    def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:
+        """Validate and start a supervision tree; raises `ConfigError` (nothing starts)."""
+        supervision = self._supervision
+        if supervision is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        return supervision.supervise(spec)
+
+    def load_supervisors(self, path: Path | str | None = None) -> list[SupervisorSpec]:
+        """Specs from ``path`` (default: ``<project>/.rnix/supervisors.yaml``), validated."""
+        file = Path(path) if path is not None else self.project_dir / ".rnix" / "supervisors.yaml"
+        return load_supervisors(file, lambda name: name in self._templates)
+
+    def tree(self) -> list[SupervisorView]:
+        """The supervision trees (live ones queried, finished ones with their final status)."""
+        supervision = self._supervision
+        return [] if supervision is None else supervision.views()
+
+    def set_migration_planner(self, planner: Any) -> None:
+        """The actor that supervisors offer failed tasks to (a `MigrationOffer` ask)."""
+        self._planner = planner
+        if self._supervision is not None:
+            self._supervision.planner = planner
 
     # -- processes ---------------------------------------------------------------------------
     def spawn(

@@ -54,6 +54,7 @@ def test_a_suspend_verdict_stops_the_process_before_its_next_call(system: System
     system.resume(info.pid)
     final = system.wait(info.pid, 10)
     assert (final.exit_code, final.result) == (0, "done")
+    system.sync_events()
     assert len(events.of(info.pid, "Open")) == 1  # it ran after the resume
 
 
@@ -86,4 +87,5 @@ def test_a_step_verdict_suspends_before_any_tool_call_of_the_step(system: System
     assert len(events.of(info.pid, "Open")) == 1
     system.resume(info.pid)
     assert system.wait(info.pid, 10).exit_code == 0
+    system.sync_events()
     assert len(events.of(info.pid, "Open")) == 3

@@ -57,6 +57,7 @@ def test_sigpause_suspends_the_running_subtree_and_sigresume_resumes_it(system: 
     assert (final.exit_code, final.result) == (0, "parent done")
     assert results == ["child result"]
     # No step of the child ran between its Suspend and its Resume.
+    system.sync_events()
     child_events = [e.syscall for e in events.of(child)]
     suspended_at = child_events.index("Suspend")
     resumed_at = child_events.index("Resume")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import click
 
 from rnix_actors import __version__
-from rnix_actors.cli.render import event_line, process_table, result_block
+from rnix_actors.cli.render import event_line, process_table, result_block, supervision_tree
 from rnix_actors.errors import RnixError
 from rnix_actors.messages.events import Event
 from rnix_actors.system import System
@@ -154,6 +155,75 @@ def ps(obj: Context, show_all: bool, as_json: bool) -> None:
         )
         return
     click.echo(process_table(procs))
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the final tree as JSON.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True)
+@click.pass_obj
+def supervise(obj: Context, file: Path | None, as_json: bool, timeout: float) -> None:
+    """Run the supervision trees of FILE (default .rnix/supervisors.yaml) until they finish."""
+    try:
+        system = obj.system()
+        specs = system.load_supervisors(file)
+    except RnixError as exc:
+        _fail(str(exc), as_json)
+        return
+    if not specs:
+        _fail(f"no supervisors declared in {file or '.rnix/supervisors.yaml'}", as_json)
+    with system:
+        handles = [system.supervise(spec) for spec in specs]
+        deadline = time.monotonic() + timeout
+        waiter = threading.Event()
+        while any(h.status == "running" for h in handles) and time.monotonic() < deadline:
+            waiter.wait(0.1)
+        views = system.tree()
+        live = system.ps()
+    if as_json:
+        click.echo(json.dumps({"supervisors": [v.to_dict() for v in views]}))
+    else:
+        click.echo(supervision_tree(views, live))
+    sys.exit(0 if all(h.status == "completed" for h in handles) else 1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def tree(obj: Context, as_json: bool) -> None:
+    """Show the process tree recorded in the state dir (parents and the children they spawned).
+
+    Live supervision trees are shown by the system that runs them (`System.tree()`,
+    `rnix supervise`); without a daemon this command can only read the history.
+    """
+    try:
+        procs = obj.system().ps(all=True)
+    except RnixError as exc:
+        _fail(str(exc), as_json)
+        return
+    if as_json:
+        click.echo(json.dumps({"processes": [p.to_dict() for p in procs]}, default=str))
+        return
+    children: dict[int, list[int]] = {}
+    for p in procs:
+        children.setdefault(p.ppid, []).append(p.pid)
+    by_pid = {p.pid: p for p in procs}
+
+    def walk(pid: int, prefix: str) -> None:
+        kids = children.get(pid, [])
+        for index, kid in enumerate(kids):
+            p = by_pid[kid]
+            last = index == len(kids) - 1
+            exit_text = "" if p.exit_code is None else f" exit {p.exit_code} {p.exit_reason}"
+            click.echo(
+                f"{prefix}{'└── ' if last else '├── '}PID {p.pid} {p.template} {p.state}{exit_text}"
+            )
+            walk(kid, prefix + ("    " if last else "│   "))
+
+    if not procs:
+        click.echo("No processes recorded.")
+    walk(0, "")
+    click.echo("(no daemon is running: history only)")
 
 
 @cli.command()

@@ -328,7 +328,7 @@ class Kernel(RnixActor):
     def _finalize(
         self, info: ProcessInfo, exit_status: ExitStatus, tokens: int, steps: int
     ) -> None:
-        """Record the exit (→ zombie), notify parent and owner, then reap (→ dead)."""
+        """Record the exit (→ zombie), reap (→ dead), then notify parent and owner."""
         pid = info.pid
         live = self.live.pop(pid)
         if live.timer is not None:
@@ -354,6 +354,9 @@ class Kernel(RnixActor):
             tokens=tokens,
             template=info.template,
         )
+        live.driver.release(pid)
+        # Reaped before anyone hears of it, so that whoever reacts sees a dead process.
+        self._save(attrs.evolve(ended, state=ProcessState.DEAD), check=True)
         notice = ProcessExited(pid, exit_status, tokens, steps, info.template)
         parent = self.live.get(info.ppid)
         if parent is not None and live.agent_spawn:
@@ -363,8 +366,6 @@ class Kernel(RnixActor):
                 live.owner.tell(notice)
             except pykka.ActorDeadError:
                 log.warning("owner of PID %d is gone; exit not delivered", pid)
-        live.driver.release(pid)
-        self._save(attrs.evolve(ended, state=ProcessState.DEAD), check=True)
         for child in info.children:
             if child in self.live:
                 self._terminate(child, Signal.SIGKILL, f"parent PID {pid} exited")

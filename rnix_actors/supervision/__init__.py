@@ -1,0 +1,1 @@
+"""Supervision trees with Erlang/OTP semantics (DESIGN §7)."""

@@ -1,0 +1,412 @@
+"""The Supervisor actor: executes the decisions of `SupervisorCore` (DESIGN §3, §7).
+
+Agent children are kernel processes whose owner is this actor (the kernel tells it
+`ProcessExited`); supervisor children are nested `Supervisor` actors that tell it
+`SupervisorExited`. Stopping a child blocks this actor for at most the child's ``shutdown``
+time, as an OTP supervisor does: SIGTERM, wait, SIGKILL, move on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pykka
+
+from rnix_actors.errors import RnixError
+from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.process import ProcessState, Signal
+from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.messages.events import Event
+from rnix_actors.messages.kernel import ProcessExited, SendSignal, SpawnRequest
+from rnix_actors.supervision.core import (
+    Action,
+    Finished,
+    GiveUp,
+    StartChild,
+    StopChild,
+    SupervisorCore,
+)
+from rnix_actors.supervision.messages import (
+    MigrationAnswer,
+    MigrationOffer,
+    QueryTree,
+    RestartDue,
+    StartDynamicChild,
+    StopSupervisor,
+    SupervisorExited,
+)
+from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
+from rnix_actors.supervision.views import ChildView, SupervisorView
+from rnix_actors.templates import AgentTemplate
+
+log = logging.getLogger(__name__)
+
+ASK_TIMEOUT = 10.0
+KILL_WAIT = 5.0
+
+
+@attrs.frozen
+class SupervisorDeps:
+    kernel: Any  # ActorRef[Kernel]
+    bus: Any  # ActorRef[EventBus]
+    table: ProcessTable
+    resolve_agent: Callable[[ChildSpec, str], AgentTemplate | str]
+    planner: Callable[[], Any]  # -> ActorRef of the migration planner, or None
+    on_root_exit: Callable[[SupervisorView], None]  # the root's final view
+    tracker: ThreadTracker | None = None
+    clock: Callable[[], float] = time.monotonic
+
+
+@attrs.frozen
+class _Parent:
+    ref: Any  # ActorRef[Supervisor]
+    name: str
+    incarnation: int
+
+
+class Supervisor(RnixActor):
+    def __init__(
+        self, spec: SupervisorSpec, deps: SupervisorDeps, path: str, parent: _Parent | None
+    ) -> None:
+        super().__init__(deps.tracker)
+        self.spec = spec
+        self.deps = deps
+        self.path = path
+        self.parent = parent
+        self.core = SupervisorCore(spec, deps.clock)
+        self.reason = ""
+        self.pids: dict[int, tuple[str, int]] = {}  # pid -> (child name, incarnation)
+        self.subs: dict[str, pykka.ActorRef[Supervisor]] = {}
+        self.final_views: dict[str, SupervisorView | None] = {}
+        self.timers: dict[str, threading.Timer] = {}
+        self._tickets = itertools.count(1)
+        self._pending: dict[str, int] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def started(self) -> None:
+        self._event(
+            "SupervisorStart",
+            strategy=str(self.spec.strategy),
+            max_restarts=self.spec.max_restarts,
+            max_window=self.spec.max_window,
+        )
+        self._execute(self.core.initial_actions())
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        self.core.status = "escalated"
+        self.reason = f"supervisor crashed in {where}: {type(exc).__name__}: {exc}"
+        self._stop_all(kill=True)
+        self._report_exit(abnormal=True)
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case ProcessExited(pid=pid, exit=exit_status):
+                name, incarnation = self.pids.pop(pid, ("", 0))
+                if name:
+                    self._child_down(name, incarnation, not exit_status.ok, exit_status.reason, pid)
+            case SupervisorExited(name=name, incarnation=inc, abnormal=abnormal, reason=reason):
+                self.subs.pop(name, None)
+                self.final_views[name] = message.view
+                self._child_down(name, inc, abnormal, reason, None)
+            case RestartDue(name=name, ticket=ticket):
+                if self._pending.get(name) == ticket:
+                    del self._pending[name]
+                    self.timers.pop(name, None)
+                    self._start(name)
+            case StopSupervisor(kill=kill, origin=origin):
+                self._event("SupervisorStop", origin=origin, kill=kill)
+                self._stop_all(kill)
+                self.core.status = "stopped"
+                self.reason = f"stopped by {origin}"
+                if self.parent is None:
+                    self.deps.on_root_exit(self.view())
+                self.stop()
+            case StartDynamicChild(intent=intent):
+                action = self.core.add_dynamic(intent)
+                self._execute([action])
+                return action.name
+            case QueryTree():
+                return self.view()
+        return None
+
+    # -- children ---------------------------------------------------------------------------
+    def _child_down(
+        self, name: str, incarnation: int, abnormal: bool, reason: str, pid: int | None
+    ) -> None:
+        self._event(
+            "SupervisorChildExit", child=name, child_pid=pid, abnormal=abnormal, reason=reason
+        )
+        self._execute(self.core.exited(name, incarnation, abnormal, reason))
+
+    def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case StopChild(name=name):
+                    self._stop_child(name, kill=False, mark=False)
+                case StartChild(name=name, delay=delay):
+                    if delay > 0:
+                        self._start_later(name, delay)
+                    else:
+                        self._start(name)
+                case GiveUp(child=child, reason=reason):
+                    self._give_up(child, reason)
+                    return
+                case Finished(reason=reason):
+                    self.reason = reason
+                    self._event("SupervisorExit", reason=reason)
+                    self._report_exit(abnormal=False)
+                    self.stop()
+                    return
+
+    def _start(self, name: str) -> None:
+        child = self.core.children[name]
+        if child.status not in ("starting", "restarting"):
+            return
+        if child.incarnation:
+            self._event(
+                "SupervisorRestart",
+                child=name,
+                restarts=child.restarts,
+                old_pid=child.pid,
+                strategy=str(self.spec.strategy),
+            )
+        spec = child.spec
+        try:
+            if spec.supervisor is not None:
+                incarnation = self.core.started(name, None)
+                parent = _Parent(self.actor_ref, name, incarnation)
+                self.subs[name] = Supervisor.start(
+                    spec.supervisor, self.deps, f"{self.path}/{name}", parent
+                )
+            else:
+                pid = self._spawn(spec)
+                incarnation = self.core.started(name, pid)
+                self.pids[pid] = (name, incarnation)
+                self._event(
+                    "SupervisorChildStart", child=name, child_pid=pid, incarnation=incarnation
+                )
+        except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
+            # A start failure is a failure of that child: the strategy and intensity decide.
+            incarnation = self.core.started(name, None)
+            self._child_down(name, incarnation, True, f"start failed: {exc}", None)
+
+    def _spawn(self, spec: ChildSpec) -> int:
+        agent = self.deps.resolve_agent(spec, self.path)
+        request = SpawnRequest(
+            template=agent,
+            intent=spec.intent,
+            devices=spec.devices,
+            max_steps=spec.max_steps,
+            owner=self.actor_ref,
+            origin=f"supervisor {self.path}",
+        )
+        pid: int = self.deps.kernel.ask(request, block=True, timeout=ASK_TIMEOUT)
+        return pid
+
+    def _start_later(self, name: str, delay: float) -> None:
+        ticket = next(self._tickets)
+        self._pending[name] = ticket
+        ref = self.actor_ref
+
+        def due() -> None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(RestartDue(name, ticket))
+
+        timer = threading.Timer(delay, due)
+        timer.daemon = True
+        self.timers[name] = timer
+        self._event("SupervisorBackoff", child=name, delay_s=round(delay, 3))
+        timer.start()
+
+    def _stop_child(self, name: str, kill: bool, mark: bool = True) -> None:
+        """Stop one child; ``mark=False`` when the core already decided (and may restart it)."""
+        child = self.core.children.get(name)
+        if child is None:
+            return
+        if mark:
+            self.core.stopping(name)
+        if name in self.timers:
+            self.timers.pop(name).cancel()
+            self._pending.pop(name, None)
+        sub = self.subs.pop(name, None)
+        if sub is not None:
+            try:
+                sub.ask(
+                    StopSupervisor(kill, f"supervisor {self.path}"),
+                    block=True,
+                    timeout=max(ASK_TIMEOUT, child.spec.shutdown * 4),
+                )
+            except (pykka.ActorDeadError, pykka.Timeout):
+                log.warning("%s: child supervisor %s did not stop in time", self.path, name)
+        elif child.pid is not None:
+            self.pids.pop(child.pid, None)
+            self._stop_process(child.pid, 0.0 if kill else child.spec.shutdown)
+
+    def _stop_process(self, pid: int, grace: float) -> None:
+        origin = f"supervisor {self.path}"
+
+        def dead(info: Any) -> bool:
+            return bool(info.state is ProcessState.DEAD)
+
+        if grace > 0:
+            self._signal(pid, Signal.SIGTERM, origin)
+            if self.deps.table.wait_for(pid, dead, grace) is not None:
+                return
+        self._signal(pid, Signal.SIGKILL, origin)
+        if self.deps.table.wait_for(pid, dead, KILL_WAIT) is None:
+            log.warning("%s: PID %d did not die after SIGKILL; abandoned", self.path, pid)
+
+    def _signal(self, pid: int, sig: Signal, origin: str) -> None:
+        try:
+            self.deps.kernel.ask(SendSignal(pid, sig, origin), block=True, timeout=ASK_TIMEOUT)
+        except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
+            log.warning("%s: %s to PID %d failed: %s", self.path, sig, pid, exc)
+
+    def _stop_all(self, kill: bool) -> None:
+        for name in reversed(list(self.core.children)):
+            self._stop_child(name, kill)
+
+    # -- giving up: migration, then escalation ----------------------------------------------
+    def _give_up(self, name: str, reason: str) -> None:
+        self._event(
+            "SupervisorShutdown",
+            child=name,
+            reason="max_restarts_exceeded",
+            max_restarts=self.spec.max_restarts,
+            max_window=self.spec.max_window,
+        )
+        answer = self._offer_migration(name, reason)
+        if answer is not None and answer.decision == "migrated" and answer.substitute:
+            spec = self.core.children[name].spec
+            new_spec = attrs.evolve(
+                spec, agent=answer.substitute, intent=answer.intent or spec.intent
+            )
+            self._event(
+                "SupervisorMigration",
+                child=name,
+                original=_agent_name(spec.agent),
+                substitute=answer.substitute,
+                reason=answer.reason,
+            )
+            self._execute([self.core.replace_spec(name, new_spec)])
+            return
+        self._stop_all(kill=False)
+        self.core.status = "escalated"
+        why = "" if answer is None else f"; migration {answer.decision}: {answer.reason}"
+        self.reason = (
+            f"max_restarts_exceeded: child {name!r} needed more than "
+            f"{self.spec.max_restarts} restarts in {self.spec.max_window}s "
+            f"(last exit: {reason}){why}"
+        )
+        self._event("SupervisorEscalate", child=name, reason=self.reason)
+        self._report_exit(abnormal=True)
+        self.stop()
+
+    def _offer_migration(self, name: str, reason: str) -> MigrationAnswer | None:
+        planner = self.deps.planner()
+        child = self.core.children[name]
+        if planner is None or child.spec.supervisor is not None:
+            return None
+        offer = MigrationOffer(
+            supervisor=self.path,
+            child=name,
+            template=_agent_name(child.spec.agent),
+            intent=child.spec.intent,
+            exit_reason=reason,
+            last_pid=child.pid,
+            devices=child.spec.devices,
+        )
+        try:
+            answer = planner.ask(offer, block=True, timeout=ASK_TIMEOUT)
+        except Exception as exc:  # a broken planner must not stop the escalation
+            log.warning("%s: migration planner failed: %s", self.path, exc)
+            return MigrationAnswer("declined", f"planner failed: {exc}")
+        if not isinstance(answer, MigrationAnswer):
+            return MigrationAnswer("declined", f"planner answered {type(answer).__name__}")
+        return answer
+
+    def _report_exit(self, abnormal: bool) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
+        if self.parent is None:
+            self.deps.on_root_exit(self.view())
+            return
+        message = SupervisorExited(
+            self.parent.name, self.parent.incarnation, abnormal, self.reason, self.view()
+        )
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.parent.ref.tell(message)
+
+    def on_stop(self) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
+
+    # -- views and events -------------------------------------------------------------------
+    def view(self) -> SupervisorView:
+        children = []
+        for name, child in self.core.children.items():
+            sub_view = self.final_views.get(name)
+            sub = self.subs.get(name)
+            if sub is not None:
+                try:
+                    sub_view = sub.ask(QueryTree(), block=True, timeout=2.0)
+                except (pykka.ActorDeadError, pykka.Timeout):
+                    sub_view = None
+            info = None if child.pid is None else self.deps.table.get(child.pid)
+            children.append(
+                ChildView(
+                    name=name,
+                    path=f"{self.path}/{name}",
+                    kind="supervisor" if child.spec.supervisor is not None else "agent",
+                    status=child.status,
+                    restart=str(child.spec.restart_type),
+                    restarts=child.restarts,
+                    agent=_agent_name(child.spec.agent),
+                    pid=child.pid,
+                    state="" if info is None else str(info.state),
+                    old_pids=tuple(child.old_pids),
+                    last_exit=child.last_exit,
+                    supervisor=sub_view,
+                )
+            )
+        return SupervisorView(
+            name=self.spec.name,
+            path=self.path,
+            strategy=str(self.spec.strategy),
+            status=self.core.status,
+            restarts=self.core.restart_count(),
+            max_restarts=self.spec.max_restarts,
+            max_window=self.spec.max_window,
+            children=tuple(children),
+            reason=self.reason,
+        )
+
+    def _event(self, syscall: str, child_pid: int | None = None, **args: Any) -> None:
+        args["path"] = self.path
+        if child_pid is not None:
+            args["child_pid"] = child_pid
+        self.deps.bus.tell(
+            Event(
+                ts=time.time(),
+                pid=child_pid or 0,
+                template="supervisor",
+                step=0,
+                syscall=syscall,
+                args=args,
+            )
+        )
+
+
+def _agent_name(agent: object) -> str:
+    if isinstance(agent, AgentTemplate):
+        return agent.name
+    if isinstance(agent, str):
+        return agent
+    return getattr(agent, "__name__", "callable") if agent is not None else ""

@@ -1,0 +1,77 @@
+"""Messages of the supervision protocol, and the migration seam (DESIGN §7, §9)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+
+@attrs.frozen
+class SupervisorExited:
+    """From a child supervisor to its parent: it finished (normally) or gave up (abnormal)."""
+
+    name: str
+    incarnation: int
+    abnormal: bool
+    reason: str
+    view: Any = None  # the child supervisor's final SupervisorView
+
+
+@attrs.frozen
+class RestartDue:
+    """Self-sent by a backoff timer: start ``name`` now if it is still waiting."""
+
+    name: str
+    ticket: int
+
+
+@attrs.frozen
+class StopSupervisor:
+    """Stop the subtree (children in reverse start order) and then the supervisor.
+
+    ``kill`` sends SIGKILL at once instead of SIGTERM + shutdown grace. Answered when done.
+    """
+
+    kill: bool = False
+    origin: str = "user"
+
+
+@attrs.frozen
+class StartDynamicChild:
+    """simple_one_for_one: start one more child of the template spec; answered with its name."""
+
+    intent: str
+
+
+@attrs.frozen
+class QueryTree:
+    """Answered with a `SupervisorView` of the live subtree."""
+
+
+@attrs.frozen
+class MigrationOffer:
+    """Supervisor → migration planner (ask): the supervisor is about to give up on a child.
+
+    The planner answers with a `MigrationAnswer`; it must not ask the supervisor anything.
+    """
+
+    supervisor: str  # path of the supervisor
+    child: str  # child name (identity = supervisor path + name)
+    template: str  # the failing agent template
+    intent: str
+    exit_reason: str
+    last_pid: int | None
+    devices: tuple[str, ...] | None
+
+
+@attrs.frozen
+class MigrationAnswer:
+    """``migrated``: run ``substitute`` (with ``intent``, carrying the transferred context)
+    under the same supervisor and child identity. ``declined`` / ``no_candidate``: the
+    supervisor escalates; ``reason`` says why."""
+
+    decision: Literal["migrated", "declined", "no_candidate"]
+    reason: str
+    substitute: str | None = None
+    intent: str | None = None

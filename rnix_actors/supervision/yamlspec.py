@@ -1,0 +1,112 @@
+"""Supervision trees declared in YAML (``conf/supervisors.yaml``, ``.rnix/supervisors.yaml``).
+
+supervisors:
+  - name: review
+    strategy: one_for_one        # one_for_all rest_for_one simple_one_for_one
+    max_restarts: 3
+    max_window: 60
+    backoff: {min: 0.5, max: 30, jitter: 0.1, reset_after: 60}
+    children:
+      - {name: analyst, agent: code-analyst, intent: "review", restart: transient}
+      - name: team
+        supervisor: {strategy: one_for_all, children: [...]}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from rnix_actors.supervision.spec import (
+    Backoff,
+    ChildSpec,
+    Restart,
+    Strategy,
+    SupervisorSpec,
+    validate,
+)
+from rnix_actors.yamlsrc import YamlMap, load_yaml
+
+_STRATEGY = re.compile("|".join(s.value for s in Strategy))
+_RESTART = re.compile("|".join(r.value for r in Restart))
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def load_supervisors(path: Path, known_agent: Callable[[str], bool]) -> list[SupervisorSpec]:
+    """Parse and validate every supervisor of ``path``; raise `ConfigError` on the first
+    problem (file:line, field, fix). A missing file is an empty list."""
+    if not path.exists():
+        return []
+    root = load_yaml(path)
+    root.check_keys(("supervisors",))
+    specs = [_supervisor(m) for m in root.get_map_list("supervisors")]
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        if spec.name in seen:
+            raise root.error(
+                "supervisors",
+                f"supervisors[{index}]: duplicate name {spec.name!r}",
+                "supervisor names must be unique",
+            )
+        seen.add(spec.name)
+        validate(spec, known_agent, str(path), f"supervisors[{index}]")
+    return specs
+
+
+def _supervisor(fields: YamlMap, name: str | None = None) -> SupervisorSpec:
+    keys = ("name", "strategy", "max_restarts", "max_window", "backoff", "children")
+    fields.check_keys(keys, () if name else ("name",))
+    strategies = ", ".join(s.value for s in Strategy)
+    backoff = None
+    if fields.has("backoff"):
+        b = fields.get_map("backoff")
+        b.check_keys(("min", "max", "jitter", "reset_after"))
+        backoff = Backoff(
+            min=b.get_float("min", 0.5),
+            max=b.get_float("max", 30.0),
+            jitter=b.get_float("jitter", 0.1, maximum=1.0),
+            reset_after=b.get_float("reset_after", 60.0),
+        )
+    return SupervisorSpec(
+        name=name
+        or fields.get_str(
+            "name", required=True, pattern=_NAME, hint="use lowercase letters, digits, . _ -"
+        ),
+        strategy=Strategy(
+            fields.get_str(
+                "strategy", "one_for_one", pattern=_STRATEGY, hint=f"use one of {strategies}"
+            )
+        ),
+        max_restarts=fields.get_int("max_restarts", 3),
+        max_window=fields.get_float("max_window", 60.0, exclusive_minimum=True),
+        backoff=backoff,
+        children=tuple(_child(c) for c in fields.get_map_list("children")),
+    )
+
+
+def _child(fields: YamlMap) -> ChildSpec:
+    fields.check_keys(
+        ("name", "agent", "intent", "restart", "shutdown", "devices", "max_steps", "supervisor"),
+        ("name",),
+    )
+    name = fields.get_str(
+        "name", required=True, pattern=_NAME, hint="use lowercase letters, digits, . _ -"
+    )
+    restart = fields.get_str(
+        "restart", "", pattern=_RESTART, hint="use permanent, transient or temporary"
+    )
+    nested = None
+    if fields.has("supervisor"):
+        nested = _supervisor(fields.get_map("supervisor"), name=name)
+    devices = fields.get_str_list("devices") if fields.has("devices") else None
+    return ChildSpec(
+        name=name,
+        agent=fields.get_str("agent") or None,
+        intent=fields.get_str("intent"),
+        restart=Restart(restart) if restart else None,
+        shutdown=fields.get_float("shutdown", 5.0),
+        devices=devices,
+        supervisor=nested,
+        max_steps=fields.get_int("max_steps", 0) if fields.has("max_steps") else None,
+    )
