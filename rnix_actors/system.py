@@ -28,6 +28,8 @@ import pykka
 
 from rnix_actors.config import Config, load_config
 from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse
+from rnix_actors.drivers.http import build_drivers
+from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
 from rnix_actors.errors import NoSuchProcess, SpawnError, SystemStopped
@@ -119,6 +121,14 @@ class System:
         self._planner: Any = None
         self.replay = ReplayDriver()
         self.register_driver(self.replay)
+        # HTTP providers cost nothing until an agent uses one (clients are created lazily).
+        self.providers = load_providers(
+            shipped_conf_dir() / "providers.yaml",
+            project_rnix / "providers.yaml" if load_project else None,
+        )
+        self._http_drivers = build_drivers(self.providers)
+        for http_driver in self._http_drivers:
+            self.register_driver(http_driver)
         self.devices.register("/dev/fs", FileSystemDevice())
         self.devices.register("/dev/shell", ShellDevice(self.config.kernel.shell_timeout))
         self.devices.register("/proc", ProcDevice(self._proc_status))
@@ -184,6 +194,8 @@ class System:
             for thread in stuck:
                 log.warning("thread %s did not stop within %.1fs", thread.name, timeout)
             store.close()
+            for http_driver in self._http_drivers:
+                http_driver.close()
 
     def __enter__(self) -> System:
         return self.start()

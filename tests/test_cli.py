@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from rnix_actors.cli.main import cli
@@ -94,3 +95,19 @@ def test_installed_script_runs_the_demo_offline(tmp_path: Path) -> None:
     summary = json.loads(proc.stdout)
     assert summary["ok"] and summary["max_depth"] == 8 and summary["budget_suspended"]
     assert list(tmp_path.iterdir()) == []  # the demo works in its own temporary project
+
+
+def test_run_provider_override_must_name_a_known_provider(project: Path) -> None:
+    code, out = invoke(project, "run", "code-analyst", "x", "--provider", "nope")
+    assert code == 1
+    assert "uses driver 'nope', which is not registered" in out
+
+
+def test_run_provider_without_its_key_fails_before_starting(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code, out = invoke(project, "run", "code-analyst", "x", "--provider", "openai")
+    assert code == 1 and "OPENAI_API_KEY" in out
+    code, out = invoke(project, "ps", "--all", "--json")
+    assert json.loads(out)["processes"] == []

@@ -74,6 +74,8 @@ def cli(ctx: click.Context, project_dir: Path | None, state_dir: Path | None) ->
     show_default=True,
     help="Seconds to wait for the agent.",
 )
+@click.option("--provider", help="LLM provider (providers.yaml) instead of the template's.")
+@click.option("--model", help="Model (or replay script) instead of the template's.")
 @click.pass_obj
 def run(
     obj: Context,
@@ -83,6 +85,8 @@ def run(
     max_steps: int | None,
     workdir: Path | None,
     timeout: float,
+    provider: str | None,
+    model: str | None,
 ) -> None:
     """Run one AGENT on INTENT in an embedded system and print its result."""
     try:
@@ -102,7 +106,15 @@ def run(
 
         try:
             subscription = None if as_json else system.subscribe(show)
-            pid = system.spawn(agent, intent, max_steps=max_steps, workdir=workdir, origin="cli")
+            pid = system.spawn(
+                agent,
+                intent,
+                max_steps=max_steps,
+                workdir=workdir,
+                origin="cli",
+                driver=provider,
+                model=model,
+            )
             pids.add(pid)
             info = system.wait(pid, timeout=timeout)
             system.sync_events()
