@@ -251,10 +251,18 @@ class System:
         self.register_driver(PythonDriver(name, fn))
 
     def register_device(
-        self, path: str, handler: Callable[[DeviceCall], object], description: str = ""
+        self,
+        path: str,
+        handler: Callable[[DeviceCall], object],
+        description: str = "",
+        blocking: bool = True,
     ) -> None:
-        """Register a host device: agents whose whitelist covers ``path`` may call it."""
-        self.devices.register(path, HostDevice(handler, description))
+        """Register a host device: agents whose whitelist covers ``path`` may call it.
+
+        ``blocking=False`` promises that calls return quickly (no I/O wait), which lets the
+        kernel batch the events around them.
+        """
+        self.devices.register(path, HostDevice(handler, description, blocking))
 
     def add_guard(self, guard: Guard) -> None:
         """Install a syscall guard; it applies to processes spawned from now on."""

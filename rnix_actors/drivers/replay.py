@@ -22,7 +22,6 @@ Hosts and benchmarks can build a `ReplayScript` in Python and register it under 
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -207,7 +206,8 @@ def _response_data(response: ReplayResponse) -> dict[str, Any]:
 
 
 def _call_chars(calls: Iterable[ToolCall]) -> int:
-    return sum(len(c.name) + len(json.dumps(c.input, sort_keys=True, default=str)) for c in calls)
+    # repr, not json.dumps: an estimate, computed over the whole context at every step.
+    return sum(len(c.name) + len(repr(c.input)) for c in calls)
 
 
 def estimate_input_tokens(request: LLMRequest) -> int:

@@ -21,7 +21,7 @@ from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState
 from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
 from rnix_actors.kernel.spec import ProcessSpec
 from rnix_actors.kernel.tools import ToolInputError, plan_tool_call, tool_specs
-from rnix_actors.messages.events import Event
+from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import (
     DeliverMail,
     ProcessExited,
@@ -38,6 +38,7 @@ from rnix_actors.messages.process import (
 )
 
 ASK_TIMEOUT = 10.0
+OUTBOX_LIMIT = 64
 
 
 class AgentProcess(RnixActor):
@@ -57,7 +58,8 @@ class AgentProcess(RnixActor):
         self.terminate: Terminate | None = None
         self.messages: list[Message] = [Message("user", spec.intent)]
         self.tools = tool_specs(spec.allowed)
-        self.syscalls = SyscallRunner(spec, self.emit)
+        self.outbox: list[Event] = []
+        self.syscalls = SyscallRunner(spec, self.emit, self.flush_events)
 
     # -- lifecycle --------------------------------------------------------------------------
     def started(self) -> None:
@@ -67,6 +69,12 @@ class AgentProcess(RnixActor):
         self._finish(ExitCode.ERROR, f"crash in {where}: {type(exc).__name__}: {exc}")
 
     def handle(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        finally:
+            self.flush_events()
+
+    def _handle(self, message: Any) -> Any:
         if self.state in (ProcessState.ZOMBIE, ProcessState.DEAD):
             if isinstance(message, Reaped):
                 self.stop()
@@ -154,6 +162,7 @@ class AgentProcess(RnixActor):
         token = spec.control.cancel.child(timeout)
         device = f"/dev/llm/{spec.driver.name}"
         self.emit("Write", device, {"messages": len(request.messages), "model": spec.model})
+        self.flush_events()
         started = time.monotonic()
         try:
             response = spec.driver.complete(request, token)
@@ -239,6 +248,7 @@ class AgentProcess(RnixActor):
             workdir=self.spec.workdir,
             origin=f"PID {self.pid}",
         )
+        self.flush_events()
         try:
             child = int(self.spec.kernel.ask(request, block=True, timeout=ASK_TIMEOUT))
         except RnixError as exc:
@@ -276,6 +286,7 @@ class AgentProcess(RnixActor):
 
     def _send(self, call: ToolCall, args: Any) -> None:
         mail = DeliverMail(sender=self.pid, recipient=int(args["pid"]), text=args["message"])
+        self.flush_events()
         try:
             self.spec.kernel.ask(mail, block=True, timeout=ASK_TIMEOUT)
         except RnixError as exc:
@@ -318,6 +329,7 @@ class AgentProcess(RnixActor):
             self.actor_ref.tell(RunStep(self.step + 1))
 
     def _report_state(self, exit_status: ExitStatus | None) -> None:
+        self.flush_events()
         self.spec.kernel.tell(
             ProcessStateChanged(self.pid, self.state, exit_status, self.tokens, self.step)
         )
@@ -329,6 +341,7 @@ class AgentProcess(RnixActor):
         self.pending.clear()
         result = self.result if code == ExitCode.COMPLETED or self.result else reason
         exit_status = ExitStatus(code, reason, result)
+        self.flush_events()
         self.spec.kernel.tell(
             ProcessExited(self.pid, exit_status, self.tokens, self.step, self.name)
         )
@@ -346,7 +359,8 @@ class AgentProcess(RnixActor):
         duration_ms: float = 0.0,
         tokens: int = 0,
     ) -> None:
-        self.spec.bus.tell(
+        """Queue an event; `flush_events` sends the queue to the bus in one message."""
+        self.outbox.append(
             Event(
                 ts=time.time(),
                 pid=self.pid,
@@ -361,6 +375,16 @@ class AgentProcess(RnixActor):
                 tokens=tokens,
             )
         )
+        if len(self.outbox) >= OUTBOX_LIMIT:
+            self.flush_events()
+
+    def flush_events(self) -> None:
+        """Send queued events. Called before anything that may block (LLM calls, slow devices,
+        asks), before telling the kernel about a state change, and after every message, so
+        subscribers see events promptly and in order."""
+        if self.outbox:
+            self.spec.bus.tell(EventBatch(tuple(self.outbox)))
+            self.outbox.clear()
 
 
 def _runaway_spawn(reason: str) -> bool:

@@ -34,9 +34,12 @@ Emit = Callable[..., None]
 
 
 class SyscallRunner:
-    def __init__(self, spec: ProcessSpec, emit: Emit) -> None:
+    def __init__(self, spec: ProcessSpec, emit: Emit, flush: Callable[[], None]) -> None:
         self.spec = spec
         self.emit = emit
+        self.flush = flush
+        # The whitelist of a process never changes: decide each path once.
+        self._denials: dict[str, str | None] = {}
 
     def check_step(
         self, step: int, args: dict[str, Any], tokens: int, duration_ms: float
@@ -62,13 +65,24 @@ class SyscallRunner:
         spec = self.spec
         path = plan.device
         args = dict(plan.args)
-        denial = permission_error(path, spec.allowed, spec.denied)
+        if path in self._denials:
+            denial = self._denials[path]
+        else:
+            denial = permission_error(path, spec.allowed, spec.denied)
+            if len(self._denials) < 1024:
+                self._denials[path] = denial
         if denial is not None:
             self.emit(plan.syscall, path, args, error=denial)
             self.emit("Denied", path, {"tool": call.name})
             return Outcome(f"Tool error ({call.name}): {denial}", f"{ErrorCode.PERMISSION}|{path}")
-        attempt = SyscallAttempt(spec.pid, spec.template.name, step, plan.syscall, path, args)
-        for guard in spec.guards:
+        guards = spec.guards
+        attempt = (
+            SyscallAttempt(spec.pid, spec.template.name, step, plan.syscall, path, args)
+            if guards
+            else None
+        )
+        for guard in guards:
+            assert attempt is not None
             verdict = guard(attempt)
             if verdict.action != "allow":
                 self.emit(
@@ -86,6 +100,8 @@ class SyscallRunner:
         started = time.monotonic()
         try:
             device_path, device, subpath = spec.devices.lookup(path)
+            if getattr(device, "blocking", True):
+                self.flush()  # a slow call must not hold back the events before it
             token = spec.control.cancel.child(spec.template.limits.step_timeout)
             result = device.handle(
                 DeviceCall(spec.pid, device_path, subpath, plan.op, args, spec.workdir, token)

@@ -34,11 +34,15 @@ class ThreadTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._prune_at = 64
 
     def add(self, thread: threading.Thread) -> None:
         with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
+            # Prune finished threads now and then, not on every add (quadratic with 10k actors).
+            if len(self._threads) >= self._prune_at:
+                self._threads = [t for t in self._threads if t.is_alive()]
+                self._prune_at = max(64, 2 * len(self._threads))
 
     def join(
         self, timeout: float, exclude: frozenset[threading.Thread] = frozenset()

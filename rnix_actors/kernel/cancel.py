@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
+_EVENT_LOCK = threading.Lock()
+
 
 class Cancelled(Exception):
     """Raised by `CancelToken.raise_if_cancelled` when the token fired."""
@@ -21,22 +23,36 @@ class CancelToken:
     passes (used for the per-step timeout).
     """
 
-    __slots__ = ("_deadline", "_event", "_parent", "_reason")
+    __slots__ = ("_deadline", "_event", "_fired", "_parent", "_reason")
 
     def __init__(self, deadline: float | None = None, parent: CancelToken | None = None) -> None:
-        self._event = threading.Event()
+        # The Event is made on first need: most tokens (one per syscall) are never waited on.
+        self._event: threading.Event | None = None
+        self._fired = False
         self._deadline = deadline
         self._parent = parent
         self._reason = ""
 
+    def _get_event(self) -> threading.Event:
+        event = self._event
+        if event is None:
+            with _EVENT_LOCK:
+                if self._event is None:
+                    self._event = threading.Event()
+                    if self._fired:
+                        self._event.set()
+                event = self._event
+        return event
+
     def cancel(self, reason: str = "cancelled") -> None:
-        if not self._event.is_set():
+        if not self._fired:
             self._reason = reason
-            self._event.set()
+            self._fired = True
+            self._get_event().set()
 
     @property
     def cancelled(self) -> bool:
-        if self._event.is_set():
+        if self._fired:
             return True
         if self._deadline is not None and time.monotonic() >= self._deadline:
             self.cancel("timeout")
@@ -74,7 +90,7 @@ class CancelToken:
             left = step if end is None else min(step, end - time.monotonic())
             if left <= 0:
                 return False
-            self._event.wait(left)
+            self._get_event().wait(left)
         return True
 
     def raise_if_cancelled(self) -> None:

@@ -40,6 +40,10 @@ class Device(Protocol):
     ``handle`` returns the call's textual result or raises `DeviceError` (a tool error for the
     agent, counted by the circuit breaker under ``CODE|device``). Any other exception is turned
     into an ``INTERNAL`` device error by the caller.
+
+    A device may set ``blocking = False`` when its calls are quick and local (files, /proc):
+    the events around such calls are then sent to the bus in batches. Devices are blocking
+    unless they say otherwise.
     """
 
     def handle(self, call: DeviceCall) -> str: ...
@@ -52,9 +56,15 @@ class HostDevice:
     rendered with ``str``). It may raise `DeviceError` to report a tool error.
     """
 
-    def __init__(self, handler: Callable[[DeviceCall], object], description: str = "") -> None:
+    def __init__(
+        self,
+        handler: Callable[[DeviceCall], object],
+        description: str = "",
+        blocking: bool = True,
+    ) -> None:
         self._handler = handler
         self.description = description
+        self.blocking = blocking
 
     def handle(self, call: DeviceCall) -> str:
         result = self._handler(call)
@@ -87,6 +97,8 @@ class DeviceRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._devices: dict[str, Device] = {}
+        # path -> lookup result; agents call the same few paths over and over.
+        self._cache: dict[str, tuple[str, Device, str]] = {}
 
     def register(self, path: str, device: Device) -> None:
         """Register ``device`` at ``path``; raises ValueError if the path is taken or invalid."""
@@ -97,10 +109,12 @@ class DeviceRegistry:
             if norm in self._devices:
                 raise ValueError(f"a device is already registered at {norm}")
             self._devices[norm] = device
+            self._cache = {}
 
     def unregister(self, path: str) -> None:
         with self._lock:
             self._devices.pop(normalize_device_path(path), None)
+            self._cache = {}
 
     def paths(self) -> list[str]:
         with self._lock:
@@ -111,6 +125,16 @@ class DeviceRegistry:
 
         Raises `DeviceError` NOT_FOUND when no registered device covers the path.
         """
+        hit = self._cache.get(path)
+        if hit is not None:
+            return hit
+        found = self._lookup(path)
+        with self._lock:
+            if len(self._cache) < 4096:
+                self._cache[path] = found
+        return found
+
+    def _lookup(self, path: str) -> tuple[str, Device, str]:
         try:
             norm = normalize_device_path(path)
         except ValueError as exc:

@@ -17,7 +17,7 @@ from typing import IO, Any
 import attrs
 
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
-from rnix_actors.messages.events import Event
+from rnix_actors.messages.events import Event, EventBatch
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,16 @@ class EventBus(RnixActor):
         self.state_dir = state_dir
         self.subscribers: dict[int, Subscriber] = {}
         self._fanout: tuple[Subscriber, ...] = ()
-        self._files: OrderedDict[int, IO[str]] = OrderedDict()
+        self._files: OrderedDict[int, IO[bytes]] = OrderedDict()
         self._dirty: set[int] = set()
         self.delivered = 0
         self.subscriber_errors = 0
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, Event):
-            self._publish(message)
+        if isinstance(message, EventBatch):
+            self._publish(message.events)
+        elif isinstance(message, Event):
+            self._publish((message,))
         elif isinstance(message, Subscribe):
             self.subscribers[message.key] = message.callback
             self._fanout = tuple(self.subscribers.values())
@@ -76,44 +78,61 @@ class EventBus(RnixActor):
                 handle.flush()
         return None
 
-    def _publish(self, event: Event) -> None:
+    def _publish(self, events: tuple[Event, ...]) -> None:
         if self.state_dir is not None:
-            self._append(event)
+            self._append(events)
         for callback in self._fanout:
+            self._deliver(callback, events)
+        self.delivered += len(events)
+
+    def _deliver(self, callback: Subscriber, events: tuple[Event, ...]) -> None:
+        start = 0
+        while start < len(events):
             try:
-                callback(event)
+                for index in range(start, len(events)):
+                    start = index + 1
+                    callback(events[index])
             except Exception:
+                # One bad event for one subscriber: log it and go on with the next event.
                 self.subscriber_errors += 1
                 log.exception("event subscriber %r failed", callback)
-        self.delivered += 1
 
-    def _append(self, event: Event) -> None:
-        handle = self._files.get(event.pid)
+    def _append(self, events: tuple[Event, ...]) -> None:
+        # A batch comes from one process, but the kernel's single events may be any PID.
+        pid = events[0].pid
+        if all(event.pid == pid for event in events):
+            self._write(pid, b"".join(event.to_json_bytes() + b"\n" for event in events), events)
+        else:
+            for event in events:
+                self._write(event.pid, event.to_json_bytes() + b"\n", (event,))
+        if self._dirty and self.actor_inbox.empty():
+            # Flush when idle: batches writes under load, timely when quiet.
+            for dirty in self._dirty:
+                self._files[dirty].flush()
+            self._dirty.clear()
+
+    def _write(self, pid: int, data: bytes, events: tuple[Event, ...]) -> None:
+        handle = self._files.get(pid)
         if handle is None:
             assert self.state_dir is not None
-            path = events_path(self.state_dir, event.pid)
+            path = events_path(self.state_dir, pid)
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = path.open("a", encoding="utf-8")
-            self._files[event.pid] = handle
+            handle = path.open("ab")
+            self._files[pid] = handle
             # Bounded open files: a system with thousands of processes must not hit ulimit.
             while len(self._files) > MAX_OPEN_LOGS:
                 old_pid, old = self._files.popitem(last=False)
                 old.close()
                 self._dirty.discard(old_pid)
         else:
-            self._files.move_to_end(event.pid)
-        handle.write(event.to_json() + "\n")
-        if event.syscall == "Exit":
+            self._files.move_to_end(pid)
+        handle.write(data)
+        if events[-1].syscall == "Exit":
             handle.close()
-            del self._files[event.pid]
-            self._dirty.discard(event.pid)
+            del self._files[pid]
+            self._dirty.discard(pid)
         else:
-            self._dirty.add(event.pid)
-        if self._dirty and self.actor_inbox.empty():
-            # Flush when idle: batches writes under load, timely when quiet.
-            for pid in self._dirty:
-                self._files[pid].flush()
-            self._dirty.clear()
+            self._dirty.add(pid)
 
     def on_stop(self) -> None:
         for handle in self._files.values():

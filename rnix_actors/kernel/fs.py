@@ -42,6 +42,8 @@ class FileSystemDevice:
     Stateless, hence thread-safe.
     """
 
+    blocking = False  # local file operations: events around them may be batched
+
     def handle(self, call: DeviceCall) -> str:
         ops = {"read": self._read, "write": self._write, "list": self._list, "glob": self._glob}
         operation = ops.get(call.op)

@@ -25,6 +25,8 @@ class ProcDevice:
     any op other than ``read``.
     """
 
+    blocking = False  # an in-memory snapshot
+
     def __init__(self, lookup: Callable[[int], Mapping[str, Any] | None]) -> None:
         self._lookup = lookup
 

@@ -140,7 +140,7 @@ def plan_tool_call(call: ToolCall) -> ToolPlan:
             raise ToolInputError(
                 ErrorCode.INVALID, "call_device", "tool call_device: 'device' must be a path"
             )
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict) and not isinstance(raw, Mapping):
             raise ToolInputError(ErrorCode.INVALID, device, "'input' must be an object")
         if path_within(device, PROC):
             return ToolPlan("device", "Read", device, "read", dict(raw))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import orjson
 
 MAX_FIELD_CHARS = 2000
 
@@ -17,11 +18,25 @@ def _clip(value: Any) -> Any:
         if len(value) > MAX_FIELD_CHARS:
             return value[:MAX_FIELD_CHARS] + f"…[{len(value)} chars]"
         return value
-    if isinstance(value, Mapping):
+    if value is None or isinstance(value, int | float):
+        return value
+    # dict first: the ABC check is much slower and events are on a hot path.
+    if isinstance(value, (dict, Mapping)):
         return {str(k): _clip(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_clip(v) for v in value]
     return value
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. integers beyond 64 bits
+        return _ENCODER.encode(data).encode()
 
 
 @attrs.frozen
@@ -30,7 +45,8 @@ class Event:
 
     ``syscall`` is one of ``Open Read Write Close Exec Spawn Send Pipe Complete`` for syscalls,
     or a lifecycle name: ``Start ReasonStep Signal Suspend Resume Exit Reap Denied Blocked``.
-    ``ts`` is wall-clock seconds; ``duration_ms`` is how long the call took.
+    ``ts`` is wall-clock seconds; ``duration_ms`` is how long the call took. Values are kept
+    as given (the kernel previews large results); `to_dict` clips long strings for the log.
     """
 
     ts: float
@@ -39,8 +55,8 @@ class Event:
     step: int
     syscall: str
     device: str = ""
-    args: Mapping[str, Any] = attrs.field(factory=dict, converter=_clip)
-    result: Any = attrs.field(default=None, converter=_clip)
+    args: Mapping[str, Any] = attrs.field(factory=dict)
+    result: Any = None
     error: str = ""
     duration_ms: float = 0.0
     tokens: int = 0
@@ -53,15 +69,44 @@ class Event:
             "step": self.step,
             "syscall": self.syscall,
             "device": self.device,
-            "args": dict(self.args),
-            "result": self.result,
+            "args": _clip(self.args),
+            "result": _clip(self.result),
             "error": self.error,
             "duration_ms": round(self.duration_ms, 3),
             "tokens": self.tokens,
         }
 
+    def to_json_bytes(self) -> bytes:
+        """One JSON line (UTF-8, no newline); long values are clipped. The length is checked
+        on the encoded line: most events are small, so the common case encodes once and never
+        walks the values."""
+        line = _dumps(
+            {
+                "ts": self.ts,
+                "pid": self.pid,
+                "template": self.template,
+                "step": self.step,
+                "syscall": self.syscall,
+                "device": self.device,
+                "args": self.args,
+                "result": self.result,
+                "error": self.error,
+                "duration_ms": round(self.duration_ms, 3),
+                "tokens": self.tokens,
+            }
+        )
+        return line if len(line) <= MAX_FIELD_CHARS else _dumps(self.to_dict())
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+        return self.to_json_bytes().decode()
+
+
+@attrs.frozen
+class EventBatch:
+    """Events of one process in order, sent to the bus in one message (one inbox hop for a
+    whole step's worth of cheap syscalls)."""
+
+    events: tuple[Event, ...]
 
 
 LIFECYCLE = frozenset(
