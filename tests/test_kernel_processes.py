@@ -306,3 +306,30 @@ def test_project_templates_override_shipped_ones(project: Path) -> None:
         assert system.templates["code-analyst"].driver == "house-model"
         assert system.run("code-analyst", "x", timeout=10).result == "house answer"
         assert "doc-writer" in system.templates
+
+
+def test_events_before_a_blocking_call_are_delivered_while_it_runs(
+    system: System, project: Path
+) -> None:
+    gate = project / "gate"
+    agent(
+        system,
+        "a",
+        scripted(
+            [
+                respond(
+                    call("list_files"),
+                    call("shell", command="while [ ! -e gate ]; do sleep 0.02; done; echo open"),
+                ),
+                "done",
+            ]
+        ),
+    )
+    events = Collector()
+    system.subscribe(events)
+    pid = system.spawn("a", "x")
+    # The list_files event is queued in a batch; the shell call must flush it first.
+    events.wait_for(lambda e: e.pid == pid and e.syscall == "Open")
+    assert system.info(pid).state is ProcessState.RUNNING
+    gate.write_text("")
+    assert system.wait(pid, 10).exit_code == 0
