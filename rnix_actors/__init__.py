@@ -14,6 +14,7 @@ from rnix_actors.errors import (
     SpawnError,
     SystemStopped,
 )
+from rnix_actors.immune import Immune, ImmuneConfig, ImmuneStatus
 from rnix_actors.kernel.devices import DeviceCall
 from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.process import ExitCode, ProcessInfo, ProcessState, Signal
@@ -42,6 +43,9 @@ __all__ = [
     "ErrorCode",
     "Event",
     "ExitCode",
+    "Immune",
+    "ImmuneConfig",
+    "ImmuneStatus",
     "LLMRequest",
     "LLMResponse",
     "Limits",

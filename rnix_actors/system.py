@@ -33,6 +33,7 @@ from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
 from rnix_actors.errors import NoSuchProcess, SpawnError, SystemStopped
+from rnix_actors.immune import Immune, ImmuneConfig, attach_immune, immune_config_from
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, HostDevice
 from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, Unsubscribe
@@ -99,12 +100,15 @@ class System:
         *,
         state_dir: Path | str | None = None,
         config: Config | None = None,
+        immune: ImmuneConfig | None = None,
         load_project: bool = True,
     ) -> None:
         self.project_dir = Path(project_dir or Path.cwd()).resolve()
         self.state_dir = resolve_state_dir(self.project_dir, state_dir)
         project_rnix = self.project_dir / ".rnix"
         self.config = config or load_config(project_rnix / "config.yaml" if load_project else None)
+        self.immune_config: ImmuneConfig = immune or immune_config_from(self.config)
+        self._immune: Immune | None = None
         conf_dirs = [shipped_conf_dir()] + ([project_rnix] if load_project else [])
         self._skills: dict[str, Skill] = load_skills(conf_dirs)
         self._templates: dict[str, AgentTemplate] = load_templates(conf_dirs, self._skills)
@@ -163,6 +167,8 @@ class System:
                 tracker=self.tracker,
             )
             self._supervision.planner = self._planner
+        # Before any spawn: the immune guard applies to processes spawned after it.
+        self._immune = attach_immune(self, self.immune_config, self._store)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -173,7 +179,8 @@ class System:
         """
         with self._lock:
             kernel, bus, store = self._kernel, self._bus, self._store
-            supervision = self._supervision
+            supervision, immune = self._supervision, self._immune
+            self._immune = None
             self._kernel = self._bus = None
             self._store = None
             self._supervision = None
@@ -181,6 +188,8 @@ class System:
             return
         if supervision is not None:
             supervision.stop_all(timeout)  # first, so that nothing restarts what we kill
+        if immune is not None:
+            immune.stop()  # before the kernel and the store go away
         try:
             kernel.ask(Shutdown("system"), timeout=timeout)
         finally:
@@ -207,6 +216,28 @@ class System:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def immune(self) -> Immune:
+        """The immune system's handle: ``status()``, ``resume(pid)``, ``forget(name)``..."""
+        immune = self._immune
+        if immune is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        return immune
+
+    def set_immune(self, config: ImmuneConfig) -> Immune:
+        """Replace the immune system with one configured by ``config`` (e.g. switch to enforce
+        mode). The old one stops; processes spawned before keep its now inert guard, so call
+        this before spawning what the new configuration should watch."""
+        with self._lock:
+            if self._store is None:
+                raise SystemStopped("the system is not running; call System.start() first")
+            old = self._immune
+            self.immune_config = config
+            self._immune = attach_immune(self, config, self._store)
+        if old is not None:
+            old.stop()
+        return self._immune
 
     @property
     def store(self) -> Store:

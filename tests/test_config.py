@@ -19,6 +19,8 @@ SEED_IMMUNE = {
     "deviation_threshold": 2.0,
     "min_samples": 5,
     "min_migration_similarity": 0.5,
+    "threat_ttl_days": 30,
+    "max_threats": 500,
 }
 
 

@@ -1,0 +1,170 @@
+"""The immune system: behaviour baselines, anomaly detection, threat memory (DESIGN §8).
+
+    from rnix_actors.immune import attach_immune, immune_config_from
+
+    with System(project) as system:
+        immune = attach_immune(system, immune_config_from(system.config), system.store)
+        pid = system.spawn("code-analyst", "review")   # guards apply to later spawns
+        print(immune.status_text())
+        immune.stop()
+
+`attach_immune` installs one guard (checks in each agent's thread, against an immutable
+profile snapshot) and one event subscription (lifecycle events to the `ImmuneDaemon` actor,
+which learns, remembers threats, keeps alerts and persists them). See ``docs/immune.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pykka
+
+from rnix_actors.errors import SystemStopped
+from rnix_actors.immune.config import ImmuneConfig, immune_config_from
+from rnix_actors.immune.daemon import FORWARDED, ImmuneDaemon, settings_of
+from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot, tell_report
+from rnix_actors.immune.host import Cancellable, ImmuneHost
+from rnix_actors.immune.messages import ClearAlerts, ForgetThreats, QueryStatus, ResumeProcess
+from rnix_actors.immune.persistence import ImmuneStore
+from rnix_actors.immune.status import ImmuneStatus
+from rnix_actors.messages.events import Event
+from rnix_actors.store.db import Store
+
+ASK_TIMEOUT = 10.0
+
+__all__ = [
+    "Immune",
+    "ImmuneConfig",
+    "ImmuneHost",
+    "ImmuneStatus",
+    "attach_immune",
+    "immune_config_from",
+]
+
+
+class Immune:
+    """A thin handle on an attached immune system (or a disabled one). Thread-safe.
+
+    Methods raise `SystemStopped` after `stop`, and `TimeoutError` if the daemon does not
+    answer within 10 s.
+    """
+
+    def __init__(
+        self,
+        config: ImmuneConfig,
+        host: ImmuneHost,
+        daemon: pykka.ActorRef[ImmuneDaemon] | None = None,
+        shared: Shared | None = None,
+        subscription: Cancellable | None = None,
+    ) -> None:
+        self.config = config
+        self._host = host
+        self._daemon = daemon
+        self._shared = shared
+        self._subscription = subscription
+        self._stopped = False
+
+    @property
+    def mode(self) -> str:
+        """``warn-only``, ``enforce`` or ``disabled``."""
+        return self.config.mode
+
+    def status(self) -> ImmuneStatus:
+        """Mode, monitored processes, active alerts, suspended processes, threat memory."""
+        if self._daemon is None and not self._stopped:
+            return ImmuneStatus.disabled()
+        status: ImmuneStatus = self._ask(QueryStatus())
+        return status
+
+    def status_text(self) -> str:
+        """The status in the shape of ``rnix immune status``."""
+        return self.status().text()
+
+    def resume(self, pid: int) -> str:
+        """Clear ``pid``'s alerts (its run may enter the baseline) and resume it and its
+        subtree. Raises `NoSuchProcess` for an unknown pid."""
+        if self._daemon is None:
+            return self._host.resume(pid, origin="user")
+        return str(self._ask(ResumeProcess(pid)))
+
+    def clear(self, pid: int) -> int:
+        """Clear ``pid``'s alerts without resuming; returns how many were active. A finished
+        run that was held out of the baseline because of them is learned now."""
+        if self._daemon is None:
+            return 0
+        return int(self._ask(ClearAlerts(pid)))
+
+    def forget(self, name: str | None = None, *, all: bool = False) -> int:
+        """Forget the threat signature ``name`` (or every one with ``all=True``); returns
+        how many were forgotten. Raises `ValueError` when given neither."""
+        if name is None and not all:
+            raise ValueError("forget needs a signature name or all=True")
+        if self._daemon is None:
+            return 0
+        return int(self._ask(ForgetThreats(name, all)))
+
+    def stop(self) -> None:
+        """Stop monitoring: unsubscribe, make the guard inert, stop the daemon. Idempotent."""
+        daemon, self._daemon = self._daemon, None
+        self._stopped = self._stopped or daemon is not None
+        if self._subscription is not None:
+            self._subscription.cancel()
+            self._subscription = None
+        if self._shared is not None:
+            self._shared.snapshot = attrs.evolve(self._shared.snapshot, stopped=True)
+        if daemon is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                daemon.stop(timeout=ASK_TIMEOUT)
+
+    def __enter__(self) -> Immune:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _ask(self, message: object) -> Any:
+        daemon = self._daemon
+        if daemon is None:
+            raise SystemStopped("the immune daemon is stopped")
+        try:
+            return daemon.ask(message, timeout=ASK_TIMEOUT)
+        except pykka.ActorDeadError:
+            raise SystemStopped("the immune daemon is not running") from None
+
+
+def _forwarder(ref: pykka.ActorRef[ImmuneDaemon]) -> Callable[[Event], None]:
+    """The event-bus subscriber: only lifecycle events travel to the daemon."""
+    tell = ref.tell
+
+    def forward(event: Event) -> None:
+        if event.syscall in FORWARDED:
+            with contextlib.suppress(pykka.ActorDeadError):
+                tell(event)
+
+    return forward
+
+
+def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immune:
+    """Start monitoring ``host``; processes spawned from now on are checked.
+
+    Disabled config: installs nothing and returns a handle whose status is empty. Raises
+    `RuntimeError` if the store's immune schema is newer than this code and `sqlite3.Error`
+    if the tables cannot be read; nothing is left started on failure.
+    """
+    if not config.enabled:
+        return Immune(config, host)
+    db = ImmuneStore(store)
+    loaded = db.load()
+    shared = Shared(Snapshot(settings=settings_of(config), enforce=not config.warn_only))
+    daemon = ImmuneDaemon.start(host, config, db, loaded, shared)
+    try:
+        host.add_guard(ImmuneGuard(shared, tell_report(daemon)))
+        subscription = host.subscribe(_forwarder(daemon))
+    except BaseException:
+        shared.snapshot = attrs.evolve(shared.snapshot, stopped=True)
+        daemon.stop()
+        raise
+    return Immune(config, host, daemon, shared, subscription)

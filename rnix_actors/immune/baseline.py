@@ -1,0 +1,184 @@
+"""Normal Profiles: online statistics of how each agent template behaves (DESIGN §8).
+
+A profile is a set of *metrics*, each a Welford accumulator (count, mean, M2, min, max):
+
+====================================  =========================================================
+``step.count:<Syscall> <device>``     calls of one kind in a step, over the steps that made it
+``step.tokens`` / ``step.duration_ms``  model tokens and model time of every step
+``run.count:<Syscall> <device>``      calls of one kind in a whole run (0 when not made)
+``run.share:<device>``                the device's share of the run's calls (access mix)
+``run.tokens`` / ``run.steps``        whole-run totals
+====================================  =========================================================
+
+Every run-level metric gets exactly one value per learned run: a metric first seen in run N
+starts with N-1 zeros, and a run that does not use a known metric adds a zero. The daemon
+owns the mutable `ProfileBuilder`s and publishes frozen `TemplateProfile` snapshots.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+
+import attrs
+
+from rnix_actors.immune.sample import RunSample, split_key
+
+STEP_COUNT = "step.count"
+STEP_TOKENS = "step.tokens"
+STEP_DURATION = "step.duration_ms"
+RUN_COUNT = "run.count"
+RUN_SHARE = "run.share"
+RUN_TOKENS = "run.tokens"
+RUN_STEPS = "run.steps"
+
+
+def metric(family: str, detail: str = "") -> str:
+    return f"{family}:{detail}" if detail else family
+
+
+def family_of(name: str) -> tuple[str, str]:
+    """``"run.count:Exec /dev/shell"`` → ``("run.count", "Exec /dev/shell")``."""
+    family, _, detail = name.partition(":")
+    return family, detail
+
+
+@attrs.frozen
+class Stats:
+    """A frozen view of one metric: ``n`` values with this mean, sample standard deviation
+    (0 for fewer than two values), minimum and maximum."""
+
+    n: int
+    mean: float
+    std: float
+    low: float
+    high: float
+
+    @property
+    def invariant(self) -> bool:
+        """Every value was the same positive number (a property of the task, e.g. one
+        payment per run). Zero everywhere is not an invariant but an absence."""
+        return self.n > 0 and self.std == 0.0 and self.low == self.high and self.high > 0
+
+
+@attrs.define
+class Welford:
+    """Online mean and variance (Welford 1962): numerically stable, one value at a time."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+
+    @classmethod
+    def zeros(cls, n: int) -> Welford:
+        """An accumulator that has seen ``n`` zeros."""
+        return cls(n, 0.0, 0.0, 0.0, 0.0) if n else cls()
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (value - self.mean)
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
+
+    def freeze(self) -> Stats:
+        # max(0, ...): rounding can leave M2 a hair below zero for identical values.
+        variance = max(0.0, self.m2) / (self.n - 1) if self.n > 1 else 0.0
+        std = math.sqrt(variance)
+        if std < 1e-12 * max(1.0, abs(self.mean)):
+            std = 0.0  # identical values: exactly zero, so that invariants are recognised
+        return Stats(self.n, self.mean, std, self.low, self.high)
+
+
+@attrs.frozen
+class TemplateProfile:
+    """The immutable Normal Profile of one template, as the guard checks against it."""
+
+    template: str
+    runs: int
+    stats: Mapping[str, Stats]
+    devices: frozenset[str]
+
+    def get(self, name: str) -> Stats | None:
+        return self.stats.get(name)
+
+
+def step_values(sample: RunSample) -> Iterator[tuple[str, float]]:
+    """Per-step metric values of a run, step by step."""
+    for step in sample.steps:
+        yield STEP_TOKENS, float(step.tokens)
+        yield STEP_DURATION, step.duration_ms
+        for key, count in step.calls:
+            yield metric(STEP_COUNT, key), float(count)
+
+
+def run_values(sample: RunSample) -> dict[str, float]:
+    """Whole-run metric values of a run (metrics it does not use are absent, i.e. zero)."""
+    counts = sample.run_counts()
+    values: dict[str, float] = {
+        RUN_TOKENS: float(sum(s.tokens for s in sample.steps)),
+        RUN_STEPS: float(len(sample.steps)),
+    }
+    devices: dict[str, int] = {}
+    for key, count in counts.items():
+        values[metric(RUN_COUNT, key)] = float(count)
+        device = split_key(key)[1]
+        devices[device] = devices.get(device, 0) + count
+    total = sum(devices.values())
+    for device, count in devices.items():
+        values[metric(RUN_SHARE, device)] = count / total
+    return values
+
+
+class ProfileBuilder:
+    """The learning side of one template's profile (owned by the daemon's thread)."""
+
+    def __init__(
+        self, template: str, runs: int = 0, metrics: Mapping[str, Welford] | None = None
+    ) -> None:
+        self.template = template
+        self.runs = runs
+        self.metrics: dict[str, Welford] = dict(metrics or {})
+
+    def learn(self, sample: RunSample) -> None:
+        """Add a finished run. Call only after the run was scored against `snapshot`."""
+        for name, value in step_values(sample):
+            self._acc(name, runs_before=0).add(value)
+        values = run_values(sample)
+        known_run_metrics = [m for m in self.metrics if m.startswith("run.")]
+        for name in known_run_metrics:
+            if name not in values:
+                self.metrics[name].add(0.0)
+        for name, value in values.items():
+            self._acc(name, runs_before=self.runs).add(value)
+        self.runs += 1
+
+    def _acc(self, name: str, runs_before: int) -> Welford:
+        acc = self.metrics.get(name)
+        if acc is None:
+            acc = Welford.zeros(runs_before)
+            self.metrics[name] = acc
+        return acc
+
+    def snapshot(self) -> TemplateProfile:
+        stats = {name: acc.freeze() for name, acc in self.metrics.items()}
+        devices = frozenset(
+            family_of(name)[1]
+            for name, acc in self.metrics.items()
+            if name.startswith(RUN_SHARE + ":") and acc.high > 0
+        )
+        return TemplateProfile(self.template, self.runs, stats, devices)
+
+
+def varying_keys(profiles: Iterable[TemplateProfile]) -> frozenset[str]:
+    """Call keys whose run totals varied (spread > 0) in at least one profile."""
+    prefix = RUN_COUNT + ":"
+    return frozenset(
+        name[len(prefix) :]
+        for profile in profiles
+        for name, stats in profile.stats.items()
+        if name.startswith(prefix) and stats.std > 0
+    )

@@ -1,0 +1,255 @@
+"""The immune daemon actor: learning, threat memory, alerts and enforcement (DESIGN §3, §8).
+
+It owns the mutable side: profile builders, threat memory, the alert book, the persisted
+tables. It learns from lifecycle events (a run's record is handed over by the guards when
+its ``Exit`` arrives), hears anomalies from the guards, and publishes a fresh immutable
+`Snapshot` whenever what the guards check against changes. It is never on the per-call path.
+
+Failure: a database error while handling an event or an anomaly is logged and the daemon
+carries on (monitoring matters more than one lost row); errors while answering an ``ask``
+go back to the caller. If the daemon dies, guards keep checking the last snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rnix_actors.errors import RnixError
+from rnix_actors.immune.alerts import Alert, AlertBook
+from rnix_actors.immune.baseline import ProfileBuilder, TemplateProfile, varying_keys
+from rnix_actors.immune.config import ImmuneConfig
+from rnix_actors.immune.detector import (
+    Anomaly,
+    Baseline,
+    Settings,
+    compile_baseline,
+    score_run,
+)
+from rnix_actors.immune.guard import Shared, Snapshot
+from rnix_actors.immune.host import ImmuneHost
+from rnix_actors.immune.messages import (
+    AnomalyDetected,
+    ClearAlerts,
+    ForgetThreats,
+    QueryStatus,
+    ResumeProcess,
+)
+from rnix_actors.immune.persistence import ImmuneStore, Loaded
+from rnix_actors.immune.sample import RunSample
+from rnix_actors.immune.status import ImmuneStatus, ProfileSummary
+from rnix_actors.immune.threats import Change, ThreatMemory, ThreatSignature
+from rnix_actors.kernel.base import RnixActor
+from rnix_actors.kernel.process import ProcessState
+from rnix_actors.messages.events import Event
+
+log = logging.getLogger(__name__)
+
+FORWARDED = frozenset({"Start", "Exit"})
+"""The events the daemon needs; per-call data reaches it through the guards' records."""
+
+
+def settings_of(config: ImmuneConfig) -> Settings:
+    return Settings(config.deviation_threshold, config.min_samples)
+
+
+def suspended_by_immune(reason: str) -> bool:
+    """A suspension reason set by an immune guard verdict or an immune SIGPAUSE."""
+    return reason.endswith("(by immune)") or reason == "paused by immune"
+
+
+class ImmuneDaemon(RnixActor):
+    def __init__(
+        self,
+        host: ImmuneHost,
+        config: ImmuneConfig,
+        db: ImmuneStore,
+        loaded: Loaded,
+        shared: Shared,
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.config = config
+        self.settings = settings_of(config)
+        self.db = db
+        self.shared = shared
+        self.builders = loaded.profiles
+        self.profiles = {t: b.snapshot() for t, b in self.builders.items()}
+        self.varying = varying_keys(self.profiles.values())
+        self.baselines = {t: self._compile(p) for t, p in self.profiles.items()}
+        self.threats = ThreatMemory(config.threat_ttl_days, config.max_threats, loaded.threats)
+        self.alerts = AlertBook(loaded.alerts, loaded.next_alert_id)
+        self.monitoring: dict[int, str] = {}
+        self.alerted: set[int] = set()  # live pids whose run raised an uncleared alert
+        # In the caller's thread, before start() returns: guards added right after see it.
+        self._save_threats(self.threats.prune(time.time()))
+        self._publish()
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        log.error("immune daemon crashed in %s: %r; guards keep the last snapshot", where, exc)
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case Event():
+                self._guarded(self._event, message)
+            case AnomalyDetected():
+                self._guarded(self._anomalies, message)
+            case QueryStatus():
+                return self._status()
+            case ClearAlerts(pid=pid):
+                return self._clear(pid)
+            case ResumeProcess(pid=pid):
+                self._clear(pid)
+                return self.host.resume(pid, origin="user")
+            case ForgetThreats(name=name, all=every):
+                change = self.threats.forget(name, all=every)
+                self._save_threats(change)
+                return len(change.removed)
+        return None
+
+    def _guarded(self, handler: Any, message: Any) -> None:
+        try:
+            handler(message)
+        except sqlite3.Error:
+            log.exception("immune daemon: could not persist after %s", type(message).__name__)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _event(self, event: Event) -> None:
+        if event.syscall == "Start":
+            self.monitoring[event.pid] = event.template
+        elif event.syscall == "Exit":
+            self._finished(event.pid, event.template, int(event.args.get("code", 1)))
+
+    def _finished(self, pid: int, template: str, code: int) -> None:
+        """Score the finished run, then learn it, or hold it out if it raised an alert."""
+        self.monitoring.pop(pid, None)
+        alerted = pid in self.alerted
+        self.alerted.discard(pid)
+        record = self.shared.take(pid)
+        if record is None or code != 0:
+            return  # only completed runs teach what normal looks like
+        with record.lock:
+            sample = record.sample()
+            reported = set(record.reported)
+            known = self.threats.names() - record.minted
+        found = score_run(self.baselines.get(template), sample, self.settings, known)
+        fresh = [a for a in found if a.metric not in reported]
+        if fresh:
+            self._raise(pid, template, fresh, suspended=False)
+        if alerted or fresh:
+            self.db.hold(pid, sample, time.time())
+        else:
+            self._learn(sample)
+
+    def _learn(self, sample: RunSample, held_pid: int | None = None) -> None:
+        template = sample.template
+        builder = self.builders.setdefault(template, ProfileBuilder(template))
+        builder.learn(sample)
+        if held_pid is None:
+            self.db.save_profile(builder, time.time())
+        else:
+            self.db.learn_held(builder, held_pid, time.time())
+        profile = self.profiles[template] = builder.snapshot()
+        varying = self.varying | varying_keys([profile])
+        if varying != self.varying:  # rare: evidence of variation changes every template
+            self.varying = varying
+            self.baselines = {t: self._compile(p) for t, p in self.profiles.items()}
+        else:
+            self.baselines[template] = self._compile(profile)
+        self._publish()
+
+    def _compile(self, profile: TemplateProfile) -> Baseline:
+        return compile_baseline(profile, self.settings, self.varying)
+
+    def _publish(self) -> None:
+        """Swap in a new snapshot for the guards (they never see a half-built one)."""
+        self.shared.snapshot = Snapshot(
+            baselines=dict(self.baselines),
+            known=self.threats.names(),
+            settings=self.settings,
+            enforce=not self.config.warn_only,
+        )
+
+    # -- anomalies -----------------------------------------------------------------------------
+    def _anomalies(self, msg: AnomalyDetected) -> None:
+        # Not conditional on having seen Start: the guard's tell can overtake the event bus.
+        # Its Exit cannot (the process tells the kernel only after this), so no leak.
+        self.alerted.add(msg.pid)
+        self._raise(msg.pid, msg.template, msg.anomalies, msg.suspended)
+        if msg.suspended:
+            self._pause_children(msg.pid)
+
+    def _raise(
+        self, pid: int, template: str, anomalies: Sequence[Anomaly], suspended: bool
+    ) -> None:
+        now = time.time()
+        alerts: list[Alert] = []
+        retired: list[int] = []
+        saved: dict[str, ThreatSignature] = {}
+        removed: list[str] = []
+        for anomaly in anomalies:
+            alert = Alert.of(self.alerts.next_id(), pid, template, anomaly, suspended)
+            alerts.append(alert)
+            retired += self.alerts.add(alert)
+            _, change = self.threats.record(
+                anomaly.threat, anomaly.metric, template, alert.message, now
+            )
+            saved.update((s.name, s) for s in change.saved)
+            removed += change.removed
+            log.warning("immune: %s%s", alert.line(), " (suspended)" if suspended else "")
+        self.db.add_alerts(alerts, retired)
+        # Saving publishes a snapshot, so a new pattern is known to the guards at once.
+        self._save_threats(Change(tuple(saved.values()), tuple(removed)))
+
+    def _pause_children(self, pid: int) -> None:
+        """The guard suspended the process itself; SIGPAUSE reaches its running subtree."""
+        try:
+            if self.host.info(pid).children:
+                self.host.kill(pid, "SIGPAUSE", origin="immune")
+        except RnixError as exc:  # it exited meanwhile, or the system is stopping
+            log.info("immune: could not pause the children of PID %d: %s", pid, exc)
+
+    def _save_threats(self, change: Change) -> None:
+        if change.saved or change.removed:
+            self.db.save_threats(change.saved, change.removed)
+            self._publish()
+
+    # -- queries -------------------------------------------------------------------------------
+    def _clear(self, pid: int) -> int:
+        """Clear ``pid``'s alerts; a finished run held out of the baseline is learned now."""
+        cleared = self.alerts.clear(pid)
+        if cleared:
+            self.db.clear_alerts(pid)
+        self.alerted.discard(pid)
+        if pid not in self.monitoring:
+            sample = self.db.held(pid)
+            if sample is not None:
+                self._learn(sample, held_pid=pid)
+        return len(cleared)
+
+    def _status(self) -> ImmuneStatus:
+        live = self.host.ps()
+        suspended = tuple(
+            p.pid
+            for p in live
+            if p.state is ProcessState.SUSPENDED and suspended_by_immune(p.exit_reason)
+        )
+        return ImmuneStatus(
+            mode=self.config.mode,
+            monitoring=tuple(sorted(self.monitoring)),
+            alerts=tuple(self.alerts.active()),
+            suspended=suspended,
+            threats=tuple(self.threats.list()),
+            profiles=profile_summaries(self.profiles.values(), self.settings),
+        )
+
+
+def profile_summaries(
+    profiles: Iterable[TemplateProfile], settings: Settings
+) -> tuple[ProfileSummary, ...]:
+    """One summary per template, by name."""
+    items = sorted(profiles, key=lambda p: p.template)
+    return tuple(ProfileSummary(p.template, p.runs, p.runs >= settings.min_samples) for p in items)

@@ -1,0 +1,41 @@
+"""What the immune system needs from the system it watches (`rnix_actors.System` fits).
+
+Defined here, structurally, so that the immune package never imports the public API above
+it (DESIGN §2): the kernel knows nothing of the immune system, and the immune system knows
+the kernel only through events, guards and signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from rnix_actors.kernel.guards import Guard
+from rnix_actors.kernel.process import ProcessInfo, Signal
+from rnix_actors.messages.events import Event
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class ImmuneHost(Protocol):
+    def subscribe(self, callback: Callable[[Event], None]) -> Cancellable:
+        """Call ``callback`` for every event (in the event bus's thread)."""
+        ...
+
+    def add_guard(self, guard: Guard) -> None:
+        """Install a guard for processes spawned from now on."""
+        ...
+
+    def kill(self, pid: int, signal: Signal | str = ..., origin: str = ...) -> str: ...
+
+    def resume(self, pid: int, origin: str = ...) -> str: ...
+
+    def info(self, pid: int) -> ProcessInfo:
+        """Raises `rnix_actors.errors.NoSuchProcess` for an unknown pid."""
+        ...
+
+    def ps(self) -> list[ProcessInfo]:
+        """The live (not finished) processes."""
+        ...

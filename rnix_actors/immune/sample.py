@@ -1,0 +1,145 @@
+"""What one run of an agent looked like: the raw material of profiles and detection.
+
+A run is a list of reasoning steps; each step has the model's tokens and duration and the
+device syscalls it attempted, counted by *call key* ``"<Syscall> <device>"`` (``"Exec
+/dev/shell"``). Only calls that reach the guards are counted: device syscalls after the
+permission check. Model calls are measured as tokens and duration, not counted as calls.
+
+`RunRecord` is the live, mutable form kept per process by the guard (written by that
+process's thread only); `RunSample` is the frozen form the daemon learns from and persists.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+_PROC_PID = re.compile(r"^/proc/\d+(/.*)?$")
+
+
+def device_of(path: str) -> str:
+    """The device a behaviour profile tracks for a syscall path.
+
+    ``/proc/<pid>/...`` collapses to ``/proc`` (the pid is an argument, not a different
+    device); every other path is kept as it is, so each host device is its own device.
+    """
+    if path.startswith("/proc/") and _PROC_PID.match(path):
+        return "/proc"
+    return path
+
+
+def call_key(syscall: str, device: str) -> str:
+    return f"{syscall} {device}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``"Exec /dev/shell"`` → ``("Exec", "/dev/shell")``."""
+    syscall, _, device = key.partition(" ")
+    return syscall, device
+
+
+@attrs.frozen
+class StepSample:
+    """One reasoning step: model tokens, model duration, calls per call key."""
+
+    tokens: int = 0
+    duration_ms: float = 0.0
+    calls: tuple[tuple[str, int], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "duration_ms": self.duration_ms, "calls": dict(self.calls)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StepSample:
+        calls = tuple(sorted((str(k), int(v)) for k, v in dict(data["calls"]).items()))
+        return cls(int(data["tokens"]), float(data["duration_ms"]), calls)
+
+
+@attrs.frozen
+class RunSample:
+    """A finished run of ``template``."""
+
+    template: str
+    steps: tuple[StepSample, ...] = ()
+
+    def run_counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for step in self.steps:
+            for key, count in step.calls:
+                totals[key] = totals.get(key, 0) + count
+        return totals
+
+    def to_json(self) -> dict[str, Any]:
+        return {"template": self.template, "steps": [s.to_json() for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunSample:
+        steps = tuple(StepSample.from_json(s) for s in data["steps"])
+        return cls(str(data["template"]), steps)
+
+
+class RunRecord:
+    """The live record of one process's run, updated before each call is allowed to run.
+
+    Only the process's own thread writes it (guards run in that thread); the lock makes the
+    daemon's final `sample` read safe even when a killed process is still finishing a call.
+    """
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.lock = threading.Lock()
+        # Finished steps as plain tuples: frozen samples are only built when the run ends.
+        self.done: list[tuple[int, float, dict[str, int]]] = []
+        self.step = 0
+        self.tokens = 0
+        self.duration_ms = 0.0
+        self.step_counts: dict[str, int] = {}
+        self.run_counts: dict[str, int] = {}
+        self.device_counts: dict[str, int] = {}
+        self.calls = 0
+        self.run_tokens = 0
+        self.reported: set[str] = set()  # metrics already alerted in this run
+        self.minted: set[str] = set()  # threat names this run made known (not a re-match)
+
+    @property
+    def steps(self) -> int:
+        return len(self.done) + (1 if self.step else 0)
+
+    def begin_step(self, step: int, tokens: int, duration_ms: float) -> None:
+        """A model answer for ``step`` arrived (before any of its calls run)."""
+        self._close_step()
+        self.step = step
+        self.tokens = tokens
+        self.duration_ms = duration_ms
+        self.run_tokens += tokens
+
+    def add_call(self, step: int, syscall: str, device: str) -> str:
+        """Count one attempted call; returns its call key."""
+        if step != self.step:  # no model answer seen for this step (guard added mid-run)
+            self.begin_step(step, 0, 0.0)
+        key = call_key(syscall, device)
+        self.step_counts[key] = self.step_counts.get(key, 0) + 1
+        self.run_counts[key] = self.run_counts.get(key, 0) + 1
+        self.device_counts[device] = self.device_counts.get(device, 0) + 1
+        self.calls += 1
+        return key
+
+    def _close_step(self) -> None:
+        if self.step:
+            self.done.append((self.tokens, self.duration_ms, self.step_counts))
+        self.step_counts = {}
+        self.step = 0
+
+    def sample(self) -> RunSample:
+        """The run so far as a frozen sample (the current step included)."""
+        steps = list(self.done)
+        if self.step:
+            steps.append((self.tokens, self.duration_ms, self.step_counts))
+        return RunSample(
+            self.template,
+            tuple(StepSample(t, d, tuple(sorted(c.items()))) for t, d, c in steps),
+        )
