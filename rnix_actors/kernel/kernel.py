@@ -44,6 +44,7 @@ from rnix_actors.messages.kernel import (
     ProcessStateChanged,
     QueryTable,
     SendSignal,
+    SendSignals,
     Shutdown,
     SpawnRequest,
 )
@@ -98,6 +99,8 @@ class Kernel(RnixActor):
                 return self._spawn(message)
             case SendSignal(pid=pid, signal=sig, origin=origin):
                 return self._signal(pid, sig, origin)
+            case SendSignals(pids=pids, signal=sig, origin=origin):
+                return [self._signal(p, sig, origin) for p in pids if self.deps.table.get(p)]
             case ProcessStateChanged():
                 self._state_changed(message)
             case ProcessExited(pid=pid, exit=exit_status):
@@ -185,7 +188,7 @@ class Kernel(RnixActor):
             control=control,
             tracker=self.deps.tracker,
         )
-        self._save(info)
+        self.deps.table.put(info)  # the store sees the process once it runs: one write less
         self._publish(
             pid,
             "Start",
@@ -202,10 +205,28 @@ class Kernel(RnixActor):
         )
         # Running before the thread starts: its first step may already read /proc.
         self._transition(pid, ProcessState.RUNNING)
-        ref = AgentProcess.start(spec)
+        try:
+            ref = AgentProcess.start(spec)
+        except Exception as exc:  # e.g. no thread could be started: record it, start nothing
+            running = self.deps.table.get(pid)
+            assert running is not None
+            reason = f"start failed: {type(exc).__name__}: {exc}"
+            self.deps.table.put(attrs.evolve(running, state=ProcessState.ZOMBIE))
+            self._save(
+                attrs.evolve(
+                    running,
+                    state=ProcessState.DEAD,
+                    exit_code=1,
+                    exit_reason=reason,
+                    ended_at=time.time(),
+                ),
+                check=True,
+            )
+            raise SpawnError(f"could not start PID {pid}: {reason}") from exc
         self.live[pid] = _Live(ref, control, driver, req.owner, req.agent_spawn)
         if parent is not None:
-            self._save(attrs.evolve(parent, children=(*parent.children, pid)))
+            # children are table-only (the store keeps ppid), so no write here
+            self.deps.table.put(attrs.evolve(parent, children=(*parent.children, pid)))
         return pid
 
     def _resolve(self, template: AgentTemplate | str) -> AgentTemplate:

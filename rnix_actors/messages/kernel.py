@@ -44,6 +44,16 @@ class SendSignal:
 
 
 @attrs.frozen
+class SendSignals:
+    """One signal to several processes in the given order (one round trip, e.g. for a
+    supervisor stopping its children); unknown PIDs are skipped. Answered with the actions."""
+
+    pids: tuple[int, ...]
+    signal: Signal
+    origin: str = "user"
+
+
+@attrs.frozen
 class ProcessStateChanged:
     """From an agent process: it changed state itself (running ⇄ suspended)."""
 

@@ -24,7 +24,7 @@ from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.process import ProcessState, Signal
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.events import Event
-from rnix_actors.messages.kernel import ProcessExited, SendSignal, SpawnRequest
+from rnix_actors.messages.kernel import ProcessExited, SendSignal, SendSignals, SpawnRequest
 from rnix_actors.supervision.core import (
     Action,
     Finished,
@@ -119,7 +119,7 @@ class Supervisor(RnixActor):
                 if self._pending.get(name) == ticket:
                     del self._pending[name]
                     self.timers.pop(name, None)
-                    self._start(name)
+                    self._start_many([name])
             case StopSupervisor(kill=kill, origin=origin):
                 self._event("SupervisorStop", origin=origin, kill=kill)
                 self._stop_all(kill)
@@ -146,15 +146,16 @@ class Supervisor(RnixActor):
         self._execute(self.core.exited(name, incarnation, abnormal, reason))
 
     def _execute(self, actions: list[Action]) -> None:
+        stops = [a.name for a in actions if isinstance(a, StopChild)]
+        if stops:  # the core lists them first, in reverse start order
+            self._stop_children(stops, kill=False, mark=False)
+        starts = [a.name for a in actions if isinstance(a, StartChild) and a.delay <= 0]
+        if starts:
+            self._start_many(starts)
         for action in actions:
             match action:
-                case StopChild(name=name):
-                    self._stop_child(name, kill=False, mark=False)
-                case StartChild(name=name, delay=delay):
-                    if delay > 0:
-                        self._start_later(name, delay)
-                    else:
-                        self._start(name)
+                case StartChild(name=name, delay=delay) if delay > 0:
+                    self._start_later(name, delay)
                 case GiveUp(child=child, reason=reason):
                     self._give_up(child, reason)
                     return
@@ -165,39 +166,49 @@ class Supervisor(RnixActor):
                     self.stop()
                     return
 
-    def _start(self, name: str) -> None:
-        child = self.core.children[name]
-        if child.status not in ("starting", "restarting"):
-            return
-        if child.incarnation:
-            self._event(
-                "SupervisorRestart",
-                child=name,
-                restarts=child.restarts,
-                old_pid=child.pid,
-                strategy=str(self.spec.strategy),
-            )
-        spec = child.spec
-        try:
-            if spec.supervisor is not None:
+    def _start_many(self, names: list[str]) -> None:
+        """Start children in order. Spawn requests are pipelined (all sent, then all answered:
+        the kernel handles them in order), so a one_for_all restart does not pay a round trip
+        per child."""
+        pending: list[tuple[str, Any]] = []
+        for name in names:
+            child = self.core.children[name]
+            if child.status not in ("starting", "restarting"):
+                continue
+            if child.incarnation:
+                self._event(
+                    "SupervisorRestart",
+                    child=name,
+                    restarts=child.restarts,
+                    old_pid=child.pid,
+                    strategy=str(self.spec.strategy),
+                )
+            if child.spec.supervisor is not None:
                 incarnation = self.core.started(name, None)
                 parent = _Parent(self.actor_ref, name, incarnation)
-                self.subs[name] = Supervisor.start(
-                    spec.supervisor, self.deps, f"{self.path}/{name}", parent
-                )
-            else:
-                pid = self._spawn(spec)
-                incarnation = self.core.started(name, pid)
-                self.pids[pid] = (name, incarnation)
-                self._event(
-                    "SupervisorChildStart", child=name, child_pid=pid, incarnation=incarnation
-                )
-        except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
-            # A start failure is a failure of that child: the strategy and intensity decide.
-            incarnation = self.core.started(name, None)
-            self._child_down(name, incarnation, True, f"start failed: {exc}", None)
+                path = f"{self.path}/{name}"
+                self.subs[name] = Supervisor.start(child.spec.supervisor, self.deps, path, parent)
+                continue
+            try:
+                pending.append((name, self._spawn(child.spec)))
+            except RnixError as exc:
+                pending.append((name, exc))
+        for name, answer in pending:
+            try:
+                if isinstance(answer, Exception):
+                    raise answer
+                pid: int = answer.get(timeout=ASK_TIMEOUT)
+            except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
+                # A start failure is a failure of that child: the strategy and intensity decide.
+                incarnation = self.core.started(name, None)
+                self._child_down(name, incarnation, True, f"start failed: {exc}", None)
+                continue
+            incarnation = self.core.started(name, pid)
+            self.pids[pid] = (name, incarnation)
+            self._event("SupervisorChildStart", child=name, child_pid=pid, incarnation=incarnation)
 
-    def _spawn(self, spec: ChildSpec) -> int:
+    def _spawn(self, spec: ChildSpec) -> Any:
+        """Send the spawn request; returns the future of the new PID."""
         agent = self.deps.resolve_agent(spec, self.path)
         request = SpawnRequest(
             template=agent,
@@ -207,8 +218,7 @@ class Supervisor(RnixActor):
             owner=self.actor_ref,
             origin=f"supervisor {self.path}",
         )
-        pid: int = self.deps.kernel.ask(request, block=True, timeout=ASK_TIMEOUT)
-        return pid
+        return self.deps.kernel.ask(request, block=False)
 
     def _start_later(self, name: str, delay: float) -> None:
         ticket = next(self._tickets)
@@ -225,43 +235,62 @@ class Supervisor(RnixActor):
         self._event("SupervisorBackoff", child=name, delay_s=round(delay, 3))
         timer.start()
 
-    def _stop_child(self, name: str, kill: bool, mark: bool = True) -> None:
-        """Stop one child; ``mark=False`` when the core already decided (and may restart it)."""
-        child = self.core.children.get(name)
-        if child is None:
-            return
-        if mark:
-            self.core.stopping(name)
-        if name in self.timers:
-            self.timers.pop(name).cancel()
-            self._pending.pop(name, None)
-        sub = self.subs.pop(name, None)
-        if sub is not None:
-            try:
-                sub.ask(
-                    StopSupervisor(kill, f"supervisor {self.path}"),
-                    block=True,
-                    timeout=max(ASK_TIMEOUT, child.spec.shutdown * 4),
-                )
-            except (pykka.ActorDeadError, pykka.Timeout):
-                log.warning("%s: child supervisor %s did not stop in time", self.path, name)
-        elif child.pid is not None:
-            self.pids.pop(child.pid, None)
-            self._stop_process(child.pid, 0.0 if kill else child.spec.shutdown)
+    def _stop_children(self, names: list[str], kill: bool, mark: bool = True) -> None:
+        """Stop children in the given order (callers pass reverse start order).
 
-    def _stop_process(self, pid: int, grace: float) -> None:
+        Each agent child is sent SIGTERM in that order, then each is given its own ``shutdown``
+        time from that moment before SIGKILL: the grace periods overlap instead of adding up
+        (OTP waits for each child in turn; agents finishing a step would make that slow).
+        ``mark=False`` when the core already decided (and may restart them).
+        """
         origin = f"supervisor {self.path}"
+        waiting: list[tuple[int, float]] = []
+        for name in names:
+            child = self.core.children.get(name)
+            if child is None:
+                continue
+            if mark:
+                self.core.stopping(name)
+            if name in self.timers:
+                self.timers.pop(name).cancel()
+                self._pending.pop(name, None)
+            sub = self.subs.pop(name, None)
+            if sub is not None:
+                self._stop_sub(name, sub, kill, child.spec.shutdown)
+            elif child.pid is not None and self.pids.pop(child.pid, None) is not None:
+                grace = 0.0 if kill else child.spec.shutdown
+                waiting.append((child.pid, grace))
+        for sig, graceful in ((Signal.SIGTERM, True), (Signal.SIGKILL, False)):
+            pids = tuple(pid for pid, grace in waiting if (grace > 0) == graceful)
+            if pids:
+                self._signal_many(pids, sig, origin)
+        now = time.monotonic()
+        for pid, grace in waiting:
+            deadline = now + grace
+            left = max(0.0, deadline - time.monotonic())
+            if self.deps.table.wait_for(pid, _dead, left) is not None:
+                continue
+            self._signal(pid, Signal.SIGKILL, origin)
+            if self.deps.table.wait_for(pid, _dead, KILL_WAIT) is None:
+                log.warning("%s: PID %d did not die after SIGKILL; abandoned", self.path, pid)
 
-        def dead(info: Any) -> bool:
-            return bool(info.state is ProcessState.DEAD)
+    def _stop_sub(
+        self, name: str, sub: pykka.ActorRef[Supervisor], kill: bool, shutdown: float
+    ) -> None:
+        try:
+            sub.ask(
+                StopSupervisor(kill, f"supervisor {self.path}"),
+                block=True,
+                timeout=max(ASK_TIMEOUT, shutdown * 4),
+            )
+        except (pykka.ActorDeadError, pykka.Timeout):
+            log.warning("%s: child supervisor %s did not stop in time", self.path, name)
 
-        if grace > 0:
-            self._signal(pid, Signal.SIGTERM, origin)
-            if self.deps.table.wait_for(pid, dead, grace) is not None:
-                return
-        self._signal(pid, Signal.SIGKILL, origin)
-        if self.deps.table.wait_for(pid, dead, KILL_WAIT) is None:
-            log.warning("%s: PID %d did not die after SIGKILL; abandoned", self.path, pid)
+    def _signal_many(self, pids: tuple[int, ...], sig: Signal, origin: str) -> None:
+        try:
+            self.deps.kernel.ask(SendSignals(pids, sig, origin), block=True, timeout=ASK_TIMEOUT)
+        except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
+            log.warning("%s: %s to PIDs %s failed: %s", self.path, sig, pids, exc)
 
     def _signal(self, pid: int, sig: Signal, origin: str) -> None:
         try:
@@ -270,8 +299,7 @@ class Supervisor(RnixActor):
             log.warning("%s: %s to PID %d failed: %s", self.path, sig, pid, exc)
 
     def _stop_all(self, kill: bool) -> None:
-        for name in reversed(list(self.core.children)):
-            self._stop_child(name, kill)
+        self._stop_children(list(reversed(self.core.children)), kill)
 
     # -- giving up: migration, then escalation ----------------------------------------------
     def _give_up(self, name: str, reason: str) -> None:
@@ -410,3 +438,7 @@ def _agent_name(agent: object) -> str:
     if isinstance(agent, str):
         return agent
     return getattr(agent, "__name__", "callable") if agent is not None else ""
+
+
+def _dead(info: Any) -> bool:
+    return bool(info.state is ProcessState.DEAD)
