@@ -40,6 +40,7 @@ from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, 
 from rnix_actors.kernel.fs import FileSystemDevice
 from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.kernel import AddGuard, Kernel, KernelDeps
+from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.shell import ShellDevice
@@ -136,6 +137,7 @@ class System:
         self.devices.register("/dev/fs", FileSystemDevice())
         self.devices.register("/dev/shell", ShellDevice(self.config.kernel.shell_timeout))
         self.devices.register("/proc", ProcDevice(self._proc_status))
+        self.devices.register("/dev/llm", LLMDevice(lambda: self._drivers))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> System:

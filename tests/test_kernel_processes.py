@@ -333,3 +333,21 @@ def test_events_before_a_blocking_call_are_delivered_while_it_runs(
     assert system.info(pid).state is ProcessState.RUNNING
     gate.write_text("")
     assert system.wait(pid, 10).exit_code == 0
+
+
+def test_llm_devices_are_listed_but_not_callable(system: System) -> None:
+    results: list[str] = []
+
+    def brain(request: LLMRequest) -> LLMResponse | str:
+        if request.step == 1:
+            return respond(
+                call("call_device", device="/dev/llm"),
+                call("call_device", device="/dev/llm/replay", input={"prompt": "hi"}),
+            )
+        results.extend(m.content for m in request.messages if m.role == "tool")
+        return "done"
+
+    agent(system, "a", brain, devices=("/dev/llm",))
+    system.run("a", "x", timeout=10)
+    assert "replay" in json.loads(results[0])
+    assert "models are called by the kernel" in results[1]

@@ -18,6 +18,7 @@ from rnix_actors.kernel.devices import path_within
 FS = "/dev/fs"
 SHELL = "/dev/shell"
 PROC = "/proc"
+LLM = "/dev/llm"  # read-only: describes the providers; the kernel alone calls models
 
 PlanKind = Literal["device", "spawn", "send", "complete"]
 
@@ -142,7 +143,7 @@ def plan_tool_call(call: ToolCall) -> ToolPlan:
             )
         if not isinstance(raw, dict) and not isinstance(raw, Mapping):
             raise ToolInputError(ErrorCode.INVALID, device, "'input' must be an object")
-        if path_within(device, PROC):
+        if path_within(device, PROC) or path_within(device, LLM):
             return ToolPlan("device", "Read", device, "read", dict(raw))
         return ToolPlan("device", "Write", device, "call", dict(raw))
     if name == "spawn":
