@@ -111,6 +111,10 @@ class AgentProcess(RnixActor):
     def _run_step(self) -> None:
         if self._check_stop():
             return
+        control = self.spec.control
+        if control.pause.is_set():  # SIGPAUSE arrived while this step message was queued
+            self._suspend(ExitCode.SUSPENDED, f"paused by {control.pause_origin}")
+            return
         limits = self.spec.template.limits
         if self.spec.max_steps and self.step >= self.spec.max_steps:
             self._finish(ExitCode.ERROR, "max steps exceeded")
