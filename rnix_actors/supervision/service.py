@@ -62,8 +62,11 @@ class SupervisorHandle:
         return name
 
     def stop(self, kill: bool = False, origin: str = "user") -> None:
-        """Stop the subtree in reverse start order (``kill``: SIGKILL at once), no restarts."""
-        self._service.ask(self.path, StopSupervisor(kill, origin))
+        """Stop the subtree in reverse start order (``kill``: SIGKILL at once), no restarts.
+        Stopping a supervisor that already finished does nothing."""
+        if self.status == "running":
+            with contextlib.suppress(RnixError):  # it may finish meanwhile
+                self._service.ask(self.path, StopSupervisor(kill, origin))
 
 
 class Supervision:
