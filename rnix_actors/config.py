@@ -20,8 +20,9 @@ import attrs
 from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.yamlsrc import YamlMap, load_yaml
 
-SECTIONS = ("kernel", "immune")
+SECTIONS = ("kernel", "immune", "topology")
 KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log")
+TOPOLOGY_KEYS = ("reinforcement_threshold", "skill_weight")
 _positive = attrs.validators.gt(0.0)
 
 
@@ -39,6 +40,21 @@ class KernelConfig:
 
 
 @attrs.frozen
+class TopologyConfig:
+    """Collaboration topology and similarity settings.
+
+    ``reinforcement_threshold``: uses of every edge of a chain before it counts as a reinforced
+    path; ``skill_weight``: the share of skill overlap (Jaccard) in template similarity, the
+    rest being collaboration history.
+    """
+
+    reinforcement_threshold: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    skill_weight: float = attrs.field(
+        default=0.7, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
+
+
+@attrs.frozen
 class Config:
     """The merged configuration.
 
@@ -48,6 +64,7 @@ class Config:
 
     kernel: KernelConfig = attrs.field(factory=KernelConfig)
     immune: Mapping[str, Any] = attrs.field(factory=dict)
+    topology: TopologyConfig = attrs.field(factory=TopologyConfig)
     sources: tuple[str, ...] = ()
     origins: Mapping[str, str] = attrs.field(factory=dict)
 
@@ -67,18 +84,21 @@ def load_config(project_file: Path | None = None) -> Config:
     if project_file is not None and project_file.exists():
         files.append(project_file)
     kernel: dict[str, Any] = {}
+    topology: dict[str, Any] = {}
     immune: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for path in files:
         layer = load_yaml(path)
         layer.check_keys(SECTIONS)
         kernel.update(_kernel_values(layer.get_map("kernel")))
+        topology.update(_topology_values(layer.get_map("topology")))
         layer.get_map("immune")  # rejects a non-mapping with a clear message
         immune = deep_merge(immune, layer.get_plain("immune") or {})
         origins.update(layer.origins())
     return Config(
         kernel=KernelConfig(**kernel),
         immune=immune,
+        topology=TopologyConfig(**topology),
         sources=tuple(str(path) for path in files),
         origins=origins,
     )
@@ -93,6 +113,16 @@ def _kernel_values(fields: YamlMap) -> dict[str, Any]:
             values[key] = fields.get_bool(key, True)
         else:
             values[key] = fields.get_float(key, 0.0, minimum=0.0, exclusive_minimum=True)
+    return values
+
+
+def _topology_values(fields: YamlMap) -> dict[str, Any]:
+    fields.check_keys(TOPOLOGY_KEYS)
+    values: dict[str, Any] = {}
+    if fields.has("reinforcement_threshold"):
+        values["reinforcement_threshold"] = fields.get_int("reinforcement_threshold", 5, minimum=1)
+    if fields.has("skill_weight"):
+        values["skill_weight"] = fields.get_float("skill_weight", 0.7, maximum=1.0)
     return values
 
 

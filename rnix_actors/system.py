@@ -22,10 +22,11 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
+from rnix_actors.compose import ComposeEngine
 from rnix_actors.config import Config, load_config
 from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse
 from rnix_actors.drivers.http import build_drivers
@@ -47,6 +48,8 @@ from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.loader import load_skills, load_templates
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
+from rnix_actors.migration import Migration, attach_planner, settings_from
+from rnix_actors.migration.similarity import Blend
 from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.store.db import Store
 from rnix_actors.supervision.service import Supervision, SupervisorHandle
@@ -54,10 +57,12 @@ from rnix_actors.supervision.spec import SupervisorSpec
 from rnix_actors.supervision.views import SupervisorView
 from rnix_actors.supervision.yamlspec import load_supervisors
 from rnix_actors.templates import AgentTemplate, Skill
+from rnix_actors.topology import Topology, attach_topology
 
 log = logging.getLogger(__name__)
 
 ASK_TIMEOUT = 30.0
+_S = TypeVar("_S")
 SETTLED = (ProcessState.DEAD, ProcessState.SUSPENDED)
 
 
@@ -124,6 +129,9 @@ class System:
         self._store: Store | None = None
         self._supervision: Supervision | None = None
         self._planner: Any = None
+        self._topology: Topology | None = None
+        self._migration: Migration | None = None
+        self._compose: ComposeEngine | None = None
         self.replay = ReplayDriver()
         self.register_driver(self.replay)
         # HTTP providers cost nothing until an agent uses one (clients are created lazily).
@@ -171,6 +179,14 @@ class System:
             self._supervision.planner = self._planner
         # Before any spawn: the immune guard applies to processes spawned after it.
         self._immune = attach_immune(self, self.immune_config, self._store)
+        store = self._store
+        topo = self.config.topology
+        self._topology = attach_topology(self, store, topo.reinforcement_threshold)
+        blend = Blend(topo.skill_weight, 1.0 - topo.skill_weight)
+        self._migration = attach_planner(
+            self, store, self._topology, settings_from(self.config, blend)
+        )
+        self._compose = ComposeEngine(self, store, self._topology)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -182,7 +198,8 @@ class System:
         with self._lock:
             kernel, bus, store = self._kernel, self._bus, self._store
             supervision, immune = self._supervision, self._immune
-            self._immune = None
+            migration, topology = self._migration, self._topology
+            self._immune = self._migration = self._topology = self._compose = None
             self._kernel = self._bus = None
             self._store = None
             self._supervision = None
@@ -190,8 +207,10 @@ class System:
             return
         if supervision is not None:
             supervision.stop_all(timeout)  # first, so that nothing restarts what we kill
-        if immune is not None:
-            immune.stop()  # before the kernel and the store go away
+        # Before the kernel, the bus and the store go away (they unsubscribe and persist).
+        for service in (migration, topology, immune):
+            if service is not None:
+                service.stop()
         try:
             kernel.ask(Shutdown("system"), timeout=timeout)
         finally:
@@ -240,6 +259,26 @@ class System:
         if old is not None:
             old.stop()
         return self._immune
+
+    @property
+    def topology(self) -> Topology:
+        """The collaboration graph: ``view().text()`` renders ``rnix topology``."""
+        return self._service(self._topology)
+
+    @property
+    def migration(self) -> Migration:
+        """The migration planner: ``decisions()``, ``matrix()``."""
+        return self._service(self._migration)
+
+    @property
+    def compose(self) -> ComposeEngine:
+        """Compose workflows and pipes: ``compose.run(compose.load(path))``, ``compose.pipe``."""
+        return self._service(self._compose)
+
+    def _service(self, service: _S | None) -> _S:
+        if service is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        return service
 
     @property
     def store(self) -> Store:
@@ -408,13 +447,17 @@ class System:
                     store.close()
         return [p for p in self.table.list() if not p.finished]
 
-    def subscribe(self, callback: Subscriber) -> Subscription:
-        """Call ``callback(event)`` for every event, in the event bus's thread."""
+    def subscribe(
+        self, callback: Subscriber, syscalls: Iterable[str] | None = None
+    ) -> Subscription:
+        """Call ``callback(event)`` for every event (or only those named in ``syscalls``), in
+        the event bus's thread: keep it quick."""
         bus = self._bus
         if bus is None:
             raise SystemStopped("the system is not running; call System.start() first")
         key = next(self._keys)
-        bus.ask(Subscribe(key, callback), timeout=ASK_TIMEOUT)
+        names = None if syscalls is None else frozenset(syscalls)
+        bus.ask(Subscribe(key, callback, names), block=True, timeout=ASK_TIMEOUT)
         return Subscription(bus, key)
 
     def sync_events(self, timeout: float = ASK_TIMEOUT) -> None:

@@ -105,7 +105,7 @@ class FakeHost:
     def __init__(self) -> None:
         self.signals: list[tuple[int, str, str]] = []
 
-    def subscribe(self, callback: Callable[[Event], None]) -> FakeHost:
+    def subscribe(self, callback: Callable[[Event], None], syscalls: object = None) -> FakeHost:
         return self
 
     def cancel(self) -> None:

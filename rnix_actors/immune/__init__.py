@@ -162,7 +162,7 @@ def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immun
     daemon = ImmuneDaemon.start(host, config, db, loaded, shared)
     try:
         host.add_guard(ImmuneGuard(shared, tell_report(daemon)))
-        subscription = host.subscribe(_forwarder(daemon))
+        subscription = host.subscribe(_forwarder(daemon), FORWARDED)
     except BaseException:
         shared.snapshot = attrs.evolve(shared.snapshot, stopped=True)
         daemon.stop()

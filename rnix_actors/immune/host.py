@@ -7,7 +7,7 @@ the kernel only through events, guards and signals.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from rnix_actors.kernel.guards import Guard
@@ -20,7 +20,9 @@ class Cancellable(Protocol):
 
 
 class ImmuneHost(Protocol):
-    def subscribe(self, callback: Callable[[Event], None]) -> Cancellable:
+    def subscribe(
+        self, callback: Callable[[Event], None], syscalls: Iterable[str] | None = None
+    ) -> Cancellable:
         """Call ``callback`` for every event (in the event bus's thread)."""
         ...
 

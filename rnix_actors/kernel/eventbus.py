@@ -28,8 +28,13 @@ Subscriber = Callable[[Event], None]
 
 @attrs.frozen
 class Subscribe:
+    """``syscalls``: deliver only events with these names (None: every event). A filter is
+    applied by the bus with one lookup per event, so filtered subscribers cost nothing for the
+    events they do not want."""
+
     key: int
     callback: Subscriber
+    syscalls: frozenset[str] | None = None
 
 
 @attrs.frozen
@@ -55,8 +60,9 @@ class EventBus(RnixActor):
     def __init__(self, state_dir: Path | None, tracker: ThreadTracker | None = None) -> None:
         super().__init__(tracker)
         self.state_dir = state_dir
-        self.subscribers: dict[int, Subscriber] = {}
-        self._fanout: tuple[Subscriber, ...] = ()
+        self.subscribers: dict[int, tuple[Subscriber, frozenset[str] | None]] = {}
+        self._wild: tuple[Subscriber, ...] = ()  # subscribers of every event
+        self._targets: dict[str, tuple[Subscriber, ...]] = {}  # syscall -> all who want it
         self._files: OrderedDict[int, IO[bytes]] = OrderedDict()
         self._dirty: set[int] = set()
         self.delivered = 0
@@ -68,34 +74,39 @@ class EventBus(RnixActor):
         elif isinstance(message, Event):
             self._publish((message,))
         elif isinstance(message, Subscribe):
-            self.subscribers[message.key] = message.callback
-            self._fanout = tuple(self.subscribers.values())
+            self.subscribers[message.key] = (message.callback, message.syscalls)
+            self._rebuild()
         elif isinstance(message, Unsubscribe):
             self.subscribers.pop(message.key, None)
-            self._fanout = tuple(self.subscribers.values())
+            self._rebuild()
         elif isinstance(message, Flush):
             for handle in self._files.values():
                 handle.flush()
         return None
 
+    def _rebuild(self) -> None:
+        # Subscription order is kept, so every subscriber sees events in publication order.
+        entries = list(self.subscribers.values())
+        self._wild = tuple(cb for cb, names in entries if names is None)
+        wanted = {name for _, names in entries if names for name in names}
+        self._targets = {
+            name: tuple(cb for cb, names in entries if names is None or name in names)
+            for name in wanted
+        }
+
     def _publish(self, events: tuple[Event, ...]) -> None:
         if self.state_dir is not None:
             self._append(events)
-        for callback in self._fanout:
-            self._deliver(callback, events)
+        wild, targets = self._wild, self._targets
+        for event in events:
+            for callback in targets.get(event.syscall, wild):
+                try:
+                    callback(event)
+                except Exception:
+                    # One bad event for one subscriber: log it and go on.
+                    self.subscriber_errors += 1
+                    log.exception("event subscriber %r failed", callback)
         self.delivered += len(events)
-
-    def _deliver(self, callback: Subscriber, events: tuple[Event, ...]) -> None:
-        start = 0
-        while start < len(events):
-            try:
-                for index in range(start, len(events)):
-                    start = index + 1
-                    callback(events[index])
-            except Exception:
-                # One bad event for one subscriber: log it and go on with the next event.
-                self.subscriber_errors += 1
-                log.exception("event subscriber %r failed", callback)
 
     def _append(self, events: tuple[Event, ...]) -> None:
         # A batch comes from one process, but the kernel's single events may be any PID.

@@ -314,7 +314,10 @@ class Supervisor(RnixActor):
         if answer is not None and answer.decision == "migrated" and answer.substitute:
             spec = self.core.children[name].spec
             new_spec = attrs.evolve(
-                spec, agent=answer.substitute, intent=answer.intent or spec.intent
+                spec,
+                agent=answer.substitute,
+                intent=answer.intent or spec.intent,
+                devices=answer.devices if answer.devices is not None else spec.devices,
             )
             self._event(
                 "SupervisorMigration",

@@ -6,6 +6,22 @@ from typing import Any, Literal
 
 import attrs
 
+SUPERVISOR_EVENTS = frozenset(
+    {
+        "SupervisorStart",
+        "SupervisorChildStart",
+        "SupervisorChildExit",
+        "SupervisorRestart",
+        "SupervisorBackoff",
+        "SupervisorShutdown",
+        "SupervisorMigration",
+        "SupervisorEscalate",
+        "SupervisorExit",
+        "SupervisorStop",
+    }
+)
+"""The names of the events supervisors publish (``template == "supervisor"``)."""
+
 
 @attrs.frozen
 class SupervisorExited:
@@ -68,10 +84,12 @@ class MigrationOffer:
 @attrs.frozen
 class MigrationAnswer:
     """``migrated``: run ``substitute`` (with ``intent``, carrying the transferred context)
-    under the same supervisor and child identity. ``declined`` / ``no_candidate``: the
-    supervisor escalates; ``reason`` says why."""
+    under the same supervisor and child identity, with at most ``devices`` (never more than
+    the original had). ``declined`` / ``no_candidate``: the supervisor escalates; ``reason``
+    says why."""
 
     decision: Literal["migrated", "declined", "no_candidate"]
     reason: str
     substitute: str | None = None
     intent: str | None = None
+    devices: tuple[str, ...] | None = None  # the substitute's whitelist: own ∩ original's

@@ -1,0 +1,93 @@
+"""Success records per agent template and per task, learned from ``Start``/``Exit`` events.
+
+The ledger is fed from the event bus's thread and read by the planner, so it is a small
+lock-protected structure (no actor hop): when the planner gets an offer it first syncs the
+event bus, after which the ledger has seen the failed run's exit. The planner persists the
+per-template records; per-task records only matter during one supervision episode.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import attrs
+
+from rnix_actors.messages.events import Event
+from rnix_actors.migration.context import strip_transfer
+from rnix_actors.migration.gate import Record
+
+MAX_TASKS = 2000
+# Exits caused from outside (a supervisor stopping a sibling, the user, system shutdown)
+# say nothing about the agent's ability.
+EXTERNAL = ("killed by", "terminated by", "interrupted (", "SIGTERM while", "SIGINT while")
+
+TaskKey = tuple[str, str, str]  # (origin, task intent, template)
+
+
+def task_key(origin: str, intent: str, template: str) -> TaskKey:
+    return (origin, strip_transfer(intent), template)
+
+
+def counts_against(code: int, reason: str) -> bool | None:
+    """True: a success, False: a failure, None: not the agent's doing."""
+    if code == 0:
+        return True
+    if reason.startswith(EXTERNAL):
+        return None
+    return False
+
+
+@attrs.frozen
+class Outcome:
+    """One finished run as the ledger saw it."""
+
+    pid: int
+    template: str
+    ok: bool
+    reason: str
+    key: TaskKey | None
+    record: Record
+
+
+class Ledger:
+    def __init__(self, records: Mapping[str, Record] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, Record] = dict(records or {})
+        self._tasks: OrderedDict[TaskKey, Record] = OrderedDict()
+        self._running: dict[int, TaskKey] = {}
+
+    def observe(self, event: Event) -> Outcome | None:
+        """Account for a ``Start`` or ``Exit`` event; returns the outcome of a counted exit."""
+        if event.syscall == "Start":
+            origin = str(event.args.get("origin", ""))
+            intent = str(event.args.get("intent", ""))
+            with self._lock:
+                self._running[event.pid] = task_key(origin, intent, event.template)
+            return None
+        if event.syscall != "Exit":
+            return None
+        code = int(event.args.get("code", 1))
+        reason = str(event.args.get("reason", ""))
+        with self._lock:
+            key = self._running.pop(event.pid, None)
+            ok = counts_against(code, reason)
+            if ok is None or not event.template:
+                return None
+            record = self._records.get(event.template, Record()).add(ok)
+            self._records[event.template] = record
+            if key is not None:
+                self._tasks[key] = self._tasks.get(key, Record()).add(ok)
+                self._tasks.move_to_end(key)
+                while len(self._tasks) > MAX_TASKS:
+                    self._tasks.popitem(last=False)
+            return Outcome(event.pid, event.template, ok, reason, key, record)
+
+    def records(self) -> dict[str, Record]:
+        with self._lock:
+            return dict(self._records)
+
+    def task(self, key: TaskKey) -> Record:
+        with self._lock:
+            return self._tasks.get(key, Record())

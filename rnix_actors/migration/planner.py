@@ -1,0 +1,257 @@
+"""The `MigrationPlanner` actor: answers a supervisor's `MigrationOffer` (DESIGN §7, §9).
+
+Thin around pure functions: it gathers the inputs (templates and skills, collaboration
+counts, success records, the failed run's events), calls `plan_migration`, builds the
+transferred intent, records the decision and answers. It never asks a supervisor (the one
+offering is blocked on this ask), so no call cycle can form.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from rnix_actors.errors import RnixError
+from rnix_actors.kernel.base import RnixActor
+from rnix_actors.kernel.process import ProcessInfo
+from rnix_actors.messages.events import Event
+from rnix_actors.migration.context import (
+    read_events,
+    strip_transfer,
+    summarise_run,
+    transfer_intent,
+)
+from rnix_actors.migration.gate import Plan, plan_migration
+from rnix_actors.migration.ledger import Ledger, Outcome, TaskKey, task_key
+from rnix_actors.migration.similarity import Blend, SimilarityMatrix, similarity_matrix
+from rnix_actors.migration.store import DecisionRecord, MigrationStore
+from rnix_actors.supervision.messages import MigrationAnswer, MigrationOffer
+from rnix_actors.templates import AgentTemplate, Skill, effective_devices
+
+log = logging.getLogger(__name__)
+
+SYNC_TIMEOUT = 5.0
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class MigrationHost(Protocol):
+    """What the planner needs from the system (`rnix_actors.System` fits structurally)."""
+
+    def subscribe(
+        self, callback: Callable[[Event], None], syscalls: Iterable[str] | None = None
+    ) -> Cancellable: ...
+
+    def sync_events(self, timeout: float = ...) -> None: ...
+
+    def info(self, pid: int) -> ProcessInfo: ...
+
+    def events_file(self, pid: int) -> Path: ...
+
+    @property
+    def templates(self) -> dict[str, AgentTemplate]: ...
+
+    @property
+    def skills(self) -> dict[str, Skill]: ...
+
+    def set_migration_planner(self, planner: Any) -> None: ...
+
+
+class Collaboration(Protocol):
+    """The topology, as the planner sees it (`rnix_actors.topology.Topology` fits)."""
+
+    def collaboration(self) -> dict[tuple[str, str], int]: ...
+
+    def record(self, kind: Any, source: str, target: str, label: str = "") -> None: ...
+
+
+@attrs.frozen
+class MigrationSettings:
+    """``min_similarity`` is the config's ``immune.min_migration_similarity``; a migration must
+    beat the failing agent's expected success by more than ``margin``."""
+
+    min_similarity: float = attrs.field(
+        default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
+    blend: Blend = attrs.field(factory=Blend)
+    margin: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+
+
+@attrs.frozen
+class MigrationPlan(MigrationAnswer):
+    """A `MigrationAnswer` plus what the supervisor may use beyond it: ``devices`` is the
+    substitute's whitelist (its own ∩ the original's, never more)."""
+
+    similarity: float | None = None
+    decision_id: int = 0
+
+
+@attrs.frozen
+class QueryDecisions:
+    limit: int = 100
+
+
+@attrs.frozen
+class QueryMatrix:
+    """Answered with the current `SimilarityMatrix`."""
+
+
+def template_skills(templates: Mapping[str, AgentTemplate]) -> dict[str, tuple[str, ...]]:
+    return {name: template.skills for name, template in templates.items()}
+
+
+class MigrationPlanner(RnixActor):
+    def __init__(
+        self,
+        host: MigrationHost,
+        db: MigrationStore,
+        ledger: Ledger,
+        topology: Collaboration | None,
+        settings: MigrationSettings,
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.db = db
+        self.ledger = ledger
+        self.topology = topology
+        self.settings = settings
+        self.pending: dict[TaskKey, int] = {}  # migrated task → decision id
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case MigrationOffer():
+                return self._offer(message)
+            case Outcome():
+                self._outcome(message)
+            case QueryDecisions(limit=limit):
+                return self.db.decisions(limit)
+            case QueryMatrix():
+                return self._matrix()
+        return None
+
+    def _matrix(self) -> SimilarityMatrix:
+        history = self.topology.collaboration() if self.topology is not None else {}
+        return similarity_matrix(template_skills(self.host.templates), history, self.settings.blend)
+
+    def _offer(self, offer: MigrationOffer) -> MigrationPlan:
+        # The ledger must have seen the failed run's exit; if the bus does not answer, plan
+        # with what it has (a missing attempt only makes the gate more conservative).
+        with contextlib.suppress(Exception):
+            self.host.sync_events(SYNC_TIMEOUT)
+        templates, skills = self.host.templates, self.host.skills
+        origin = f"supervisor {offer.supervisor}"
+        task = self.ledger.task(task_key(origin, offer.intent, offer.template))
+        original_devices = self._original_devices(offer, templates, skills)
+        plan = plan_migration(
+            offer.template,
+            self._matrix(),
+            self.settings.min_similarity,
+            self.ledger.records(),
+            task,
+            lambda name: effective_devices(templates[name], skills),
+            original_devices,
+            self.settings.margin,
+        )
+        chosen = plan.chosen
+        attempts = max(task.failures, 1)
+        summary = summarise_run(
+            read_events(self.host.events_file(offer.last_pid)) if offer.last_pid else [],
+            offer.last_pid,
+            offer.exit_reason,
+        )
+        intent = None
+        if chosen is not None:
+            environment = {
+                "supervisor": offer.supervisor,
+                "child": offer.child,
+                "original_agent": offer.template,
+                "devices": ",".join(chosen.devices),
+            }
+            intent = transfer_intent(
+                strip_transfer(offer.intent),
+                offer.template,
+                chosen.agent,
+                summary,
+                environment,
+                attempts,
+            )
+        decision_id = self._record(offer, plan, attempts, summary.to_dict(), intent)
+        if chosen is None:
+            return MigrationPlan(plan.decision, plan.reason, decision_id=decision_id)
+        key = task_key(origin, offer.intent, chosen.agent)
+        self.pending[key] = decision_id
+        if self.topology is not None:
+            self.topology.record("migration", offer.template, chosen.agent, offer.supervisor)
+        return MigrationPlan(
+            "migrated",
+            plan.reason,
+            chosen.agent,
+            intent,
+            devices=chosen.devices or None,
+            similarity=chosen.similarity,
+            decision_id=decision_id,
+        )
+
+    def _original_devices(
+        self, offer: MigrationOffer, templates: dict[str, AgentTemplate], skills: dict[str, Skill]
+    ) -> frozenset[str]:
+        if offer.last_pid:
+            with contextlib.suppress(RnixError):
+                return frozenset(self.host.info(offer.last_pid).allowed_devices)
+        if offer.devices is not None:
+            return frozenset(offer.devices)
+        template = templates.get(offer.template)
+        return frozenset() if template is None else effective_devices(template, skills)
+
+    def _record(
+        self,
+        offer: MigrationOffer,
+        plan: Plan,
+        attempts: int,
+        summary: dict[str, Any],
+        intent: str | None,
+    ) -> int:
+        chosen = plan.chosen
+        record = DecisionRecord(
+            id=0,
+            ts=time.time(),
+            supervisor=offer.supervisor,
+            child=offer.child,
+            original=offer.template,
+            substitute="" if chosen is None else chosen.agent,
+            decision=plan.decision,
+            reason=plan.reason,
+            similarity=None if chosen is None else chosen.similarity,
+            original_expected=plan.original_expected,
+            substitute_expected=None if chosen is None else chosen.expected,
+            last_pid=offer.last_pid,
+            attempts=attempts,
+            detail={
+                "exit_reason": offer.exit_reason,
+                "candidates": [c.to_dict() for c in plan.candidates],
+                "summary": summary,
+                "intent": intent,
+            },
+        )
+        decision_id = self.db.add_decision(record)
+        log.info(
+            "migration %s for %s/%s: %s", plan.decision, offer.supervisor, offer.child, plan.reason
+        )
+        return decision_id
+
+    def _outcome(self, outcome: Outcome) -> None:
+        self.db.save_record(outcome.template, outcome.record)
+        if outcome.key is None:
+            return
+        decision_id = self.pending.pop(outcome.key, None)
+        if decision_id is not None:
+            result = "completed" if outcome.ok else "failed"
+            self.db.set_outcome(decision_id, result, outcome.pid, outcome.reason)
