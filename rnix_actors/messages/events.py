@@ -61,7 +61,8 @@ class Event:
     duration_ms: float = 0.0
     tokens: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, clip: bool = True) -> dict[str, Any]:
+        """The record as plain data; ``clip`` shortens long strings (for logs and wires)."""
         return {
             "ts": self.ts,
             "pid": self.pid,
@@ -69,8 +70,8 @@ class Event:
             "step": self.step,
             "syscall": self.syscall,
             "device": self.device,
-            "args": _clip(self.args),
-            "result": _clip(self.result),
+            "args": _clip(self.args) if clip else self.args,
+            "result": _clip(self.result) if clip else self.result,
             "error": self.error,
             "duration_ms": round(self.duration_ms, 3),
             "tokens": self.tokens,
@@ -80,21 +81,7 @@ class Event:
         """One JSON line (UTF-8, no newline); long values are clipped. The length is checked
         on the encoded line: most events are small, so the common case encodes once and never
         walks the values."""
-        line = _dumps(
-            {
-                "ts": self.ts,
-                "pid": self.pid,
-                "template": self.template,
-                "step": self.step,
-                "syscall": self.syscall,
-                "device": self.device,
-                "args": self.args,
-                "result": self.result,
-                "error": self.error,
-                "duration_ms": round(self.duration_ms, 3),
-                "tokens": self.tokens,
-            }
-        )
+        line = _dumps(self.to_dict(clip=False))
         return line if len(line) <= MAX_FIELD_CHARS else _dumps(self.to_dict())
 
     def to_json(self) -> str:

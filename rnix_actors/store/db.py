@@ -16,7 +16,6 @@ from typing import Any
 
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 
-SCHEMA_VERSION = 1
 PID_BLOCK = 64
 
 _MIGRATIONS: dict[int, str] = {
@@ -59,7 +58,7 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
-        self._migrate()
+        self.ensure_schema("kernel", _MIGRATIONS)
         self._pid_next = 0
         self._pid_limit = 0
 
@@ -75,30 +74,12 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        with self.transaction() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = conn.execute("SELECT version FROM schema_version").fetchone()
-            current = 0 if row is None else int(row[0])
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: schema version {current} is newer than this rnix-actors "
-                    f"({SCHEMA_VERSION}); upgrade rnix-actors or use another state dir"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            else:
-                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-
     def ensure_schema(self, component: str, migrations: dict[int, str]) -> None:
         """Apply a component's own migrations (``version → SQL statements``) once each.
 
-        Later subsystems (immune, topology, supervision) keep their tables here without
-        touching the kernel's schema; each has its own version row.
+        The kernel's own tables are the component ``kernel``; later subsystems (immune,
+        topology, migration) keep theirs here the same way, each with its own version row.
+        Raises `RuntimeError` when the file's version is newer than this code.
         """
         latest = max(migrations)
         with self.transaction() as conn:
