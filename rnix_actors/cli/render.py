@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from rnix_actors.kernel.process import ProcessInfo
+from collections.abc import Mapping
+from typing import Any
+
+from rnix_actors.ipc.protocol import process_from_wire
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.events import Event
 from rnix_actors.supervision.views import ChildView, SupervisorView
 
@@ -43,7 +47,7 @@ def result_block(info: ProcessInfo, elapsed: float) -> str:
     body = "\n".join("  " + line for line in (info.result or "").splitlines()) or "  (empty)"
     return (
         f"══ Result {RULE[10:]}\n{body}\n{RULE}\n"
-        f"[kernel] PID {info.pid} exited({info.exit_code}) {info.exit_reason} | "
+        f"{exit_line(info)} | "
         f"tokens: {info.tokens_used:,} | steps: {info.steps} | elapsed: {elapsed:.1f}s"
     )
 
@@ -113,3 +117,74 @@ def supervision_tree(views: list[SupervisorView], unsupervised: list[ProcessInfo
             f"  PID {p.pid}  {p.template}  {p.state}  depth {p.depth}" for p in unsupervised
         )
     return "\n".join(lines) if lines else "No supervisors and no live processes."
+
+
+def exit_line(info: ProcessInfo) -> str:
+    """``[kernel] PID 3 exited(0) completed`` or ``[kernel] PID 3 suspended(2) …``."""
+    verb = "suspended" if info.state is ProcessState.SUSPENDED else "exited"
+    return f"[kernel] PID {info.pid} {verb}({info.exit_code}) {info.exit_reason}"
+
+
+def end_line(data: Mapping[str, Any] | None, pid: int | None = None) -> str:
+    """A stream's ``end`` frame as one line."""
+    data = data or {}
+    process = data.get("process")
+    if isinstance(process, Mapping):
+        return exit_line(process_from_wire(process))
+    reason = data.get("reason", "ended")
+    if reason == "overflow":
+        return f"[watch] stopped: too slow to keep up ({data.get('dropped', 0)} events dropped)"
+    target = f" PID {pid}" if pid is not None else ""
+    return f"[watch] stopped watching{target} ({reason})"
+
+
+def process_tree(procs: list[ProcessInfo]) -> str:
+    """Every process under its parent (ppid), as an indented tree."""
+    children: dict[int, list[int]] = {}
+    by_pid = {p.pid: p for p in procs}
+    for p in procs:
+        parent = p.ppid if p.ppid in by_pid else 0
+        children.setdefault(parent, []).append(p.pid)
+    lines: list[str] = []
+
+    def walk(pid: int, prefix: str) -> None:
+        kids = children.get(pid, [])
+        for index, kid in enumerate(kids):
+            p = by_pid[kid]
+            last = index == len(kids) - 1
+            exit_text = "" if p.exit_code is None else f" exit {p.exit_code} {p.exit_reason}"
+            lines.append(
+                f"{prefix}{'└── ' if last else '├── '}PID {p.pid} {p.template} {p.state}{exit_text}"
+            )
+            walk(kid, prefix + ("    " if last else "│   "))
+
+    walk(0, "")
+    return "\n".join(lines) if lines else "No processes recorded."
+
+
+def daemon_status(status: Mapping[str, Any]) -> str:
+    """``rnix daemon status`` of a running daemon, as aligned ``key: value`` lines."""
+    procs = status.get("processes") or {}
+    immune = status.get("immune") or {}
+    rows = [
+        ("status", "running"),
+        ("pid", str(status.get("pid"))),
+        ("version", str(status.get("version"))),
+        ("socket", str(status.get("socket"))),
+        ("project", str(status.get("project_dir"))),
+        ("state", str(status.get("state_dir"))),
+        ("uptime", f"{float(status.get('uptime_s') or 0):.1f}s"),
+        (
+            "procs",
+            f"{procs.get('live', 0)} live ({procs.get('running', 0)} running, "
+            f"{procs.get('suspended', 0)} suspended)",
+        ),
+        (
+            "immune",
+            f"{immune.get('mode', 'unavailable')}, {immune.get('alerts', 0)} alerts"
+            if immune
+            else "unavailable",
+        ),
+    ]
+    width = max(len(key) for key, _ in rows) + 1
+    return "\n".join(f"{(key + ':').ljust(width)} {value}" for key, value in rows)

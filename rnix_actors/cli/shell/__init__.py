@@ -1,0 +1,1 @@
+"""``rnix shell``: the interactive REPL (prompt_toolkit) and its scriptable command set."""

@@ -1,0 +1,354 @@
+"""The shell's commands, run against an `Api` (the daemon, or an embedded system).
+
+`Shell.execute` runs one input line and never raises for a bad command: syntax errors, usage
+errors, unknown commands (with the nearest suggestion) and failed requests are printed and the
+shell goes on. Output goes through ``echo`` (the prompt_toolkit app prints it above the
+prompt). In the background mode (interactive) a spawn or a pipeline runs on a job thread and
+its output appears as it comes; otherwise it runs in the foreground (scripts, ``-c``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from rnix_actors.cli.render import (
+    end_line,
+    event_line,
+    exit_line,
+    process_table,
+    process_tree,
+    result_block,
+)
+from rnix_actors.cli.shell.parse import (
+    ShellSyntaxError,
+    nearest,
+    pipe_intent,
+    split_commands,
+    split_pipeline,
+    words,
+)
+from rnix_actors.ipc.local import Api, Stream
+from rnix_actors.ipc.protocol import ApiError, event_from_wire, process_from_wire
+from rnix_actors.kernel.process import ProcessState, Signal
+
+Echo = Callable[[str], None]
+
+
+class UsageError(Exception):
+    """Bad arguments; the shell prints the command's usage."""
+
+
+class ExitShell(Exception):
+    """``exit``: leave the shell."""
+
+
+@attrs.frozen
+class Stage:
+    agent: str
+    intent: str
+    max_steps: int | None = None
+
+
+@attrs.frozen
+class CommandHelp:
+    usage: str
+    summary: str
+
+
+HELP: dict[str, CommandHelp] = {
+    "spawn": CommandHelp(
+        'spawn AGENT "intent" [--max-steps N] [| spawn AGENT "intent" ...]',
+        "start an agent; with |, each stage's result becomes the next stage's input",
+    ),
+    "ps": CommandHelp("ps [--all]", "list live processes (--all: every process ever run)"),
+    "tree": CommandHelp("tree", "supervision trees and the process tree"),
+    "kill": CommandHelp("kill PID [--signal NAME]", "send a signal (default SIGTERM)"),
+    "pause": CommandHelp("pause PID", "suspend PID and its running subtree (SIGPAUSE)"),
+    "resume": CommandHelp("resume PID", "resume PID and its subtree (SIGRESUME)"),
+    "watch": CommandHelp("watch PID", "live events of PID until it exits; Ctrl-C stops"),
+    "immune": CommandHelp(
+        "immune status | immune resume PID | immune forget NAME|--all",
+        "immune monitoring: mode, alerts, threat memory",
+    ),
+    "help": CommandHelp("help [COMMAND]", "list commands, or explain one"),
+    "exit": CommandHelp("exit", "leave the shell (also Ctrl-D)"),
+}
+ALIASES = {"quit": "exit", "?": "help"}
+SIGNALS = [s.value for s in Signal]
+
+
+def _pid(text: str, usage: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"PID must be a positive integer, got {text!r}\nusage: {usage}")
+    return int(text)
+
+
+class Shell:
+    """Runs shell commands against ``api``; thread-safe `close` ends background jobs."""
+
+    def __init__(self, api: Api, echo: Echo, *, background: bool = False) -> None:
+        self.api = api
+        self.echo = echo
+        self.background = background
+        self._lock = threading.Lock()
+        self._jobs: set[threading.Thread] = set()
+        self._streams: set[Stream] = set()
+        self._closed = False
+        self._handlers: dict[str, Callable[[list[str]], bool]] = {
+            "ps": self._ps,
+            "tree": self._tree,
+            "kill": self._kill,
+            "pause": lambda a: self._signal(a, "pause", "SIGPAUSE"),
+            "resume": lambda a: self._signal(a, "resume", "SIGRESUME"),
+            "watch": self._watch,
+            "immune": self._immune,
+            "help": self._help,
+            "exit": self._exit,
+        }
+
+    @property
+    def commands(self) -> list[str]:
+        return sorted([*HELP, *ALIASES])
+
+    # -- entry points ----------------------------------------------------------------------------
+    def execute(self, line: str) -> bool:
+        """Run every command of ``line``; False if one failed (the rest are skipped).
+        Raises `ExitShell` for ``exit``; KeyboardInterrupt only escapes from outside a
+        command (a Ctrl-C during ``watch`` ends the watch)."""
+        try:
+            commands = split_commands(line)
+        except ShellSyntaxError as exc:
+            self.echo(f"error: {exc}")
+            return False
+        return all(self._run(command) for command in commands)  # stops at a failure
+
+    def _run(self, command: str) -> bool:
+        try:
+            stages = split_pipeline(command)
+            if len(stages) > 1 or words(stages[0])[:1] == ["spawn"]:
+                return self._spawn([self._stage(stage) for stage in stages])
+            argv = words(command)
+            name = ALIASES.get(argv[0], argv[0])
+            handler = self._handlers.get(name)
+            if handler is None:
+                hint = nearest(argv[0], self.commands)
+                suggestion = f"; did you mean '{hint}'?" if hint else ""
+                self.echo(f"unknown command '{argv[0]}'{suggestion} (try 'help')")
+                return False
+            return handler(argv[1:])
+        except ExitShell:
+            raise
+        except ShellSyntaxError as exc:
+            self.echo(f"error: {exc}")
+        except UsageError as exc:
+            self.echo(str(exc))
+        except ApiError as exc:
+            self.echo(f"error: {exc.message}")
+        except Exception as exc:  # nothing a command does may end the shell
+            self.echo(f"internal error: {type(exc).__name__}: {exc}")
+        return False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop following background jobs (their processes keep running in a daemon)."""
+        with self._lock:
+            self._closed = True
+            streams, jobs = list(self._streams), list(self._jobs)
+        for stream in streams:
+            stream.cancel()
+        for job in jobs:
+            job.join(timeout)
+
+    # -- spawn and pipelines -----------------------------------------------------------------
+    def _stage(self, text: str) -> Stage:
+        usage = f"usage: {HELP['spawn'].usage}"
+        argv = words(text)
+        if argv[:1] != ["spawn"]:
+            raise UsageError(f"only spawn commands can be piped, got {text!r}\n{usage}")
+        args, max_steps = argv[1:], None
+        if "--max-steps" in args:
+            at = args.index("--max-steps")
+            value = args[at + 1] if at + 1 < len(args) else ""
+            if not value.isdigit():
+                raise UsageError(f"--max-steps needs a number\n{usage}")
+            max_steps, args = int(value), args[:at] + args[at + 2 :]
+        if len(args) < 2:
+            raise UsageError(usage)
+        return Stage(args[0], " ".join(args[1:]), max_steps)
+
+    def _spawn(self, stages: list[Stage]) -> bool:
+        if not self.background:
+            return self._run_stages(stages)
+        job = threading.Thread(target=self._run_stages, args=(stages,), name="rnix-shell-job")
+        job.daemon = True
+        with self._lock:
+            if self._closed:
+                return False
+            self._jobs.add(job)
+        job.start()
+        return True
+
+    def _run_stages(self, stages: list[Stage]) -> bool:
+        try:
+            previous: str | None = None
+            for index, stage in enumerate(stages, start=1):
+                intent = stage.intent if previous is None else pipe_intent(previous, stage.intent)
+                record = self._run_stage(stage, intent, index, len(stages))
+                if record is None:
+                    return False
+                info = process_from_wire(record)
+                if info.exit_code != 0:
+                    if len(stages) > 1:
+                        self.echo(f"[kernel] pipeline stopped at stage {index}/{len(stages)}")
+                    return False
+                previous = info.result
+            return True
+        except ApiError as exc:
+            self.echo(f"error: {exc.message}")
+            return False
+        except Exception as exc:
+            self.echo(f"internal error: {type(exc).__name__}: {exc}")
+            return False
+        finally:
+            with self._lock:
+                self._jobs.discard(threading.current_thread())
+
+    def _run_stage(
+        self, stage: Stage, intent: str, index: int, total: int
+    ) -> dict[str, Any] | None:
+        started = time.monotonic()
+        params = {"agent": stage.agent, "intent": intent, "max_steps": stage.max_steps}
+        stream = self.api.stream("run", origin="shell", **params)
+        pid = int(stream.result["pid"])
+        where = f"pipeline stage {index}/{total}: " if total > 1 else ""
+        self.echo(f"[kernel] {where}spawned PID {pid} ({stage.agent})")
+        # In the background only the outcome is printed; `watch PID` shows the steps.
+        end = self._follow(stream, pid, quiet=self.background)
+        record = end.get("process")
+        if not isinstance(record, dict):
+            if end.get("reason") == "cancelled":  # the shell is closing; a daemon keeps it
+                self.echo(f"[kernel] PID {pid}: no longer followed by this shell")
+            else:
+                self.echo(end_line(end, pid))
+            return None
+        info = process_from_wire(record)
+        if info.state is ProcessState.SUSPENDED:
+            self.echo(f"{exit_line(info)} (resume {pid} to continue)")
+        else:
+            self.echo(result_block(info, time.monotonic() - started))
+        return record
+
+    def _follow(self, stream: Stream, pid: int, quiet: bool = False) -> dict[str, Any]:
+        """Print a stream's events (not with ``quiet``); returns its ``end`` data."""
+        with self._lock:
+            self._streams.add(stream)
+        try:
+            for frame in stream:
+                if frame["frame"] == "end":
+                    data = frame["data"]
+                    return data if isinstance(data, dict) else {}
+                event = event_from_wire(frame["data"])
+                if quiet or (event.pid == pid and event.syscall == "Start"):
+                    continue  # "spawned PID n" was printed already
+                line = event_line(event)
+                if line:
+                    self.echo(line)
+            return {"reason": "disconnected"}
+        finally:
+            with self._lock:
+                self._streams.discard(stream)
+
+    # -- the other commands ------------------------------------------------------------------
+    def _ps(self, args: list[str]) -> bool:
+        if args not in ([], ["--all"], ["-a"]):
+            raise UsageError(f"usage: {HELP['ps'].usage}")
+        wire = self.api.call("ps", all=bool(args))["processes"]
+        procs = [process_from_wire(p) for p in wire]
+        self.echo(process_table(procs) if procs else "No active processes.")
+        return True
+
+    def _tree(self, args: list[str]) -> bool:
+        if args:
+            raise UsageError(f"usage: {HELP['tree'].usage}")
+        data = self.api.call("tree")
+        for sup in data["supervisors"]:
+            self.echo(f"supervisor {sup['path']} {sup['strategy']} {sup['status']}")
+        self.echo(process_tree([process_from_wire(p) for p in data["processes"]]))
+        return True
+
+    def _kill(self, args: list[str]) -> bool:
+        usage = HELP["kill"].usage
+        signal = "SIGTERM"
+        for flag in ("--signal", "-s"):
+            if flag in args:
+                at = args.index(flag)
+                if at + 1 >= len(args):
+                    raise UsageError(f"{flag} needs a signal name ({', '.join(SIGNALS)})")
+                signal, args = args[at + 1], args[:at] + args[at + 2 :]
+        if len(args) != 1:
+            raise UsageError(f"usage: {usage}")
+        return self._send(_pid(args[0], usage), signal)
+
+    def _signal(self, args: list[str], name: str, signal: str) -> bool:
+        if len(args) != 1:
+            raise UsageError(f"usage: {HELP[name].usage}")
+        return self._send(_pid(args[0], HELP[name].usage), signal)
+
+    def _send(self, pid: int, signal: str) -> bool:
+        result = self.api.call("kill", pid=pid, signal=signal)
+        self.echo(f"[kernel] PID {pid}: signal sent ({result['signal']}): {result['outcome']}")
+        return True
+
+    def _watch(self, args: list[str]) -> bool:
+        if len(args) != 1:
+            raise UsageError(f"usage: {HELP['watch'].usage}")
+        pid = _pid(args[0], HELP["watch"].usage)
+        stream = self.api.stream("watch", pid=pid)
+        self.echo(f"[watch] PID {pid} (Ctrl-C to stop)")
+        try:
+            end = self._follow(stream, pid)
+        except KeyboardInterrupt:
+            stream.close()
+            self.echo(f"\n[watch] stopped watching PID {pid}")  # after the terminal's ^C
+            return True
+        self.echo(end_line(end, pid))
+        return True
+
+    def _immune(self, args: list[str]) -> bool:
+        usage = f"usage: {HELP['immune'].usage}"
+        if args == ["status"]:
+            self.echo(str(self.api.call("immune_status")["text"]))
+        elif len(args) == 2 and args[0] == "resume":
+            result = self.api.call("immune_resume", pid=_pid(args[1], usage))
+            self.echo(f"PID {result['pid']}: {result['outcome']}")
+        elif args == ["forget", "--all"]:
+            self.echo(f"forgot {self.api.call('immune_forget', all=True)['forgotten']}")
+        elif len(args) == 2 and args[0] == "forget":
+            self.echo(f"forgot {self.api.call('immune_forget', name=args[1])['forgotten']}")
+        else:
+            raise UsageError(usage)
+        return True
+
+    def _help(self, args: list[str]) -> bool:
+        if not args:
+            width = max(len(name) for name in HELP)
+            for name, command in HELP.items():
+                self.echo(f"  {name.ljust(width)}  {command.summary}")
+            self.echo("Commands are separated by ';'. Tab completes commands, agents and PIDs.")
+            return True
+        name = ALIASES.get(args[0], args[0])
+        entry: CommandHelp | None = HELP.get(name)
+        if entry is None:
+            hint = nearest(args[0], self.commands)
+            raise UsageError(
+                f"no command '{args[0]}'" + (f"; did you mean '{hint}'?" if hint else "")
+            )
+        self.echo(f"usage: {entry.usage}\n  {entry.summary}")
+        return True
+
+    def _exit(self, args: list[str]) -> bool:
+        raise ExitShell()

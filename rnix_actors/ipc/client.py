@@ -1,0 +1,173 @@
+"""`Client`: talks to a daemon over its Unix socket (protocol in `rnix_actors.ipc.protocol`).
+
+``call`` runs one unary method on the client's connection (one at a time; thread-safe);
+``stream`` opens its own connection per stream, so a shell can watch while it sends commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rnix_actors.ipc.protocol import MAX_LINE_BYTES, ApiError, Code, decode, encode
+
+CONNECT_TIMEOUT = 2.0
+CALL_TIMEOUT = 60.0
+
+
+class DaemonUnavailable(Exception):
+    """No daemon answers on the socket (none runs, or it went away mid-request)."""
+
+
+def _connect(path: Path, timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except OSError as exc:
+        sock.close()
+        raise DaemonUnavailable(f"no rnix daemon answers on {path} ({exc.strerror})") from None
+    return sock
+
+
+class _Line:
+    """One connection: write requests, read response lines."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader: IO[bytes] = sock.makefile("rb")
+        self.write_lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self.write_lock:
+            try:
+                self.sock.sendall(encode(message))
+            except OSError as exc:
+                raise DaemonUnavailable(f"the daemon connection failed: {exc}") from None
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next line as an object, or None at end of stream."""
+        try:
+            line = self.reader.readline(MAX_LINE_BYTES * 4)
+        except TimeoutError:
+            raise ApiError(Code.TIMEOUT, "the daemon did not answer in time") from None
+        except OSError as exc:
+            raise DaemonUnavailable(f"the daemon connection failed: {exc}") from None
+        return decode(line) if line else None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.reader.close()
+            self.sock.close()
+
+
+def _result(response: dict[str, Any]) -> dict[str, Any]:
+    if response.get("ok"):
+        result = response.get("result")
+        return result if isinstance(result, dict) else {}
+    error = response.get("error") or {}
+    raise ApiError(str(error.get("code", Code.INTERNAL)), str(error.get("message", "failed")))
+
+
+class RemoteStream:
+    """Frames of one streaming request; iterate once. `cancel` may be called from any
+    thread; the daemon then sends the ``end`` frame. If the connection drops first, the
+    last frame is a synthetic ``end`` with reason ``disconnected``."""
+
+    def __init__(self, line: _Line, request_id: int, result: dict[str, Any]) -> None:
+        self._line = line
+        self._id = request_id
+        self.result = result
+        self._cancel_ids = itertools.count(request_id + 1)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            while True:
+                try:
+                    message = self._line.receive()
+                except (DaemonUnavailable, ApiError):
+                    message = None
+                if message is None:
+                    yield {"frame": "end", "data": {"reason": "disconnected"}}
+                    return
+                if message.get("id") != self._id or "frame" not in message:
+                    continue  # e.g. the answer to our cancel request
+                yield {"frame": message["frame"], "data": message.get("data")}
+                if message["frame"] == "end":
+                    return
+        finally:
+            self.close()
+
+    def cancel(self) -> None:
+        with contextlib.suppress(DaemonUnavailable):
+            self._line.send(
+                {"id": next(self._cancel_ids), "method": "cancel", "params": {"stream": self._id}}
+            )
+
+    def close(self) -> None:
+        self._line.close()
+
+
+class Client:
+    """A connection to the daemon at ``path``; `connect` raises `DaemonUnavailable`."""
+
+    kind = "daemon"
+
+    def __init__(self, path: Path, line: _Line, timeout: float) -> None:
+        self.path = path
+        self._line = line
+        self._timeout = timeout
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def connect(cls, path: Path, timeout: float = CALL_TIMEOUT) -> Client:
+        sock = _connect(path, min(timeout, CONNECT_TIMEOUT))
+        sock.settimeout(timeout)
+        return cls(path, _Line(sock), timeout)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Run ``method``; returns its result. Raises `ApiError` for a failed request and
+        `DaemonUnavailable` when the connection is gone."""
+        with self._lock:
+            request_id = next(self._ids)
+            self._line.send({"id": request_id, "method": method, "params": params})
+            while True:
+                response = self._line.receive()
+                if response is None:
+                    raise DaemonUnavailable("the daemon closed the connection")
+                if response.get("id") == request_id:
+                    return _result(response)
+
+    def stream(self, method: str, **params: Any) -> RemoteStream:
+        """Open a stream on a new connection; raises like `call` if it is refused."""
+        sock = _connect(self.path, CONNECT_TIMEOUT)
+        sock.settimeout(self._timeout)
+        line = _Line(sock)
+        try:
+            line.send({"id": 1, "method": method, "params": params})
+            response = line.receive()
+            if response is None:
+                raise DaemonUnavailable("the daemon closed the connection")
+            result = _result(response)
+        except BaseException:
+            line.close()
+            raise
+        sock.settimeout(None)  # frames come when events happen
+        return RemoteStream(line, 1, result)
+
+    def close(self) -> None:
+        self._line.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,285 @@
+"""`Service`: the daemon's methods on one `System`, as JSON-ready dicts.
+
+The socket server (`rnix_actors.ipc.server`) and the in-process `LocalApi` both call it, so a
+command behaves the same whether it reaches a daemon or an embedded system. Every failure is
+an `ApiError` with a `Code`; nothing here prints.
+
+Methods (params → result):
+
+- ``ping`` → ``{version, pid}``; ``status`` → counts, immune mode, paths, uptime
+- ``ps {all?}`` → ``{processes}``; ``info {pid}`` → ``{process}``; ``templates`` → ``{templates}``
+- ``tree`` → ``{supervisors, processes}`` (live supervision trees and every known process)
+- ``wait {pid, timeout?}`` → ``{process}`` once it exited or is suspended (TIMEOUT after
+  ``timeout`` seconds, at most 600)
+- ``spawn {agent, intent, max_steps?, workdir?, provider?, model?}`` → ``{pid}``
+- ``kill {pid, signal?}``, ``pause {pid}``, ``resume {pid}`` → ``{pid, signal, outcome}``
+- ``immune_status`` → ``{status, text}``; ``immune_resume {pid}``; ``immune_forget {name?|all}``
+- ``shutdown`` → ``{stopping: true}`` (the daemon then stops its system)
+- streaming: ``watch {pid?}``, ``follow {pid}``, ``run {<spawn params>}`` (spawn + follow)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rnix_actors import __version__
+from rnix_actors.errors import ConfigError, NoSuchProcess, RnixError, SpawnError, SystemStopped
+from rnix_actors.ipc.protocol import (
+    ApiError,
+    Code,
+    param_bool,
+    param_int,
+    param_opt_int,
+    param_opt_str,
+    param_str,
+)
+from rnix_actors.ipc.streams import EventStream
+from rnix_actors.kernel.process import ProcessState, Signal
+from rnix_actors.system import System
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 600
+"""Longest ``wait`` in seconds (a client that needs longer waits again or follows)."""
+
+Params = Mapping[str, Any]
+Result = dict[str, Any]
+
+
+def api_error(exc: BaseException) -> ApiError:
+    """Map an exception from the system onto an `ApiError` (unexpected ones: INTERNAL)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, NoSuchProcess):
+        return ApiError(Code.NO_SUCH_PROCESS, str(exc))
+    if isinstance(exc, SpawnError):
+        return ApiError(Code.SPAWN_ERROR, str(exc))
+    if isinstance(exc, ConfigError):
+        return ApiError(Code.CONFIG_ERROR, str(exc))
+    if isinstance(exc, SystemStopped):
+        return ApiError(Code.UNAVAILABLE, str(exc))
+    if isinstance(exc, TimeoutError):
+        return ApiError(Code.TIMEOUT, str(exc) or "timed out")
+    if isinstance(exc, ValueError | RnixError):
+        return ApiError(Code.BAD_PARAMS, str(exc))
+    log.exception("internal error", exc_info=exc)
+    return ApiError(Code.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def attach_immune_if_available(system: System) -> Any:
+    """The system's immune handle: ``system.immune`` if the system has one, else a newly
+    attached one (config from ``system.config``). None when the immune package is missing or
+    fails to attach (logged): the daemon then runs without immune monitoring."""
+    existing = getattr(system, "immune", None)
+    if existing is not None:
+        return existing
+    try:
+        from rnix_actors.immune import attach_immune, immune_config_from
+
+        return attach_immune(system, immune_config_from(system.config), system.store)
+    except Exception:
+        log.exception("immune monitoring unavailable")
+        return None
+
+
+class Service:
+    """The methods of one running system. Thread-safe; `close` ends every open stream."""
+
+    def __init__(self, system: System, *, immune: Any = None, socket: Path | None = None) -> None:
+        self.system = system
+        self.immune = immune
+        self.socket = socket
+        self.started_at = time.time()
+        self.on_shutdown: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._streams: set[EventStream] = set()
+        self._closed = False
+        self._unary: dict[str, Callable[[Params], Result]] = {
+            "ping": lambda p: {"version": __version__, "pid": os.getpid()},
+            "status": self._status,
+            "ps": self._ps,
+            "info": lambda p: {"process": self.system.info(param_int(p, "pid")).to_dict()},
+            "wait": self._wait,
+            "templates": self._templates,
+            "tree": self._tree,
+            "spawn": lambda p: {"pid": self._spawn(p)},
+            "kill": self._kill,
+            "pause": lambda p: self._signal(param_int(p, "pid"), Signal.SIGPAUSE),
+            "resume": lambda p: self._signal(param_int(p, "pid"), Signal.SIGRESUME),
+            "immune_status": self._immune_status,
+            "immune_resume": self._immune_resume,
+            "immune_forget": self._immune_forget,
+            "shutdown": self._shutdown,
+        }
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted([*self._unary, "watch", "follow", "run"])
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def call(self, method: str, params: Params) -> Result:
+        """Run a unary method; raises `ApiError`."""
+        handler = self._unary.get(method)
+        if handler is None:
+            raise ApiError(
+                Code.UNKNOWN_METHOD,
+                f"unknown method: {method!r}; methods: {', '.join(self.methods)}",
+            )
+        try:
+            return handler(params)
+        except Exception as exc:
+            raise api_error(exc) from None
+
+    def open_stream(self, method: str, params: Params) -> tuple[EventStream, Result]:
+        """Start a streaming method; returns the stream and the first response's result."""
+        try:
+            if method == "watch":
+                pid = param_opt_int(params, "pid", minimum=1)
+                if pid is not None:
+                    self.system.info(pid)  # NoSuchProcess before anything starts
+                stream = EventStream(self.system, pid)
+                result: Result = {"pid": pid}
+            elif method == "follow":
+                pid = param_int(params, "pid")
+                self.system.info(pid)
+                stream = EventStream(self.system, pid, until_suspended=True)
+                result = {"pid": pid}
+            elif method == "run":
+                stream, pid = EventStream.for_spawn(self.system, lambda: self._spawn(params))
+                result = {"pid": pid}
+            else:
+                raise ApiError(Code.UNKNOWN_METHOD, f"{method!r} is not a streaming method")
+        except Exception as exc:
+            raise api_error(exc) from None
+        with self._lock:
+            if self._closed:
+                stream.close()
+                raise ApiError(Code.UNAVAILABLE, "the daemon is shutting down")
+            self._streams.add(stream)
+        return stream, result
+
+    def release(self, stream: EventStream) -> None:
+        """Forget a finished stream (and unsubscribe it)."""
+        with self._lock:
+            self._streams.discard(stream)
+        stream.close()
+
+    def close(self) -> None:
+        """End every open stream with reason ``shutdown``; later streams are refused."""
+        with self._lock:
+            self._closed = True
+            streams = list(self._streams)
+        for stream in streams:
+            stream.cancel("shutdown")
+
+    # -- methods ---------------------------------------------------------------------------------
+    def _status(self, params: Params) -> Result:
+        live = self.system.ps()
+        counts = {state.value: 0 for state in ProcessState}
+        for info in live:
+            counts[info.state.value] += 1
+        immune: dict[str, Any] | None = None
+        if self.immune is not None:
+            try:
+                status = self.immune.status()
+                immune = {"mode": status.mode, "alerts": len(status.alerts)}
+            except Exception as exc:  # a stopped immune daemon must not break status
+                immune = {"mode": "unavailable", "alerts": 0, "error": str(exc)}
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "project_dir": str(self.system.project_dir),
+            "state_dir": str(self.system.state_dir),
+            "socket": None if self.socket is None else str(self.socket),
+            "processes": {"live": len(live), **counts},
+            "live_pids": [info.pid for info in live],
+            "immune": immune,
+        }
+
+    def _ps(self, params: Params) -> Result:
+        procs = self.system.ps(all=param_bool(params, "all"))
+        if param_bool(params, "all"):  # the table knows live state better than the store
+            current = {p.pid: p for p in self.system.table.list()}
+            procs = [current.get(p.pid, p) for p in procs]
+        return {"processes": [p.to_dict() for p in procs]}
+
+    def _templates(self, params: Params) -> Result:
+        templates = self.system.templates
+        return {
+            "templates": [
+                {"name": name, "description": t.description, "driver": t.driver}
+                for name, t in sorted(templates.items())
+            ]
+        }
+
+    def _tree(self, params: Params) -> Result:
+        return {
+            "supervisors": [view.to_dict() for view in self.system.tree()],
+            "processes": [p.to_dict() for p in self.system.ps(all=True)],
+            "live": [p.to_dict() for p in self.system.ps()],
+        }
+
+    def _spawn(self, params: Params) -> int:
+        workdir = param_opt_str(params, "workdir")
+        return self.system.spawn(
+            param_str(params, "agent"),
+            param_str(params, "intent"),
+            max_steps=param_opt_int(params, "max_steps"),
+            workdir=None if workdir is None else Path(workdir),
+            driver=param_opt_str(params, "provider"),
+            model=param_opt_str(params, "model"),
+            origin=param_opt_str(params, "origin") or "cli",
+        )
+
+    def _wait(self, params: Params) -> Result:
+        timeout = param_opt_int(params, "timeout", minimum=0)
+        pid = param_int(params, "pid")
+        limit = MAX_WAIT if timeout is None else min(timeout, MAX_WAIT)
+        return {"process": self.system.wait(pid, timeout=limit).to_dict()}
+
+    def _kill(self, params: Params) -> Result:
+        name = param_opt_str(params, "signal") or "SIGTERM"
+        try:
+            signal = Signal.parse(name)
+        except ValueError as exc:
+            raise ApiError(Code.BAD_PARAMS, str(exc)) from None
+        return self._signal(param_int(params, "pid"), signal)
+
+    def _signal(self, pid: int, signal: Signal) -> Result:
+        outcome = self.system.kill(pid, signal, origin="user")
+        return {"pid": pid, "signal": str(signal), "outcome": outcome}
+
+    def _require_immune(self) -> Any:
+        if self.immune is None:
+            raise ApiError(Code.UNAVAILABLE, "immune monitoring is not attached to this system")
+        return self.immune
+
+    def _immune_status(self, params: Params) -> Result:
+        status = self._require_immune().status()
+        return {"status": status.to_json(), "text": status.text()}
+
+    def _immune_resume(self, params: Params) -> Result:
+        pid = param_int(params, "pid")
+        return {"pid": pid, "outcome": str(self._require_immune().resume(pid))}
+
+    def _immune_forget(self, params: Params) -> Result:
+        name = param_opt_str(params, "name")
+        forget_all = param_bool(params, "all")
+        if (name is None) == (not forget_all):
+            raise ApiError(Code.BAD_PARAMS, "give 'name' or 'all': true (not both)")
+        return {"forgotten": int(self._require_immune().forget(name, all=forget_all))}
+
+    def _shutdown(self, params: Params) -> Result:
+        callback = self.on_shutdown
+        if callback is None:
+            raise ApiError(Code.UNAVAILABLE, "this system cannot be shut down over the API")
+        callback()
+        return {"stopping": True}
