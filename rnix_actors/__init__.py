@@ -3,6 +3,8 @@
 The public API is what this module exports; everything else is internal.
 """
 
+import logging
+
 from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse, Message, ToolCall, ToolSpec
 from rnix_actors.errors import (
     ConfigError,
@@ -28,6 +30,9 @@ from rnix_actors.system import Subscription, System
 from rnix_actors.templates import AgentTemplate, Limits, Skill
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where it goes (no output unless configured).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "MAX_SPAWN_DEPTH",

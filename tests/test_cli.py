@@ -94,6 +94,8 @@ def test_installed_script_runs_the_demo_offline(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["ok"] and summary["max_depth"] == 8 and summary["budget_suspended"]
+    assert summary["supervised"] == "completed"
+    assert summary["rogue_suspended"] and summary["migrated"]
     assert list(tmp_path.iterdir()) == []  # the demo works in its own temporary project
 
 
