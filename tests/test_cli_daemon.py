@@ -202,3 +202,35 @@ def test_daemon_start_run_shell_stop(daemon_project: Path) -> None:
     assert not (project / ".rnix" / "daemon.pid").exists()
     after = json.loads(rnix(project, "ps", "--all", "--json").stdout)
     assert after["daemon"] is False and len(after["processes"]) == 3  # the store survived
+
+
+@pytest.fixture
+def served_immune(system: System) -> Iterator[System]:
+    path = socket_path(system.state_dir)
+    with DaemonServer(path, Service(system, immune=system.immune, socket=path)):
+        yield system
+
+
+def test_immune_commands_use_the_live_daemon(served_immune: System, project: Path) -> None:
+    status = invoke(project, "immune", "status")
+    assert status.exit_code == 0
+    assert status.stdout.splitlines()[0] == "Mode: warn-only"
+    data = json.loads(invoke(project, "immune", "status", "--json").stdout)
+    assert data["ok"] is True and data["mode"] == "warn-only"
+    release = threading.Event()
+
+    def brain(request: LLMRequest) -> LLMResponse | str:
+        release.wait(0.05)
+        return "done" if release.is_set() else respond(call("list_files"))
+
+    agent(served_immune, "slow", brain, max_steps=10_000)
+    pid = served_immune.spawn("slow", "x")
+    served_immune.pause(pid)
+    assert served_immune.wait(pid, 10).state.value == "suspended"
+    release.set()
+    result = invoke(project, "immune", "resume", str(pid))
+    assert result.exit_code == 0, result.output
+    assert f"PID {pid}: alerts cleared" in result.stdout
+    assert served_immune.wait(pid, 10).exit_code == 0
+    missing = invoke(project, "immune", "forget", "no-such-threat")
+    assert missing.exit_code == 1 and "no threat signature named" in missing.output

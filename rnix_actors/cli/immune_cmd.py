@@ -1,9 +1,9 @@
 """``rnix immune``: status, resume and forget (DESIGN §8).
 
-There is no rnix daemon yet, so these commands work on the project's store: ``status``
-shows the mode from the config and the alerts, threat memory and profiles persisted by the
-last system that ran (no live process is monitored), ``forget`` edits the stored threat
-memory, and ``resume`` explains that it needs a running system.
+With a daemon running, the commands ask its live immune system. Without one, ``status`` shows
+the mode from the config and the alerts, threat memory and profiles persisted by the last
+system that ran (no live process is monitored), ``forget`` edits the stored threat memory,
+and ``resume`` explains that it needs a running system.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from rnix_actors.immune.daemon import profile_summaries, settings_of
 from rnix_actors.immune.persistence import ImmuneStore
 from rnix_actors.immune.status import ImmuneStatus
 from rnix_actors.immune.threats import ThreatMemory
+from rnix_actors.ipc.client import Client, DaemonUnavailable
+from rnix_actors.ipc.control import find_daemon
+from rnix_actors.ipc.protocol import ApiError
 from rnix_actors.store.db import Store
 from rnix_actors.system import resolve_state_dir
 
@@ -45,10 +48,14 @@ def _config(project: Path) -> ImmuneConfig:
 
 def _fail(message: str, as_json: bool = False) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": False, "error": message}))
+        click.echo(json.dumps({"ok": False, "error": {"code": "ERROR", "message": message}}))
     else:
         click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def _daemon(ctx: click.Context) -> Client | None:
+    return find_daemon(_paths(ctx)[1])
 
 
 def stored_status(config: ImmuneConfig, db_path: Path) -> ImmuneStatus:
@@ -84,6 +91,19 @@ def immune() -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the mode, alerts, suspended processes and threat memory."""
+    client = _daemon(ctx)
+    if client is not None:
+        try:
+            with client:
+                live = client.call("immune_status")
+        except (ApiError, DaemonUnavailable) as exc:
+            _fail(str(exc), as_json)
+            return
+        if as_json:
+            click.echo(json.dumps({"ok": True, **live["status"]}))
+        else:
+            click.echo(live["text"])
+        return
     project, state = _paths(ctx)
     db_path = state / "rnix.db"
     try:
@@ -101,8 +121,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 @immune.command("resume")
 @click.argument("pid", type=click.IntRange(min=1))
-def resume(pid: int) -> None:
-    """Clear PID's alerts and resume it (needs a running system)."""
+@click.pass_context
+def resume(ctx: click.Context, pid: int) -> None:
+    """Clear PID's alerts and resume it (needs a running daemon)."""
+    client = _daemon(ctx)
+    if client is not None:
+        try:
+            with client:
+                outcome = client.call("immune_resume", pid=pid)["outcome"]
+        except (ApiError, DaemonUnavailable) as exc:
+            _fail(str(exc))
+            return
+        click.echo(f"PID {pid}: alerts cleared; {outcome}")
+        return
     _fail(
         f"cannot resume PID {pid}: no rnix daemon is running, and a suspended process only "
         "exists inside the system that runs it. Resume it from that program with "
@@ -118,6 +149,19 @@ def forget(ctx: click.Context, name: str | None, forget_all: bool) -> None:
     """Forget the threat signature NAME (or all of them with --all)."""
     if (name is None) == (not forget_all):
         raise click.UsageError("give a signature NAME or --all (not both)")
+    client = _daemon(ctx)
+    if client is not None:
+        try:
+            with client:
+                params = {"all": True} if forget_all else {"name": name}
+                count = int(client.call("immune_forget", **params)["forgotten"])
+        except (ApiError, DaemonUnavailable) as exc:
+            _fail(str(exc))
+            return
+        if name is not None and not count:
+            _fail(f"no threat signature named {name!r}")
+        click.echo(f"Forgot {count} threat signature{'' if count == 1 else 's'}.")
+        return
     project, state = _paths(ctx)
     db_path = state / "rnix.db"
     try:
