@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from rnix_actors.kernel.process import (
     Signal,
     check_transition,
 )
-from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH, child_devices, depth_rejection
+from rnix_actors.kernel.spawning import plan_spawn
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.events import Event
@@ -50,7 +50,7 @@ from rnix_actors.messages.kernel import (
 )
 from rnix_actors.messages.process import Pause, Reaped, Resume, Terminate
 from rnix_actors.store.db import Store
-from rnix_actors.templates import AgentTemplate, Skill, effective_devices
+from rnix_actors.templates import AgentTemplate, Skill
 
 log = logging.getLogger(__name__)
 
@@ -132,29 +132,9 @@ class Kernel(RnixActor):
 
     # -- spawning ------------------------------------------------------------------------------
     def _spawn(self, req: SpawnRequest) -> int:
-        template = self._resolve(req.template)
         parent = self._parent(req.parent_pid) if req.parent_pid else None
-        depth = 0
-        if req.agent_spawn:
-            if parent is None:
-                raise SpawnError("an agent spawn needs a live parent process")
-            if parent.depth + 1 > MAX_SPAWN_DEPTH:  # backstop: every path is capped
-                raise SpawnError(depth_rejection(parent.depth))
-            depth = parent.depth + 1
-        devices = child_devices(
-            None if parent is None else parent.allowed_devices,
-            effective_devices(template, self.deps.skills()),
-            req.devices,
-        )
-        driver_name = req.driver or template.driver
-        driver = self.deps.drivers(driver_name)
-        if driver is None:
-            raise SpawnError(
-                f"agent '{template.name}' uses driver '{driver_name}', which is not "
-                "registered; register it with System.register_driver() or fix the template"
-            )
-        model = req.model or template.model
-        driver.prepare(model)
+        plan = plan_spawn(req, parent, self.deps.templates, self.deps.drivers, self.deps.skills())
+        template, depth, devices = plan.template, plan.depth, plan.devices
         pid = self.deps.store.allocate_pid()
         info = ProcessInfo(
             pid=pid,
@@ -179,8 +159,8 @@ class Kernel(RnixActor):
             denied=frozenset(),
             workdir=req.workdir or self.deps.workdir,
             max_steps=template.limits.max_steps if req.max_steps is None else req.max_steps,
-            model=model,
-            driver=driver,
+            model=plan.model,
+            driver=plan.driver,
             devices=self.deps.devices,
             guards=self.guards,
             kernel=self.actor_ref,
@@ -223,19 +203,11 @@ class Kernel(RnixActor):
                 check=True,
             )
             raise SpawnError(f"could not start PID {pid}: {reason}") from exc
-        self.live[pid] = _Live(ref, control, driver, req.owner, req.agent_spawn)
+        self.live[pid] = _Live(ref, control, plan.driver, req.owner, req.agent_spawn)
         if parent is not None:
             # children are table-only (the store keeps ppid), so no write here
             self.deps.table.put(attrs.evolve(parent, children=(*parent.children, pid)))
         return pid
-
-    def _resolve(self, template: AgentTemplate | str) -> AgentTemplate:
-        if isinstance(template, AgentTemplate):
-            return template
-        found = self.deps.templates(template)
-        if found is None:
-            raise SpawnError(f"unknown agent '{template}'")
-        return found
 
     def _parent(self, pid: int) -> ProcessInfo:
         info = self.deps.table.get(pid)
@@ -252,13 +224,15 @@ class Kernel(RnixActor):
         if pid not in self.live:
             return f"noop: PID {pid} already exited"
         if sig is Signal.SIGPAUSE:
-            affected = [p for p in self._subtree(pid) if self._state(p) is ProcessState.RUNNING]
+            affected = [
+                p for p in self.deps.table.subtree(pid) if self._state(p) is ProcessState.RUNNING
+            ]
             for p in affected:
                 self.live[p].control.request_pause(origin)
                 self.live[p].ref.tell(Pause(origin))
             return f"pausing {len(affected)} process(es)"
         if sig is Signal.SIGRESUME:
-            affected = [p for p in self._subtree(pid) if p in self.live]
+            affected = [p for p in self.deps.table.subtree(pid) if p in self.live]
             for p in affected:
                 self.live[p].control.pause.clear()
                 self.live[p].ref.tell(Resume(origin))
@@ -268,7 +242,7 @@ class Kernel(RnixActor):
                     self._transition(p, ProcessState.RUNNING)
             return f"resuming {len(affected)} process(es)"
         # Terminating signals reach the whole subtree: a child only exists to serve its parent.
-        for p in reversed(list(self._subtree(pid))):
+        for p in reversed(list(self.deps.table.subtree(pid))):
             self._terminate(p, sig, origin)
         return f"{sig} delivered"
 
@@ -296,16 +270,6 @@ class Kernel(RnixActor):
         # Runs on the timer thread: hand the decision back to the kernel's thread.
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(GraceExpired(pid, origin))
-
-    def _subtree(self, pid: int) -> Iterator[int]:
-        """The process and its descendants, parents before children."""
-        stack = [pid]
-        while stack:
-            current = stack.pop()
-            yield current
-            info = self.deps.table.get(current)
-            if info is not None:
-                stack.extend(reversed(info.children))
 
     # -- exits and state -----------------------------------------------------------------------
     def _state(self, pid: int) -> ProcessState | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rnix_actors.kernel.process import ProcessInfo
 
@@ -40,6 +40,16 @@ class ProcessTable:
     def get(self, pid: int) -> ProcessInfo | None:
         with self._cond:
             return self._procs.get(pid)
+
+    def subtree(self, pid: int) -> Iterator[int]:
+        """``pid`` and its descendants, parents before children."""
+        stack = [pid]
+        while stack:
+            current = stack.pop()
+            yield current
+            info = self.get(current)
+            if info is not None:
+                stack.extend(reversed(info.children))
 
     def list(self) -> list[ProcessInfo]:
         with self._cond:

@@ -43,7 +43,7 @@ from rnix_actors.supervision.messages import (
     SupervisorExited,
 )
 from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
-from rnix_actors.supervision.views import ChildView, SupervisorView
+from rnix_actors.supervision.views import SupervisorView, agent_name, supervisor_view
 from rnix_actors.templates import AgentTemplate
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ class Supervisor(RnixActor):
             self._event(
                 "SupervisorMigration",
                 child=name,
-                original=_agent_name(spec.agent),
+                original=agent_name(spec.agent),
                 substitute=answer.substitute,
                 reason=answer.reason,
             )
@@ -348,7 +348,7 @@ class Supervisor(RnixActor):
         offer = MigrationOffer(
             supervisor=self.path,
             child=name,
-            template=_agent_name(child.spec.agent),
+            template=agent_name(child.spec.agent),
             intent=child.spec.intent,
             exit_reason=reason,
             last_pid=child.pid,
@@ -381,43 +381,13 @@ class Supervisor(RnixActor):
 
     # -- views and events -------------------------------------------------------------------
     def view(self) -> SupervisorView:
-        children = []
-        for name, child in self.core.children.items():
-            sub_view = self.final_views.get(name)
-            sub = self.subs.get(name)
-            if sub is not None:
-                try:
-                    sub_view = sub.ask(QueryTree(), block=True, timeout=2.0)
-                except (pykka.ActorDeadError, pykka.Timeout):
-                    sub_view = None
-            info = None if child.pid is None else self.deps.table.get(child.pid)
-            children.append(
-                ChildView(
-                    name=name,
-                    path=f"{self.path}/{name}",
-                    kind="supervisor" if child.spec.supervisor is not None else "agent",
-                    status=child.status,
-                    restart=str(child.spec.restart_type),
-                    restarts=child.restarts,
-                    agent=_agent_name(child.spec.agent),
-                    pid=child.pid,
-                    state="" if info is None else str(info.state),
-                    old_pids=tuple(child.old_pids),
-                    last_exit=child.last_exit,
-                    supervisor=sub_view,
-                )
-            )
-        return SupervisorView(
-            name=self.spec.name,
-            path=self.path,
-            strategy=str(self.spec.strategy),
-            status=self.core.status,
-            restarts=self.core.restart_count(),
-            max_restarts=self.spec.max_restarts,
-            max_window=self.spec.max_window,
-            children=tuple(children),
-            reason=self.reason,
-        )
+        sub_views: dict[str, SupervisorView | None] = dict(self.final_views)
+        for name, sub in self.subs.items():
+            try:
+                sub_views[name] = sub.ask(QueryTree(), block=True, timeout=2.0)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                sub_views[name] = None  # busy stopping its own children: shown without
+        return supervisor_view(self.core, self.path, self.reason, sub_views, self.deps.table)
 
     def _event(self, syscall: str, child_pid: int | None = None, **args: Any) -> None:
         args["path"] = self.path
@@ -433,14 +403,6 @@ class Supervisor(RnixActor):
                 args=args,
             )
         )
-
-
-def _agent_name(agent: object) -> str:
-    if isinstance(agent, AgentTemplate):
-        return agent.name
-    if isinstance(agent, str):
-        return agent
-    return getattr(agent, "__name__", "callable") if agent is not None else ""
 
 
 def _dead(info: Any) -> bool:

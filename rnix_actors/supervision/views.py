@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from rnix_actors.templates import AgentTemplate
+
+if TYPE_CHECKING:
+    from rnix_actors.kernel.table import ProcessTable
+    from rnix_actors.supervision.core import SupervisorCore
 
 
 @attrs.frozen
@@ -45,3 +52,53 @@ class SupervisorView:
         data = attrs.asdict(self, recurse=False)
         data["children"] = [c.to_dict() for c in self.children]
         return data
+
+
+def agent_name(agent: object) -> str:
+    """A child's agent as text: the template name, or the brain function's name."""
+    if isinstance(agent, AgentTemplate):
+        return agent.name
+    if isinstance(agent, str):
+        return agent
+    return getattr(agent, "__name__", "callable") if agent is not None else ""
+
+
+def supervisor_view(
+    core: SupervisorCore,
+    path: str,
+    reason: str,
+    sub_views: Mapping[str, SupervisorView | None],
+    table: ProcessTable,
+) -> SupervisorView:
+    """A snapshot of one supervisor; ``sub_views`` holds its child supervisors' views."""
+    children = []
+    for name, child in core.children.items():
+        info = None if child.pid is None else table.get(child.pid)
+        children.append(
+            ChildView(
+                name=name,
+                path=f"{path}/{name}",
+                kind="supervisor" if child.spec.supervisor is not None else "agent",
+                status=child.status,
+                restart=str(child.spec.restart_type),
+                restarts=child.restarts,
+                agent=agent_name(child.spec.agent),
+                pid=child.pid,
+                state="" if info is None else str(info.state),
+                old_pids=tuple(child.old_pids),
+                last_exit=child.last_exit,
+                supervisor=sub_views.get(name),
+            )
+        )
+    spec = core.spec
+    return SupervisorView(
+        name=spec.name,
+        path=path,
+        strategy=str(spec.strategy),
+        status=core.status,
+        restarts=core.restart_count(),
+        max_restarts=spec.max_restarts,
+        max_window=spec.max_window,
+        children=tuple(children),
+        reason=reason,
+    )
