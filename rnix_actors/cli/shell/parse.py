@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 class ShellSyntaxError(ValueError):
@@ -39,11 +39,11 @@ def _split_outside_quotes(text: str, separator: str) -> list[str]:
     return parts
 
 
-def strip_comment(line: str) -> str:
-    """The line without a ``#`` comment (a ``#`` inside quotes or a word is kept)."""
+def _unquoted(text: str) -> Iterator[tuple[int, str]]:
+    """``(index, char)`` of each character outside quotes and not escaped."""
     quote = ""
     escaped = False
-    for index, char in enumerate(line):
+    for index, char in enumerate(text):
         if escaped:
             escaped = False
         elif char == "\\" and quote != "'":
@@ -52,7 +52,14 @@ def strip_comment(line: str) -> str:
             quote = "" if char == quote else quote
         elif char in "'\"":
             quote = char
-        elif char == "#" and (index == 0 or line[index - 1].isspace()):
+        else:
+            yield index, char
+
+
+def strip_comment(line: str) -> str:
+    """The line without a ``#`` comment (a ``#`` inside quotes or a word is kept)."""
+    for index, char in _unquoted(line):
+        if char == "#" and (index == 0 or line[index - 1].isspace()):
             return line[:index]
     return line
 
@@ -99,17 +106,7 @@ def current_segment(text: str) -> str:
     """The part of a partly typed line after its last unquoted ``;`` or ``|`` (for
     completion: tolerant of an unclosed quote)."""
     start = 0
-    quote = ""
-    escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif char == "\\" and quote != "'":
-            escaped = True
-        elif quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in ";|":
+    for index, char in _unquoted(text):
+        if char in ";|":
             start = index + 1
     return text[start:].lstrip()
