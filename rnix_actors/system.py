@@ -439,7 +439,10 @@ class System:
     def ps(self, all: bool = False) -> list[ProcessInfo]:
         """Live processes (and, with ``all``, every process this state dir ever ran)."""
         if all:
-            store = self._store or Store(self.state_dir / "rnix.db")
+            db = self.state_dir / "rnix.db"
+            if self._store is None and not db.exists():
+                return []  # reading history must not create a state dir
+            store = self._store or Store(db)
             try:
                 return sorted(store.list_processes(limit=100_000), key=lambda p: p.pid)
             finally:

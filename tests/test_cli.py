@@ -113,3 +113,10 @@ def test_run_provider_without_its_key_fails_before_starting(
     assert code == 1 and "OPENAI_API_KEY" in out
     code, out = invoke(project, "ps", "--all", "--json")
     assert json.loads(out)["processes"] == []
+
+
+def test_read_commands_create_no_state(tmp_path: Path) -> None:
+    for args in (["ps", "--all"], ["tree"], ["immune", "status"]):
+        result = CliRunner().invoke(cli, ["--project-dir", str(tmp_path), *args])
+        assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
