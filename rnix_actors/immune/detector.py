@@ -179,6 +179,9 @@ class Baseline:
     missing: Mapping[str, Limit]
     active: bool
     varying: frozenset[str] = frozenset()
+    # Thresholds filled on first use, read on every check: call key -> (step, run, share);
+    # "" -> (step tokens, step duration, run tokens, run steps) for model answers.
+    bounds: dict[str, tuple[float, ...]] = attrs.field(factory=dict, eq=False, repr=False)
 
     def gate(self, family: str, detail: str) -> Gate:
         gate = GATES[family]
@@ -263,6 +266,18 @@ def _call_metrics(key: str, device: str) -> tuple[str, str, str]:
     return metric(STEP_COUNT, key), metric(RUN_COUNT, key), metric(RUN_SHARE, device)
 
 
+def _bounds(baseline: Baseline, key: str, device: str) -> tuple[float, ...]:
+    step_name, run_name, share_name = _call_metrics(key, device)
+    limits, missing = baseline.limits, baseline.missing
+    found = (
+        (limits.get(step_name) or missing[STEP_COUNT]).above,
+        (limits.get(run_name) or missing[RUN_COUNT]).above,
+        (limits.get(share_name) or missing[RUN_SHARE]).above,
+    )
+    baseline.bounds[key] = found
+    return found
+
+
 def check_call(
     baseline: Baseline | None,
     record: RunRecord,
@@ -274,19 +289,17 @@ def check_call(
     """Judge a call just counted into ``record`` (before it runs)."""
     if baseline is None or not baseline.active:
         return []
-    if device not in baseline.profile.devices:
-        return [new_device(device, record.device_counts[device], known)]
-    step_name, run_name, share_name = _call_metrics(key, device)
-    # Hot path: three comparisons against precomputed limits, no allocation.
-    limits, missing = baseline.limits, baseline.missing
+    bounds = baseline.bounds.get(key)
+    if bounds is None:
+        if device not in baseline.profile.devices:
+            return [new_device(device, record.device_counts[device], known)]
+        bounds = _bounds(baseline, key, device)
+    # Hot path: three comparisons against cached thresholds, no allocation.
     step_value, run_value = record.step_counts[key], record.run_counts[key]
     share = record.device_counts[device] / record.calls if record.calls >= MIX_MIN_CALLS else 0.0
-    if (
-        step_value <= (limits.get(step_name) or missing[STEP_COUNT]).above
-        and run_value <= (limits.get(run_name) or missing[RUN_COUNT]).above
-        and share <= (limits.get(share_name) or missing[RUN_SHARE]).above
-    ):
+    if step_value <= bounds[0] and run_value <= bounds[1] and share <= bounds[2]:
         return []
+    step_name, run_name, share_name = _call_metrics(key, device)
     values = [(step_name, float(step_value)), (run_name, float(run_value))]
     if record.calls >= MIX_MIN_CALLS:
         values.append((share_name, share))
@@ -302,15 +315,25 @@ def check_model_step(
     """Judge a model answer just recorded (before any of its tool calls runs)."""
     if baseline is None or not baseline.active:
         return []
+    bounds = baseline.bounds.get("")
+    if bounds is None:
+        limits, missing = baseline.limits, baseline.missing
+        names = (STEP_TOKENS, STEP_DURATION, RUN_TOKENS, RUN_STEPS)
+        bounds = baseline.bounds[""] = tuple((limits.get(n) or missing[n]).above for n in names)
+    steps = record.steps
+    if (  # the hot path: four comparisons
+        record.tokens <= bounds[0]
+        and record.duration_ms <= bounds[1]
+        and record.run_tokens <= bounds[2]
+        and steps <= bounds[3]
+    ):
+        return []
     values = (
         (STEP_TOKENS, float(record.tokens)),
         (STEP_DURATION, record.duration_ms),
         (RUN_TOKENS, float(record.run_tokens)),
-        (RUN_STEPS, float(record.steps)),
+        (RUN_STEPS, float(steps)),
     )
-    limits, missing = baseline.limits, baseline.missing
-    if all(value <= (limits.get(name) or missing[name]).above for name, value in values):
-        return []  # the hot path: four comparisons
     return _all(baseline, values, settings, known)
 
 

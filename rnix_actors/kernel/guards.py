@@ -8,17 +8,20 @@ costs no actor round trip.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import attrs
 
 
-@attrs.frozen
-class SyscallAttempt:
+class SyscallAttempt(NamedTuple):
     """A syscall about to run, or (``syscall == "ReasonStep"``) a model answer about to be
     acted on: then ``tokens`` and ``duration_ms`` describe the LLM call and ``args`` holds the
     number of tool calls. A non-allow verdict on a step suspends the process before any of
-    the step's tool calls runs."""
+    the step's tool calls runs.
+
+    A named tuple, not an attrs class: one is built for every syscall while a guard is
+    installed, and it is built about twice as fast.
+    """
 
     pid: int
     template: str
