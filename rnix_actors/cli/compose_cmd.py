@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from rnix_actors.cli.common import fail
 from rnix_actors.compose import Progress, load_workflow
 from rnix_actors.errors import RnixError
 from rnix_actors.system import System, resolve_state_dir
@@ -39,8 +40,7 @@ def up(ctx: click.Context, file: Path, as_json: bool, timeout: float) -> None:
     try:  # validated before anything starts
         workflow = load_workflow(file, lambda name: name in system.templates)
     except RnixError as exc:
-        _fail(str(exc), as_json)
-        return
+        fail(str(exc), as_json)
     progress: list[Progress] = []
     lock = threading.Lock()
 
@@ -56,8 +56,7 @@ def up(ctx: click.Context, file: Path, as_json: bool, timeout: float) -> None:
         with system:
             result = system.compose.run(workflow, show, timeout)
     except RnixError as exc:
-        _fail(str(exc), as_json)
-        return
+        fail(str(exc), as_json)
     if as_json:
         data = {"ok": result.ok, "progress": [p.to_dict() for p in progress], **result.to_dict()}
         click.echo(json.dumps(data))
@@ -66,11 +65,3 @@ def up(ctx: click.Context, file: Path, as_json: bool, timeout: float) -> None:
         click.echo(result.summary())
     if not result.ok:
         sys.exit(1)
-
-
-def _fail(message: str, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": False, "error": message}))
-    else:
-        click.echo(f"error: {message}", err=True)
-    sys.exit(1)

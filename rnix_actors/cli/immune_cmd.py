@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
 import click
 
+from rnix_actors.cli.common import fail
 from rnix_actors.config import load_config
 from rnix_actors.errors import RnixError
 from rnix_actors.immune.config import ImmuneConfig, immune_config_from
@@ -44,14 +44,6 @@ def _paths(ctx: click.Context) -> tuple[Path, Path]:
 
 def _config(project: Path) -> ImmuneConfig:
     return immune_config_from(load_config(project / ".rnix" / "config.yaml"))
-
-
-def _fail(message: str, as_json: bool = False) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": False, "error": {"code": "ERROR", "message": message}}))
-    else:
-        click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 def _daemon(ctx: click.Context) -> Client | None:
@@ -97,8 +89,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             with client:
                 live = client.call("immune_status")
         except (ApiError, DaemonUnavailable) as exc:
-            _fail(str(exc), as_json)
-            return
+            fail(str(exc), as_json)
         if as_json:
             click.echo(json.dumps({"ok": True, **live["status"]}))
         else:
@@ -109,8 +100,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     try:
         result = stored_status(_config(project), db_path)
     except (RnixError, RuntimeError, sqlite3.Error) as exc:
-        _fail(str(exc), as_json)
-        return
+        fail(str(exc), as_json)
     if as_json:
         click.echo(json.dumps({"ok": True, **result.to_json()}))
         return
@@ -130,11 +120,10 @@ def resume(ctx: click.Context, pid: int) -> None:
             with client:
                 outcome = client.call("immune_resume", pid=pid)["outcome"]
         except (ApiError, DaemonUnavailable) as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         click.echo(f"PID {pid}: alerts cleared; {outcome}")
         return
-    _fail(
+    fail(
         f"cannot resume PID {pid}: no rnix daemon is running, and a suspended process only "
         "exists inside the system that runs it. Resume it from that program with "
         f"system.immune.resume({pid}) (or immune.resume({pid}) on the attach_immune handle)"
@@ -156,10 +145,9 @@ def forget(ctx: click.Context, name: str | None, forget_all: bool) -> None:
                 params = {"all": True} if forget_all else {"name": name}
                 count = int(client.call("immune_forget", **params)["forgotten"])
         except (ApiError, DaemonUnavailable) as exc:
-            _fail(str(exc))
-            return
+            fail(str(exc))
         if name is not None and not count:
-            _fail(f"no threat signature named {name!r}")
+            fail(f"no threat signature named {name!r}")
         click.echo(f"Forgot {count} threat signature{'' if count == 1 else 's'}.")
         return
     project, state = _paths(ctx)
@@ -167,7 +155,7 @@ def forget(ctx: click.Context, name: str | None, forget_all: bool) -> None:
     try:
         config = _config(project)
         if not db_path.exists():
-            _fail(f"no store at {db_path}: nothing to forget")
+            fail(f"no store at {db_path}: nothing to forget")
         store = Store(db_path)
         try:
             db = ImmuneStore(store)
@@ -177,10 +165,9 @@ def forget(ctx: click.Context, name: str | None, forget_all: bool) -> None:
         finally:
             store.close()
     except (RnixError, RuntimeError, sqlite3.Error) as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     if name is not None and not change.removed:
         known = ", ".join(t.name for t in memory.list()) or "none"
-        _fail(f"no threat signature named {name!r}; known: {known}")
+        fail(f"no threat signature named {name!r}; known: {known}")
     count = len(change.removed)
     click.echo(f"Forgot {count} threat signature{'' if count == 1 else 's'}.")
