@@ -73,8 +73,8 @@ def calls(record: RunRecord, prof: Baseline, n: int, syscall: str, device: str,
     """Make ``n`` calls in ``step_no``; return the anomalies of the last one."""
     found: list[Anomaly] = []
     for _ in range(n):
-        key = record.add_call(step_no, syscall, device)
-        found = check_call(prof, record, key, device, SETTINGS, known)
+        counted = record.add_call(step_no, syscall, device)
+        found = check_call(prof, record, counted, SETTINGS, known)
     return found
 
 

@@ -42,7 +42,7 @@ from rnix_actors.immune.baseline import (
     metric,
     run_values,
 )
-from rnix_actors.immune.sample import RunRecord, RunSample, split_key
+from rnix_actors.immune.sample import KeyCount, RunRecord, RunSample, split_key
 from rnix_actors.immune.threats import NEW_DEVICE, threat_name
 
 KNOWN_FLOOR = 0.5
@@ -278,30 +278,53 @@ def _bounds(baseline: Baseline, key: str, device: str) -> tuple[float, ...]:
     return found
 
 
+NO_CAP = 1 << 62
+"""The cap of a count no limit applies to."""
+
+
+def _cap(bound: float) -> int:
+    """The largest whole count that is ``<= bound``."""
+    return math.floor(bound) if bound < NO_CAP else NO_CAP
+
+
+def _share_cap(bound: float, device_calls: int, calls: int) -> int:
+    """The device-call count up to which the device's share cannot pass ``bound``: with
+    ``k`` more calls to it, ``(d + k) / (c + k) <= b`` iff ``k <= (b·c - d) / (1 - b)``.
+    Calls to other devices only lower the share, so the cap holds whatever they do."""
+    if bound >= 1.0:
+        return NO_CAP
+    room = (bound * calls - device_calls) / (1.0 - bound)
+    return device_calls + max(0, math.floor(room - 1e-9))
+
+
 def check_call(
     baseline: Baseline | None,
     record: RunRecord,
-    key: str,
-    device: str,
+    counted: KeyCount,
     settings: Settings,
     known: frozenset[str],
 ) -> list[Anomaly]:
-    """Judge a call just counted into ``record`` (before it runs)."""
+    """Judge a call just counted into ``record`` (before it runs). When it passes, set the
+    caps of its key and device, so the calls after it need no full check until one of
+    their counts passes a cap (see `KeyCount.within`)."""
     if baseline is None or not baseline.active:
+        counted.step_cap = counted.run_cap = counted.dev.cap = NO_CAP
         return []
+    key, device, dev = counted.key, counted.device, counted.dev
     bounds = baseline.bounds.get(key)
     if bounds is None:
         if device not in baseline.profile.devices:
-            return [new_device(device, record.device_counts[device], known)]
+            return [new_device(device, dev.calls, known)]
         bounds = _bounds(baseline, key, device)
-    # Hot path: three comparisons against cached thresholds, no allocation.
-    step_value, run_value = record.step_counts[key], record.run_counts[key]
-    share = record.device_counts[device] / record.calls if record.calls >= MIX_MIN_CALLS else 0.0
+    step_value, run_value, calls = counted.in_step, counted.in_run, record.calls
+    share = dev.calls / calls if calls >= MIX_MIN_CALLS else 0.0
     if step_value <= bounds[0] and run_value <= bounds[1] and share <= bounds[2]:
+        counted.step_cap, counted.run_cap = _cap(bounds[0]), _cap(bounds[1])
+        dev.cap = _share_cap(bounds[2], dev.calls, calls)
         return []
     step_name, run_name, share_name = _call_metrics(key, device)
     values = [(step_name, float(step_value)), (run_name, float(run_value))]
-    if record.calls >= MIX_MIN_CALLS:
+    if calls >= MIX_MIN_CALLS:
         values.append((share_name, share))
     return _all(baseline, values, settings, known)
 

@@ -2,8 +2,10 @@
 
 The hot path takes no actor round trip. Each agent thread updates its own `RunRecord` and
 judges it against the current `Snapshot`, an immutable value the daemon replaces whole when
-it relearns (a reference swap, atomic in Python), so readers need no lock. Only when it
-finds something new does the guard `tell` the daemon, and in enforce mode it answers
+it relearns (a reference swap, atomic in Python), so readers need no lock. A call that
+passes a full check leaves caps on its counts (`KeyCount.within`): until a count passes
+one, or the snapshot changes, the calls after it are only counted. Only when it finds
+something new does the guard `tell` the daemon, and in enforce mode it answers
 ``suspend``: the call is refused and the process suspends before it runs anything else.
 """
 
@@ -21,7 +23,7 @@ import pykka
 
 from rnix_actors.immune.detector import Baseline, Settings, check_call, check_model_step
 from rnix_actors.immune.messages import AnomalyDetected
-from rnix_actors.immune.sample import RunRecord, device_of
+from rnix_actors.immune.sample import RunRecord
 from rnix_actors.kernel.guards import ALLOW, SyscallAttempt, Verdict
 
 log = logging.getLogger(__name__)
@@ -98,17 +100,24 @@ class ImmuneGuard:
         )
         if record is None:
             return ALLOW
-        baseline = snap.baselines.get(attempt.template)
         with record.lock:
-            # A pattern this very run made known is not a re-appearance of a known threat.
-            known = snap.known - record.minted if record.minted else snap.known
             if attempt.syscall == "ReasonStep":
                 record.begin_step(attempt.step, attempt.tokens, attempt.duration_ms)
-                found = check_model_step(baseline, record, snap.settings, known)
+                found = check_model_step(
+                    snap.baselines.get(attempt.template), record, snap.settings,
+                    self._known(snap, record),
+                )  # fmt: skip
             else:
-                device = device_of(attempt.device)
-                key = record.add_call(attempt.step, attempt.syscall, device)
-                found = check_call(baseline, record, key, device, snap.settings, known)
+                counted = record.add_call(attempt.step, attempt.syscall, attempt.device)
+                # The common call: within the caps the last full check set, against the
+                # same snapshot, no limit can have been reached.
+                if record.armed is snap and counted.within():
+                    return ALLOW
+                record.arm(snap)
+                found = check_call(
+                    snap.baselines.get(attempt.template), record, counted, snap.settings,
+                    self._known(snap, record),
+                )  # fmt: skip
             if not found:
                 return ALLOW
             # One alert per metric and run: after a user resumes, the same deviation passes.
@@ -123,3 +132,8 @@ class ImmuneGuard:
         if not snap.enforce:
             return ALLOW
         return Verdict("suspend", "; ".join(a.describe() for a in fresh), origin="immune")
+
+    @staticmethod
+    def _known(snap: Snapshot, record: RunRecord) -> frozenset[str]:
+        # A pattern this very run made known is not a re-appearance of a known threat.
+        return snap.known - record.minted if record.minted else snap.known

@@ -20,6 +20,10 @@ import attrs
 
 _PROC_PID = re.compile(r"^/proc/\d+(/.*)?$")
 
+MAX_PATHS = 256
+"""Raw ``(syscall, path)`` pairs a record remembers (a run reading thousands of distinct
+``/proc/<pid>`` paths must not grow it without bound; the rest take the longer way)."""
+
 
 def device_of(path: str) -> str:
     """The device a behaviour profile tracks for a syscall path.
@@ -82,11 +86,65 @@ class RunSample:
         return cls(str(data["template"]), steps)
 
 
+UNARMED = -1
+"""A cap no count is within: the next call takes the full check."""
+
+
+class DeviceCount:
+    """Calls to one device in a run. ``cap``: the count up to which this device's share of
+    the run's calls cannot exceed its limit (set by the last full check that passed)."""
+
+    __slots__ = ("calls", "cap")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cap = UNARMED
+
+
+class KeyCount:
+    """One call key's counts in a run (``in_step`` counts the calls of step ``step``).
+
+    ``step_cap`` and ``run_cap`` are the counts up to which no per-step or per-run limit of
+    the key can be reached: while the counts stay within them (and the device's within
+    its cap), a call needs no full check. The full check sets them when it passes.
+    """
+
+    __slots__ = ("dev", "device", "in_run", "in_step", "key", "run_cap", "step", "step_cap")
+
+    def __init__(self, key: str, device: str, dev: DeviceCount) -> None:
+        self.key = key
+        self.device = device
+        self.dev = dev
+        self.step = 0
+        self.in_step = 0
+        self.in_run = 0
+        self.step_cap = UNARMED
+        self.run_cap = UNARMED
+
+    def within(self) -> bool:
+        """Below every cap: no limit can have been reached by the last call."""
+        return (
+            self.in_step <= self.step_cap
+            and self.in_run <= self.run_cap
+            and self.dev.calls <= self.dev.cap
+        )
+
+    def count(self, step: int) -> None:
+        if step != self.step:
+            self.step = step
+            self.in_step = 0
+        self.in_step += 1
+        self.in_run += 1
+        self.dev.calls += 1
+
+
 class RunRecord:
     """The live record of one process's run, updated before each call is allowed to run.
 
     Only the process's own thread writes it (guards run in that thread); the lock makes the
     daemon's final `sample` read safe even when a killed process is still finishing a call.
+    Counts live in one `KeyCount` per call key (reached by the raw ``(syscall, path)`` too,
+    so that the common call needs no key building) and one `DeviceCount` per device.
     """
 
     def __init__(self, template: str) -> None:
@@ -97,11 +155,12 @@ class RunRecord:
         self.step = 0
         self.tokens = 0
         self.duration_ms = 0.0
-        self.step_counts: dict[str, int] = {}
-        self.run_counts: dict[str, int] = {}
-        self.device_counts: dict[str, int] = {}
+        self.keys: dict[str, KeyCount] = {}
+        self.paths: dict[tuple[str, str], KeyCount] = {}
+        self.devices: dict[str, DeviceCount] = {}
         self.calls = 0
         self.run_tokens = 0
+        self.armed: object = None  # what the caps were computed against (see `arm`)
         self.reported: set[str] = set()  # metrics already alerted in this run
         self.minted: set[str] = set()  # threat names this run made known (not a re-match)
 
@@ -117,28 +176,51 @@ class RunRecord:
         self.duration_ms = duration_ms
         self.run_tokens += tokens
 
-    def add_call(self, step: int, syscall: str, device: str) -> str:
-        """Count one attempted call; returns its call key."""
+    def add_call(self, step: int, syscall: str, path: str) -> KeyCount:
+        """Count one attempted call of ``syscall`` on ``path``; returns its key's counts."""
         if step != self.step:  # no model answer seen for this step (guard added mid-run)
             self.begin_step(step, 0, 0.0)
-        key = call_key(syscall, device)
-        self.step_counts[key] = self.step_counts.get(key, 0) + 1
-        self.run_counts[key] = self.run_counts.get(key, 0) + 1
-        self.device_counts[device] = self.device_counts.get(device, 0) + 1
+        counted = self.paths.get((syscall, path))
+        if counted is None:
+            device = device_of(path)
+            key = call_key(syscall, device)
+            counted = self.keys.get(key)
+            if counted is None:
+                dev = self.devices.get(device)
+                if dev is None:
+                    dev = self.devices[device] = DeviceCount()
+                counted = self.keys[key] = KeyCount(key, device, dev)
+            if len(self.paths) < MAX_PATHS:
+                self.paths[(syscall, path)] = counted
+        counted.count(step)
         self.calls += 1
-        return key
+        return counted
+
+    def arm(self, against: object) -> None:
+        """Caps computed against anything but ``against`` (a snapshot) no longer hold."""
+        if self.armed is not against:
+            self.armed = against
+            for counted in self.keys.values():
+                counted.step_cap = counted.run_cap = counted.dev.cap = UNARMED
+
+    def step_counts(self) -> dict[str, int]:
+        """Calls per call key in the current step."""
+        step = self.step
+        return {k.key: k.in_step for k in self.keys.values() if k.step == step and k.in_step}
+
+    def run_counts(self) -> dict[str, int]:
+        return {k.key: k.in_run for k in self.keys.values()}
 
     def _close_step(self) -> None:
         if self.step:
-            self.done.append((self.tokens, self.duration_ms, self.step_counts))
-        self.step_counts = {}
+            self.done.append((self.tokens, self.duration_ms, self.step_counts()))
         self.step = 0
 
     def sample(self) -> RunSample:
         """The run so far as a frozen sample (the current step included)."""
         steps = list(self.done)
         if self.step:
-            steps.append((self.tokens, self.duration_ms, self.step_counts))
+            steps.append((self.tokens, self.duration_ms, self.step_counts()))
         return RunSample(
             self.template,
             tuple(StepSample(t, d, tuple(sorted(c.items()))) for t, d, c in steps),

@@ -1,0 +1,151 @@
+"""The guard's fast path: a call within the caps of the last full check is allowed unchecked.
+
+The property: over any run and any baseline, the guard reports exactly what a full check
+of every call would report (the caps never hide an anomaly), also across a snapshot swap.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnix_actors.immune.baseline import ProfileBuilder
+from rnix_actors.immune.detector import (
+    Baseline,
+    Settings,
+    check_call,
+    check_model_step,
+    compile_baseline,
+)
+from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot
+from rnix_actors.immune.messages import AnomalyDetected
+from rnix_actors.immune.sample import RunRecord, RunSample, StepSample
+from rnix_actors.kernel.guards import SyscallAttempt
+
+SETTINGS = Settings(threshold=2.0, min_samples=5)
+LEARNED = ("Exec /dev/shell", "Open /dev/fs", "Write /dev/fs", "Call /dev/x")
+CALLS = (("Exec", "/dev/shell"), ("Open", "/dev/fs"), ("Write", "/dev/fs"), ("Call", "/dev/x"),
+         ("Read", "/proc/12/status"), ("Call", "/dev/new"))  # fmt: skip
+
+steps = st.builds(
+    StepSample,
+    st.integers(100, 900),
+    st.floats(100.0, 3000.0),
+    st.lists(st.tuples(st.sampled_from(LEARNED), st.integers(1, 4)), max_size=3, unique_by=lambda
+             kc: kc[0]).map(lambda calls: tuple(sorted(calls))),
+)  # fmt: skip
+runs = st.lists(st.lists(steps, min_size=1, max_size=4).map(tuple), min_size=5, max_size=8)
+step_event = st.tuples(st.just("step"), st.integers(100, 40_000))
+calls = st.tuples(st.just("call"), st.sampled_from(CALLS)).flatmap(
+    lambda call: st.lists(st.just(call), min_size=1, max_size=12)  # bursts cross the limits
+)
+events = st.lists(st.one_of(step_event.map(lambda e: [e]), calls), max_size=30).map(
+    lambda groups: [e for group in groups for e in group]
+)
+
+
+def baseline_of(samples: list[tuple[StepSample, ...]]) -> Baseline:
+    builder = ProfileBuilder("t")
+    for sample in samples:
+        builder.learn(RunSample("t", sample))
+    return compile_baseline(builder.snapshot(), SETTINGS)
+
+
+def snapshot(baseline: Baseline) -> Snapshot:
+    return Snapshot({"t": baseline}, frozenset(), SETTINGS, enforce=False)
+
+
+Event = tuple[str, object]
+
+
+def guard_against_full_checks(
+    old: Baseline, new: Baseline, events: list[Event], swap_at: int
+) -> list[tuple[int, tuple[str, ...]]]:
+    """Run ``events`` through a guard and through a full check of every call; assert they
+    report the same anomalies at the same calls (the baseline changes at ``swap_at``), and
+    return the reports."""
+    shared = Shared(snapshot(old))
+    reports: list[AnomalyDetected] = []
+    guard = ImmuneGuard(shared, reports.append)
+    reference = RunRecord("t")
+    expected: list[tuple[int, tuple[str, ...]]] = []
+    got: list[tuple[int, tuple[str, ...]]] = []
+    step = 1
+    for index, (kind, detail) in enumerate(events):
+        if index == swap_at:
+            shared.snapshot = snapshot(new)  # the daemon relearned: caps must not carry over
+        baseline = shared.snapshot.baselines["t"]
+        if kind == "step":
+            step += 1
+            assert isinstance(detail, int)
+            attempt = SyscallAttempt(7, "t", step, "ReasonStep", "/dev/llm/x", {}, detail, 500.0)
+            reference.begin_step(step, detail, 500.0)
+            found = check_model_step(baseline, reference, SETTINGS, frozenset())
+        else:
+            assert isinstance(detail, tuple)
+            attempt = SyscallAttempt(7, "t", step, detail[0], detail[1], {})
+            counted = reference.add_call(step, detail[0], detail[1])
+            found = check_call(baseline, reference, counted, SETTINGS, frozenset())
+        fresh = tuple(a.metric for a in found if a.metric not in reference.reported)
+        reference.reported.update(fresh)
+        if fresh:
+            expected.append((index, fresh))
+        before = len(reports)
+        guard(attempt)
+        if len(reports) > before:
+            got.append((index, tuple(a.metric for a in reports[-1].anomalies)))
+    assert got == expected
+    if events:
+        assert shared.records[7].sample() == reference.sample()
+    return got
+
+
+@settings(max_examples=100, deadline=None)
+@given(runs, runs, events, st.integers(0, 120))
+def test_the_guard_reports_what_a_full_check_of_every_call_reports(
+    first: list[tuple[StepSample, ...]],
+    second: list[tuple[StepSample, ...]],
+    events: list[Event],
+    swap_at: int,
+) -> None:
+    guard_against_full_checks(baseline_of(first), baseline_of(second), events, swap_at)
+
+
+def run_of(steps: int, **calls: int) -> tuple[StepSample, ...]:
+    keys = {"x": "Call /dev/x", "open": "Open /dev/fs", "shell": "Exec /dev/shell"}
+    counts = tuple(sorted((keys[k], n) for k, n in calls.items()))
+    return tuple(StepSample(500, 500.0, counts) for _ in range(steps))
+
+
+def in_steps(call: tuple[str, str], total: int, per_step: int) -> list[Event]:
+    """``total`` calls, ``per_step`` in each step (a model answer before each group)."""
+    out: list[Event] = []
+    for done in range(total):
+        if done % per_step == 0:
+            out.append(("step", 500))
+        out.append(("call", call))
+    return out
+
+
+def test_a_device_share_passing_its_limit_between_full_checks_is_caught() -> None:
+    # /dev/x takes 25-40% of the calls; its counts per step and per run have room to spare.
+    base = baseline_of([run_of(10, x=2 + i % 3, open=6 + i % 3) for i in range(6)])
+    events = in_steps(("Open", "/dev/fs"), 20, 2) + in_steps(("Call", "/dev/x"), 40, 3)
+    reports = guard_against_full_checks(base, base, events, swap_at=-1)
+    assert "run.share:/dev/x" in [m for _, found in reports for m in found]
+
+
+def test_caps_set_against_an_old_baseline_do_not_carry_over() -> None:
+    loose = baseline_of([run_of(2, shell=8 + i % 3) for i in range(6)])
+    tight = baseline_of([run_of(2, shell=1) for _ in range(6)])
+    events: list[Event] = [("step", 500)] + [("call", ("Exec", "/dev/shell"))] * 8
+    reports = guard_against_full_checks(loose, tight, events, swap_at=5)
+    assert reports and reports[0][0] == 5  # the first call judged against the new baseline
+
+
+def test_an_invariant_run_count_trips_on_the_first_call_beyond_it() -> None:
+    # One payment per run, the only call: neither its step count nor its share is near a limit.
+    pays_once = baseline_of([run_of(1, x=1) + run_of(2 + i % 3) for i in range(6)])
+    events: list[Event] = [("step", 500), ("call", ("Call", "/dev/x"))] * 2
+    reports = guard_against_full_checks(pays_once, pays_once, events, swap_at=-1)
+    assert reports == [(3, ("run.count:Call /dev/x",))]
