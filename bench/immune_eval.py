@@ -418,64 +418,73 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def step_rate(root: Path, name: str, immune: bool, agents: int, steps: int) -> tuple[float, float]:
+def step_rates(root: Path, agents: int, steps: int, rounds: int) -> dict[str, list[float]]:
     """Agent steps per wall second and per CPU second (all threads of this process) of
-    ``agents`` busy agents making 3 no-op device calls per step."""
+    ``agents`` busy agents making 3 no-op device calls per step, with the immune system off
+    and on, round after round in one system (`System.set_immune` switches between them).
+
+    One system, so that both sides run on the same heap, threads and database: the machine
+    is shared and drifts between seconds, so each round measures off and on back to back,
+    in alternating order."""
     calls = tuple(ToolCall(f"c{i}", "call_device", {"device": NULL}) for i in range(3))
     work = LLMResponse(tool_calls=calls, input_tokens=200)
 
     def brain(request: LLMRequest) -> LLMResponse | str:
         return work if request.step <= steps else "done"
 
-    project = root / name
+    on, off = ImmuneConfig(warn_only=False), ImmuneConfig(enabled=False)
+    rates: dict[str, list[float]] = {"off": [], "on": [], "cpu_off": [], "cpu_on": []}
+    project = root / "steps"
     project.mkdir(parents=True)
-    config = ImmuneConfig(warn_only=False, enabled=immune)
-    with System(project, state_dir=root / f"{name}-state", immune=config) as system:
+    with System(project, state_dir=root / "steps-state", immune=on) as system:
         system.register_device(NULL, lambda call: "", blocking=False)
         system.register_llm("busy", brain)
         limits = Limits(max_steps=steps + 1, context_slots=10**9)
         system.add_template(AgentTemplate("busy", devices=(NULL,), driver="busy", limits=limits))
-        handle = system.immune if immune else None
-        # Both sides run the same 5 runs first (a system with history is slower); with the
-        # immune system they build a full profile of this workload, so every check is live.
-        for _ in range(config.min_samples):
+        # A full profile of this workload first, so that every check is live.
+        for _ in range(on.min_samples):
             system.run("busy", "train", timeout=WAIT)
-        system.sync_events()
-        if handle is not None:
-            handle.status()  # answered once the daemon has learned them
-        gc.collect()
-        started, cpu = time.perf_counter(), cpu_seconds()
-        pids = [system.spawn("busy", "go") for _ in range(agents)]
-        infos = [system.wait(pid, WAIT) for pid in pids]
-        elapsed, used = time.perf_counter() - started, cpu_seconds() - cpu
-        if handle is not None:
-            alerts = handle.status().alerts
-            handle.stop()
-            if alerts:
-                raise RuntimeError(f"benchmark workload raised alerts: {alerts[0].line()}")
-    if any(i.exit_code != 0 for i in infos):
-        raise RuntimeError(f"busy agents failed: {[i.exit_reason for i in infos]}")
-    total = agents * (steps + 1)
-    return total / elapsed, total / used
+        for i in range(rounds):
+            for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
+                handle = system.set_immune(on if mode == "on" else off)
+                system.sync_events()
+                if mode == "on":
+                    handle.status()  # answered once the daemon has loaded the profiles
+                gc.collect()
+                started, cpu = time.perf_counter(), cpu_seconds()
+                pids = [system.spawn("busy", "go") for _ in range(agents)]
+                infos = [system.wait(pid, WAIT) for pid in pids]
+                elapsed, used = time.perf_counter() - started, cpu_seconds() - cpu
+                if any(i.exit_code != 0 for i in infos):
+                    raise RuntimeError(f"busy agents failed: {[i.exit_reason for i in infos]}")
+                if mode == "on" and (alerts := handle.status().alerts):
+                    raise RuntimeError(f"benchmark workload raised alerts: {alerts[0].line()}")
+                total = agents * (steps + 1)
+                rates[mode].append(total / elapsed)
+                rates[f"cpu_{mode}"].append(total / used)
+    return rates
 
 
-def part_overhead(root: Path, quick: bool) -> dict[str, float]:
+def part_overhead(root: Path, quick: bool) -> dict[str, Any]:
     n = 50_000 if quick else 200_000
     raw = max(raw_tell(n) for _ in range(2))
     daemon = max(daemon_events(root / f"d{i}", n) for i in range(2))
-    agents, steps = (4, 100) if quick else (8, 300)
-    off, on = [], []
-    for i in range(3 if quick else 5):  # alternate; best of each: the machine is shared
-        off.append(step_rate(root, f"off{i}", False, agents, steps))
-        on.append(step_rate(root, f"on{i}", True, agents, steps))
-    return {
-        "raw": raw,
-        "daemon": daemon,
-        "off": max(w for w, _ in off),
-        "on": max(w for w, _ in on),
-        "cpu_off": statistics.median(c for _, c in off),
-        "cpu_on": statistics.median(c for _, c in on),
-    }
+    # One agent: the cost of monitoring per step. Eight: the same under GIL contention, where
+    # how the threads happen to interleave moves a round's rate by up to 2x either way.
+    shapes = {"1 agent": (1, 300 if quick else 1000), "8 agents": (8, 100 if quick else 300)}
+    rounds = 5 if quick else 15
+    steps: dict[str, dict[str, Any]] = {}
+    for i, (name, (agents, length)) in enumerate(shapes.items()):
+        rates = step_rates(root / f"s{i}", agents, length, rounds)
+        steps[name] = {
+            "off": sum(rates["off"]) / rounds,
+            "on": sum(rates["on"]) / rounds,
+            "ratios": sorted(a / b for a, b in zip(rates["on"], rates["off"], strict=True)),
+            "cpu": statistics.median(
+                a / b for a, b in zip(rates["cpu_on"], rates["cpu_off"], strict=True)
+            ),
+        }
+    return {"raw": raw, "daemon": daemon, "steps": steps}
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -501,11 +510,29 @@ def report(title: str, r: dict[str, Any], variation: str) -> None:
         print(f"    false positive: {line}")
 
 
+def report_overhead(perf: dict[str, Any]) -> None:
+    print("\n[3] overhead (same run)")
+    print(f"  raw pykka tell:              {perf['raw']:>10,.0f} msg/s")
+    print(f"  lifecycle events -> daemon:  {perf['daemon']:>10,.0f} ev/s   "
+          f"ratio {perf['daemon'] / perf['raw']:.2f} of raw tell")  # fmt: skip
+    print("  agent steps/s, immune on vs off (3 no-op device calls per step; off and on back to "
+          "back in one system, alternating order):")  # fmt: skip
+    for name, r in perf["steps"].items():
+        ratio, target = statistics.median(r["ratios"]), TARGETS["steps"]
+        print(f"    {name:<9} off {r['off']:>7,.0f}  on {r['on']:>7,.0f}   median round ratio "
+              f"{ratio:.2f}   target >= {target}  {mark(ratio >= target)}")  # fmt: skip
+        print(f"              per round: {' '.join(f'{x:.2f}' for x in r['ratios'])}   "
+              f"per CPU-second: {r['cpu']:.2f}")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Immune daemon evaluation")
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--data", type=Path, default=DATA, help="AgentDojo traces directory")
+    parser.add_argument(
+        "--only", choices=("synthetic", "agentdojo", "overhead"), help="run one part only"
+    )
     args = parser.parse_args(argv)
     # Every detection is logged as a warning by the daemon; the figures below sum them up.
     logging.getLogger("rnix_actors.immune").setLevel(logging.ERROR)
@@ -516,28 +543,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rnix-immune-") as tmp:
         root = Path(tmp)
         # Overhead first, on a fresh heap: the detection parts leave many objects behind.
-        perf = part_overhead(root / "p3", args.quick)
-        report("[1] synthetic: shipped templates", part_synthetic(root / "p1", rng, args.quick),
-               VARIATION_SYNTHETIC)  # fmt: skip
-        if (args.data / "banking.json").exists():
-            dojo = part_agentdojo(root / "p2", rng, args.quick, args.data)
-            report("[2] AgentDojo traces (banking + workspace)", dojo, VARIATION_AGENTDOJO)
-        else:
-            print(
-                f"\n[2] AgentDojo traces: SKIPPED: data not found at {args.data} (expected "
-                "../shared/data/agentdojo next to the repository; see --data)"
-            )
-    ratio = perf["on"] / perf["off"]
-    print("\n[3] overhead (same run)")
-    print(f"  raw pykka tell:              {perf['raw']:>10,.0f} msg/s")
-    print(f"  lifecycle events -> daemon:  {perf['daemon']:>10,.0f} ev/s   "
-          f"ratio {perf['daemon'] / perf['raw']:.2f} of raw tell")  # fmt: skip
-    print(f"  agent steps/s immune off:    {perf['off']:>10,.0f}")
-    print(f"  agent steps/s immune on:     {perf['on']:>10,.0f}   ratio {ratio:.2f}   "
-          f"target >= {TARGETS['steps']}  {mark(ratio >= TARGETS['steps'])}")  # fmt: skip
-    cpu = perf["cpu_on"] / perf["cpu_off"]
-    print(f"  steps per CPU-second off/on: {perf['cpu_off']:>10,.0f} / {perf['cpu_on']:,.0f}   "
-          f"ratio {cpu:.2f} (median; less sensitive to other load on the machine)")  # fmt: skip
+        perf = part_overhead(root / "p3", args.quick) if args.only in (None, "overhead") else None
+        if args.only in (None, "synthetic"):
+            synthetic = part_synthetic(root / "p1", rng, args.quick)
+            report("[1] synthetic: shipped templates", synthetic, VARIATION_SYNTHETIC)
+        if args.only in (None, "agentdojo"):
+            if (args.data / "banking.json").exists():
+                dojo = part_agentdojo(root / "p2", rng, args.quick, args.data)
+                report("[2] AgentDojo traces (banking + workspace)", dojo, VARIATION_AGENTDOJO)
+            else:
+                print(
+                    f"\n[2] AgentDojo traces: SKIPPED: data not found at {args.data} (expected "
+                    "../shared/data/agentdojo next to the repository; see --data)"
+                )
+    if perf is not None:
+        report_overhead(perf)
     print(f"\ndone in {time.perf_counter() - began:.1f} s")
     return 0
 

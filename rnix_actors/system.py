@@ -40,7 +40,7 @@ from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, HostDevice
 from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, Unsubscribe
 from rnix_actors.kernel.fs import FileSystemDevice
 from rnix_actors.kernel.guards import Guard
-from rnix_actors.kernel.kernel import AddGuard, Kernel, KernelDeps
+from rnix_actors.kernel.kernel import AddGuard, Kernel, KernelDeps, RemoveGuard
 from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.procfs import ProcDevice
@@ -248,8 +248,8 @@ class System:
 
     def set_immune(self, config: ImmuneConfig) -> Immune:
         """Replace the immune system with one configured by ``config`` (e.g. switch to enforce
-        mode). The old one stops; processes spawned before keep its now inert guard, so call
-        this before spawning what the new configuration should watch."""
+        mode). The old one stops and uninstalls its guard; processes spawned before keep it,
+        inert, so call this before spawning what the new configuration should watch."""
         with self._lock:
             if self._store is None:
                 raise SystemStopped("the system is not running; call System.start() first")
@@ -339,6 +339,11 @@ class System:
     def add_guard(self, guard: Guard) -> None:
         """Install a syscall guard; it applies to processes spawned from now on."""
         self._require().ask(AddGuard(guard), timeout=ASK_TIMEOUT)
+
+    def remove_guard(self, guard: Guard) -> None:
+        """Uninstall ``guard`` (the same object): processes spawned from now on do not call
+        it; running ones keep the guards they started with. Unknown guards are ignored."""
+        self._require().ask(RemoveGuard(guard), timeout=ASK_TIMEOUT)
 
     # -- supervision -------------------------------------------------------------------------
     def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:

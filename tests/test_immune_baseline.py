@@ -45,6 +45,33 @@ def test_welford_matches_the_two_pass_formulas(values: list[float]) -> None:
     assert (stats.low, stats.high) == (min(values), max(values))
 
 
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=30),
+    st.lists(st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=40), max_size=4),
+)
+def test_adding_values_in_batches_matches_adding_them_one_by_one(
+    first: list[float], batches: list[list[float]]
+) -> None:
+    one, batched = Welford(), Welford()
+    for value in first + [v for batch in batches for v in batch]:
+        one.add(value)
+    for value in first:
+        batched.add(value)
+    for batch in batches:
+        batched.add_all(batch)
+    a, b = one.freeze(), batched.freeze()
+    assert (a.n, a.low, a.high) == (b.n, b.low, b.high)
+    assert math.isclose(a.mean, b.mean, rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(a.std, b.std, rel_tol=1e-6, abs_tol=1e-4)
+
+
+def test_a_batch_of_one_repeated_value_keeps_zero_variance() -> None:
+    acc = Welford()
+    acc.add_all([0.1 + 0.2] * 1000)
+    acc.add_all([0.1 + 0.2] * 3)
+    assert acc.freeze().std == 0.0 and acc.freeze().invariant
+
+
 def test_zero_variance_is_exactly_zero_and_an_invariant() -> None:
     acc = Welford()
     for _ in range(7):

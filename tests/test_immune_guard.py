@@ -35,7 +35,10 @@ steps = st.builds(
              kc: kc[0]).map(lambda calls: tuple(sorted(calls))),
 )  # fmt: skip
 runs = st.lists(st.lists(steps, min_size=1, max_size=4).map(tuple), min_size=5, max_size=8)
-step_event = st.tuples(st.just("step"), st.integers(100, 40_000))
+step_event = st.tuples(
+    st.just("step"),
+    st.tuples(st.integers(100, 40_000), st.sampled_from([500.0, 9_000.0, 60_000.0])),
+)
 calls = st.tuples(st.just("call"), st.sampled_from(CALLS)).flatmap(
     lambda call: st.lists(st.just(call), min_size=1, max_size=12)  # bursts cross the limits
 )
@@ -77,9 +80,10 @@ def guard_against_full_checks(
         baseline = shared.snapshot.baselines["t"]
         if kind == "step":
             step += 1
-            assert isinstance(detail, int)
-            attempt = SyscallAttempt(7, "t", step, "ReasonStep", "/dev/llm/x", {}, detail, 500.0)
-            reference.begin_step(step, detail, 500.0)
+            assert isinstance(detail, tuple)
+            tokens, ms = detail
+            attempt = SyscallAttempt(7, "t", step, "ReasonStep", "/dev/llm/x", {}, tokens, ms)
+            reference.begin_step(step, tokens, ms)
             found = check_model_step(baseline, reference, SETTINGS, frozenset())
         else:
             assert isinstance(detail, tuple)
@@ -111,10 +115,12 @@ def test_the_guard_reports_what_a_full_check_of_every_call_reports(
     guard_against_full_checks(baseline_of(first), baseline_of(second), events, swap_at)
 
 
-def run_of(steps: int, **calls: int) -> tuple[StepSample, ...]:
+def run_of(
+    steps: int, tokens: int = 500, ms: float = 500.0, **calls: int
+) -> tuple[StepSample, ...]:
     keys = {"x": "Call /dev/x", "open": "Open /dev/fs", "shell": "Exec /dev/shell"}
     counts = tuple(sorted((keys[k], n) for k, n in calls.items()))
-    return tuple(StepSample(500, 500.0, counts) for _ in range(steps))
+    return tuple(StepSample(tokens, ms, counts) for _ in range(steps))
 
 
 def in_steps(call: tuple[str, str], total: int, per_step: int) -> list[Event]:
@@ -122,7 +128,7 @@ def in_steps(call: tuple[str, str], total: int, per_step: int) -> list[Event]:
     out: list[Event] = []
     for done in range(total):
         if done % per_step == 0:
-            out.append(("step", 500))
+            out.append(("step", (500, 500.0)))
         out.append(("call", call))
     return out
 
@@ -138,7 +144,7 @@ def test_a_device_share_passing_its_limit_between_full_checks_is_caught() -> Non
 def test_caps_set_against_an_old_baseline_do_not_carry_over() -> None:
     loose = baseline_of([run_of(2, shell=8 + i % 3) for i in range(6)])
     tight = baseline_of([run_of(2, shell=1) for _ in range(6)])
-    events: list[Event] = [("step", 500)] + [("call", ("Exec", "/dev/shell"))] * 8
+    events: list[Event] = [("step", (500, 500.0))] + [("call", ("Exec", "/dev/shell"))] * 8
     reports = guard_against_full_checks(loose, tight, events, swap_at=5)
     assert reports and reports[0][0] == 5  # the first call judged against the new baseline
 
@@ -146,6 +152,22 @@ def test_caps_set_against_an_old_baseline_do_not_carry_over() -> None:
 def test_an_invariant_run_count_trips_on_the_first_call_beyond_it() -> None:
     # One payment per run, the only call: neither its step count nor its share is near a limit.
     pays_once = baseline_of([run_of(1, x=1) + run_of(2 + i % 3) for i in range(6)])
-    events: list[Event] = [("step", 500), ("call", ("Call", "/dev/x"))] * 2
+    events: list[Event] = [("step", (500, 500.0)), ("call", ("Call", "/dev/x"))] * 2
     reports = guard_against_full_checks(pays_once, pays_once, events, swap_at=-1)
     assert reports == [(3, ("run.count:Call /dev/x",))]
+
+
+def test_model_answers_passing_a_limit_between_full_checks_are_caught() -> None:
+    # 20 steps of 1,000 tokens and 6 s: each run-level limit sits above its absolute floor.
+    long = baseline_of([run_of(20 + i % 2, tokens=1000, ms=6000.0) for i in range(6)])
+    # Each case stays within every other cap, so only the metric named can send it to a full
+    # check: the step where it passes its limit must be judged in full.
+    cases: dict[str, list[Event]] = {
+        "run.tokens": [("step", (1400, 6000.0))] * 25,
+        "run.steps": [("step", (100, 6000.0))] * 40,
+        "step.tokens": [("step", (1000, 6000.0))] * 3 + [("step", (2500, 6000.0))],
+        "step.duration_ms": [("step", (1000, 6000.0))] * 3 + [("step", (1000, 40_000.0))],
+    }
+    for metric, events in cases.items():
+        reports = guard_against_full_checks(long, long, events, swap_at=-1)
+        assert [m for _, found in reports for m in found] == [metric]

@@ -114,6 +114,9 @@ class FakeHost:
     def add_guard(self, guard: Guard) -> None:
         pass
 
+    def remove_guard(self, guard: Guard) -> None:
+        pass
+
     def kill(self, pid: int, signal: Signal | str = Signal.SIGTERM, origin: str = "") -> str:
         self.signals.append((pid, str(signal), origin))
         return "pausing 1 process(es)"

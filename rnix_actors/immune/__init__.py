@@ -59,12 +59,14 @@ class Immune:
         daemon: pykka.ActorRef[ImmuneDaemon] | None = None,
         shared: Shared | None = None,
         subscription: Cancellable | None = None,
+        guard: ImmuneGuard | None = None,
     ) -> None:
         self.config = config
         self._host = host
         self._daemon = daemon
         self._shared = shared
         self._subscription = subscription
+        self._guard = guard
         self._stopped = False
 
     @property
@@ -107,7 +109,8 @@ class Immune:
         return int(self._ask(ForgetThreats(name, all)))
 
     def stop(self) -> None:
-        """Stop monitoring: unsubscribe, make the guard inert, stop the daemon. Idempotent."""
+        """Stop monitoring: unsubscribe, make the guard inert (running processes keep it)
+        and uninstall it (new ones do not get it), stop the daemon. Idempotent."""
         daemon, self._daemon = self._daemon, None
         self._stopped = self._stopped or daemon is not None
         if self._subscription is not None:
@@ -115,6 +118,11 @@ class Immune:
             self._subscription = None
         if self._shared is not None:
             self._shared.snapshot = attrs.evolve(self._shared.snapshot, stopped=True)
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            # A system that is stopping has no kernel to ask, and no process to spawn.
+            with contextlib.suppress(SystemStopped, pykka.ActorDeadError, pykka.Timeout):
+                self._host.remove_guard(guard)
         if daemon is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 daemon.stop(timeout=ASK_TIMEOUT)
@@ -160,11 +168,12 @@ def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immun
     loaded = db.load()
     shared = Shared(Snapshot(settings=settings_of(config), enforce=not config.warn_only))
     daemon = ImmuneDaemon.start(host, config, db, loaded, shared)
+    guard = ImmuneGuard(shared, tell_report(daemon))
     try:
-        host.add_guard(ImmuneGuard(shared, tell_report(daemon)))
+        host.add_guard(guard)
         subscription = host.subscribe(_forwarder(daemon), FORWARDED)
     except BaseException:
         shared.snapshot = attrs.evolve(shared.snapshot, stopped=True)
         daemon.stop()
         raise
-    return Immune(config, host, daemon, shared, subscription)
+    return Immune(config, host, daemon, shared, subscription, guard)

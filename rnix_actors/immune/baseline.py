@@ -18,7 +18,7 @@ owns the mutable `ProfileBuilder`s and publishes frozen `TemplateProfile` snapsh
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -84,6 +84,23 @@ class Welford:
         self.low = min(self.low, value)
         self.high = max(self.high, value)
 
+    def add_all(self, values: Sequence[float]) -> None:
+        """Add many values at once: their own mean and M2, merged in (Chan, Golub and
+        LeVeque 1979). The same statistics as adding them one by one, up to rounding, at a
+        fraction of the cost for the thousand steps of a long run."""
+        count = len(values)
+        if count == 0:
+            return
+        mean = math.fsum(values) / count
+        m2 = math.fsum([(v - mean) * (v - mean) for v in values])
+        total = self.n + count
+        delta = mean - self.mean
+        self.mean += delta * count / total
+        self.m2 += m2 + delta * delta * self.n * count / total
+        self.n = total
+        self.low = min(self.low, min(values))
+        self.high = max(self.high, max(values))
+
     def freeze(self) -> Stats:
         # max(0, ...): rounding can leave M2 a hair below zero for identical values.
         variance = max(0.0, self.m2) / (self.n - 1) if self.n > 1 else 0.0
@@ -106,13 +123,24 @@ class TemplateProfile:
         return self.stats.get(name)
 
 
-def step_values(sample: RunSample) -> Iterator[tuple[str, float]]:
-    """Per-step metric values of a run, step by step."""
-    for step in sample.steps:
-        yield STEP_TOKENS, float(step.tokens)
-        yield STEP_DURATION, step.duration_ms
+def step_columns(sample: RunSample) -> dict[str, list[float]]:
+    """Per-step metric values of a run: one list per metric, in step order (a call key's
+    list holds the steps that made such calls)."""
+    steps = sample.steps
+    if not steps:
+        return {}
+    columns: dict[str, list[float]] = {
+        STEP_TOKENS: [float(step.tokens) for step in steps],
+        STEP_DURATION: [step.duration_ms for step in steps],
+    }
+    for step in steps:
         for key, count in step.calls:
-            yield metric(STEP_COUNT, key), float(count)
+            name = metric(STEP_COUNT, key)
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = []
+            column.append(float(count))
+    return columns
 
 
 def run_values(sample: RunSample) -> dict[str, float]:
@@ -145,8 +173,8 @@ class ProfileBuilder:
 
     def learn(self, sample: RunSample) -> None:
         """Add a finished run. Call only after the run was scored against `snapshot`."""
-        for name, value in step_values(sample):
-            self._acc(name, runs_before=0).add(value)
+        for name, column in step_columns(sample).items():
+            self._acc(name, runs_before=0).add_all(column)
         values = run_values(sample)
         known_run_metrics = [m for m in self.metrics if m.startswith("run.")]
         for name in known_run_metrics:

@@ -131,10 +131,10 @@ class ImmuneDaemon(RnixActor):
         record = self.shared.take(pid)
         if record is None or code != 0:
             return  # only completed runs teach what normal looks like
-        with record.lock:
-            sample = record.sample()
-            reported = set(record.reported)
-            known = self.threats.names() - record.minted
+        # A completed run made all its calls before its Exit: nothing writes the record now.
+        sample = record.sample()
+        reported = set(record.reported)
+        known = self.threats.names() - record.minted
         found = score_run(self.baselines.get(template), sample, self.settings, known)
         fresh = [a for a in found if a.metric not in reported]
         if fresh:

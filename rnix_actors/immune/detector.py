@@ -41,6 +41,7 @@ from rnix_actors.immune.baseline import (
     family_of,
     metric,
     run_values,
+    step_columns,
 )
 from rnix_actors.immune.sample import KeyCount, RunRecord, RunSample, split_key
 from rnix_actors.immune.threats import NEW_DEVICE, threat_name
@@ -335,8 +336,11 @@ def check_model_step(
     settings: Settings,
     known: frozenset[str],
 ) -> list[Anomaly]:
-    """Judge a model answer just recorded (before any of its tool calls runs)."""
+    """Judge a model answer just recorded (before any of its tool calls runs). When it
+    passes, the thresholds become the record's ``step_caps``: a model answer within them
+    needs no full check."""
     if baseline is None or not baseline.active:
+        record.step_caps = (math.inf, math.inf, math.inf, math.inf)
         return []
     bounds = baseline.bounds.get("")
     if bounds is None:
@@ -350,6 +354,7 @@ def check_model_step(
         and record.run_tokens <= bounds[2]
         and steps <= bounds[3]
     ):
+        record.step_caps = (bounds[0], bounds[1], bounds[2], bounds[3])
         return []
     values = (
         (STEP_TOKENS, float(record.tokens)),
@@ -371,12 +376,7 @@ def score_run(
     One anomaly per metric."""
     if baseline is None or not baseline.active:
         return []
-    worst: dict[str, float] = {}
-    for step in sample.steps:
-        pairs = [(STEP_TOKENS, float(step.tokens)), (STEP_DURATION, step.duration_ms)]
-        pairs += [(metric(STEP_COUNT, k), float(c)) for k, c in step.calls]
-        for name, value in pairs:
-            worst[name] = max(value, worst.get(name, value))
+    worst = {name: max(values) for name, values in step_columns(sample).items()}
     values = run_values(sample)
     calls = sum(c for s in sample.steps for _, c in s.calls)
     devices = baseline.profile.devices

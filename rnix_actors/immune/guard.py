@@ -93,37 +93,66 @@ class ImmuneGuard:
 
     def __call__(self, attempt: SyscallAttempt) -> Verdict:
         snap = self.shared.snapshot
+        record = self.shared.records.get(attempt.pid)
+        if record is not None and record.armed is snap:
+            # The common case, in the fewest steps (it runs before every call): with the
+            # counts this attempt makes still within the caps the last full check set against
+            # this snapshot, no limit can be reached. Count it and allow it.
+            if attempt.syscall == "ReasonStep":
+                caps = record.step_caps
+                tokens = attempt.tokens
+                if (
+                    tokens <= caps[0]
+                    and attempt.duration_ms <= caps[1]
+                    and record.run_tokens + tokens <= caps[2]
+                    and record.steps + 1 <= caps[3]
+                ):
+                    record.begin_step(attempt.step, tokens, attempt.duration_ms)
+                    return ALLOW
+            else:
+                counted = record.paths.get((attempt.syscall, attempt.device))
+                step = attempt.step
+                if counted is not None and step == record.step:
+                    in_step = counted.in_step + 1 if counted.step == step else 1
+                    dev = counted.dev
+                    if (
+                        in_step <= counted.step_cap
+                        and counted.in_run < counted.run_cap
+                        and dev.calls < dev.cap
+                    ):
+                        if in_step == 1 and counted.in_step:
+                            counted.earlier.append((counted.step, counted.in_step))
+                        counted.step = step
+                        counted.in_step = in_step
+                        counted.in_run += 1
+                        dev.calls += 1
+                        record.calls += 1
+                        return ALLOW
+        return self._check(snap, record, attempt)
+
+    def _check(self, snap: Snapshot, record: RunRecord | None, attempt: SyscallAttempt) -> Verdict:
+        """Count the attempt and judge it in full against the snapshot."""
         if snap.stopped:
             return ALLOW
-        record = self.shared.records.get(attempt.pid) or self.shared.record(
-            attempt.pid, attempt.template
-        )
         if record is None:
-            return ALLOW
-        with record.lock:
-            if attempt.syscall == "ReasonStep":
-                record.begin_step(attempt.step, attempt.tokens, attempt.duration_ms)
-                found = check_model_step(
-                    snap.baselines.get(attempt.template), record, snap.settings,
-                    self._known(snap, record),
-                )  # fmt: skip
-            else:
-                counted = record.add_call(attempt.step, attempt.syscall, attempt.device)
-                # The common call: within the caps the last full check set, against the
-                # same snapshot, no limit can have been reached.
-                if record.armed is snap and counted.within():
-                    return ALLOW
-                record.arm(snap)
-                found = check_call(
-                    snap.baselines.get(attempt.template), record, counted, snap.settings,
-                    self._known(snap, record),
-                )  # fmt: skip
-            if not found:
+            record = self.shared.record(attempt.pid, attempt.template)
+            if record is None:
                 return ALLOW
-            # One alert per metric and run: after a user resumes, the same deviation passes.
-            fresh = tuple(a for a in found if a.metric not in record.reported)
-            record.reported.update(a.metric for a in fresh)
-            record.minted.update(a.threat for a in fresh if not a.known)
+        record.arm(snap)
+        baseline = snap.baselines.get(attempt.template)
+        known = self._known(snap, record)
+        if attempt.syscall == "ReasonStep":
+            record.begin_step(attempt.step, attempt.tokens, attempt.duration_ms)
+            found = check_model_step(baseline, record, snap.settings, known)
+        else:
+            counted = record.add_call(attempt.step, attempt.syscall, attempt.device)
+            found = check_call(baseline, record, counted, snap.settings, known)
+        if not found:
+            return ALLOW
+        # One alert per metric and run: after a user resumes, the same deviation passes.
+        fresh = tuple(a for a in found if a.metric not in record.reported)
+        record.reported.update(a.metric for a in fresh)
+        record.minted.update(a.threat for a in fresh if not a.known)
         if not fresh:
             return ALLOW
         self.report(

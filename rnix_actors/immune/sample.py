@@ -12,7 +12,6 @@ process's thread only); `RunSample` is the frozen form the daemon learns from an
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,6 +88,9 @@ class RunSample:
 UNARMED = -1
 """A cap no count is within: the next call takes the full check."""
 
+UNARMED_STEP: tuple[float, float, float, float] = (-1.0, -1.0, -1.0, -1.0)
+"""Step caps no model answer is within."""
+
 
 class DeviceCount:
     """Calls to one device in a run. ``cap``: the count up to which this device's share of
@@ -106,10 +108,13 @@ class KeyCount:
 
     ``step_cap`` and ``run_cap`` are the counts up to which no per-step or per-run limit of
     the key can be reached: while the counts stay within them (and the device's within
-    its cap), a call needs no full check. The full check sets them when it passes.
+    its cap), a call needs no full check. The full check sets them when it passes; the
+    guard's fast path reads them (`rnix_actors.immune.guard.ImmuneGuard`).
     """
 
-    __slots__ = ("dev", "device", "in_run", "in_step", "key", "run_cap", "step", "step_cap")
+    __slots__ = (
+        "dev", "device", "earlier", "in_run", "in_step", "key", "run_cap", "step", "step_cap",
+    )  # fmt: skip
 
     def __init__(self, key: str, device: str, dev: DeviceCount) -> None:
         self.key = key
@@ -117,20 +122,15 @@ class KeyCount:
         self.dev = dev
         self.step = 0
         self.in_step = 0
+        self.earlier: list[tuple[int, int]] = []  # (step, calls) of the steps before ``step``
         self.in_run = 0
         self.step_cap = UNARMED
         self.run_cap = UNARMED
 
-    def within(self) -> bool:
-        """Below every cap: no limit can have been reached by the last call."""
-        return (
-            self.in_step <= self.step_cap
-            and self.in_run <= self.run_cap
-            and self.dev.calls <= self.dev.cap
-        )
-
     def count(self, step: int) -> None:
         if step != self.step:
+            if self.in_step:
+                self.earlier.append((self.step, self.in_step))
             self.step = step
             self.in_step = 0
         self.in_step += 1
@@ -141,18 +141,22 @@ class KeyCount:
 class RunRecord:
     """The live record of one process's run, updated before each call is allowed to run.
 
-    Only the process's own thread writes it (guards run in that thread); the lock makes the
-    daemon's final `sample` read safe even when a killed process is still finishing a call.
+    Only the process's own thread writes it (guards run in that thread), with no lock: the
+    daemon reads a record only once the run completed, and every call of a completed run
+    happened before its ``Exit`` event (the agent's thread makes them, then reports its exit),
+    so those reads never race a write. Records of killed runs are discarded unread.
+
     Counts live in one `KeyCount` per call key (reached by the raw ``(syscall, path)`` too,
     so that the common call needs no key building) and one `DeviceCount` per device.
     """
 
     def __init__(self, template: str) -> None:
         self.template = template
-        self.lock = threading.Lock()
-        # Finished steps as plain tuples: frozen samples are only built when the run ends.
-        self.done: list[tuple[int, float, dict[str, int]]] = []
+        # Finished steps as (step, tokens, duration): their calls per key are kept by each
+        # `KeyCount`, and frozen samples are only built when the run ends.
+        self.done: list[tuple[int, int, float]] = []
         self.step = 0
+        self.steps = 0  # steps begun, the current one included
         self.tokens = 0
         self.duration_ms = 0.0
         self.keys: dict[str, KeyCount] = {}
@@ -161,17 +165,17 @@ class RunRecord:
         self.calls = 0
         self.run_tokens = 0
         self.armed: object = None  # what the caps were computed against (see `arm`)
+        # Model answers up to these (tokens, duration, run tokens, steps) reach no limit.
+        self.step_caps = UNARMED_STEP
         self.reported: set[str] = set()  # metrics already alerted in this run
         self.minted: set[str] = set()  # threat names this run made known (not a re-match)
 
-    @property
-    def steps(self) -> int:
-        return len(self.done) + (1 if self.step else 0)
-
     def begin_step(self, step: int, tokens: int, duration_ms: float) -> None:
         """A model answer for ``step`` arrived (before any of its calls run)."""
-        self._close_step()
+        if self.step:
+            self.done.append((self.step, self.tokens, self.duration_ms))
         self.step = step
+        self.steps += 1
         self.tokens = tokens
         self.duration_ms = duration_ms
         self.run_tokens += tokens
@@ -200,28 +204,29 @@ class RunRecord:
         """Caps computed against anything but ``against`` (a snapshot) no longer hold."""
         if self.armed is not against:
             self.armed = against
+            self.step_caps = UNARMED_STEP
             for counted in self.keys.values():
                 counted.step_cap = counted.run_cap = counted.dev.cap = UNARMED
-
-    def step_counts(self) -> dict[str, int]:
-        """Calls per call key in the current step."""
-        step = self.step
-        return {k.key: k.in_step for k in self.keys.values() if k.step == step and k.in_step}
 
     def run_counts(self) -> dict[str, int]:
         return {k.key: k.in_run for k in self.keys.values()}
 
-    def _close_step(self) -> None:
-        if self.step:
-            self.done.append((self.tokens, self.duration_ms, self.step_counts()))
-        self.step = 0
-
     def sample(self) -> RunSample:
         """The run so far as a frozen sample (the current step included)."""
+        calls: dict[int, dict[str, int]] = {}
+        for counted in self.keys.values():
+            for step, count in counted.earlier:
+                calls.setdefault(step, {})[counted.key] = count
+            if counted.in_step:
+                calls.setdefault(counted.step, {})[counted.key] = counted.in_step
         steps = list(self.done)
         if self.step:
-            steps.append((self.tokens, self.duration_ms, self.step_counts()))
+            steps.append((self.step, self.tokens, self.duration_ms))
+        none: dict[str, int] = {}
         return RunSample(
             self.template,
-            tuple(StepSample(t, d, tuple(sorted(c.items()))) for t, d, c in steps),
+            tuple(
+                StepSample(tokens, ms, tuple(sorted(calls.get(step, none).items())))
+                for step, tokens, ms in steps
+            ),
         )

@@ -61,6 +61,13 @@ class AddGuard:
 
 
 @attrs.frozen
+class RemoveGuard:
+    """Processes spawned from now on are not shown to ``guard`` (running ones keep it)."""
+
+    guard: Guard
+
+
+@attrs.frozen
 class KernelDeps:
     """Everything the kernel works with, built by `rnix_actors.System`."""
 
@@ -123,6 +130,8 @@ class Kernel(RnixActor):
                     )
             case AddGuard(guard=guard):
                 self.guards = (*self.guards, guard)
+            case RemoveGuard(guard=guard):
+                self.guards = tuple(g for g in self.guards if g is not guard)
             case QueryTable():
                 return self.deps.table.list()
             case Shutdown(origin=origin):
