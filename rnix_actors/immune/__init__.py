@@ -30,6 +30,7 @@ from rnix_actors.immune.host import Cancellable, ImmuneHost
 from rnix_actors.immune.messages import ClearAlerts, ForgetThreats, QueryStatus, ResumeProcess
 from rnix_actors.immune.persistence import ImmuneStore
 from rnix_actors.immune.status import ImmuneStatus
+from rnix_actors.kernel.guards import Guard
 from rnix_actors.messages.events import Event
 from rnix_actors.store.db import Store
 
@@ -59,7 +60,7 @@ class Immune:
         daemon: pykka.ActorRef[ImmuneDaemon] | None = None,
         shared: Shared | None = None,
         subscription: Cancellable | None = None,
-        guard: ImmuneGuard | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.config = config
         self._host = host
@@ -168,7 +169,7 @@ def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immun
     loaded = db.load()
     shared = Shared(Snapshot(settings=settings_of(config), enforce=not config.warn_only))
     daemon = ImmuneDaemon.start(host, config, db, loaded, shared)
-    guard = ImmuneGuard(shared, tell_report(daemon))
+    guard = ImmuneGuard(shared, tell_report(daemon)).check
     try:
         host.add_guard(guard)
         subscription = host.subscribe(_forwarder(daemon), FORWARDED)
