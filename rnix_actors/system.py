@@ -43,6 +43,7 @@ from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.kernel import AddGuard, Kernel, KernelDeps, RemoveGuard
 from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
+from rnix_actors.kernel.processlog import ProcessLog, Sync
 from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable
@@ -126,6 +127,7 @@ class System:
         self._keys = itertools.count(1)
         self._kernel: pykka.ActorRef[Kernel] | None = None
         self._bus: pykka.ActorRef[EventBus] | None = None
+        self._process_log: pykka.ActorRef[ProcessLog] | None = None
         self._store: Store | None = None
         self._supervision: Supervision | None = None
         self._planner: Any = None
@@ -155,9 +157,11 @@ class System:
             self._store = Store(self.state_dir / "rnix.db")
             log_dir = self.state_dir if self.config.kernel.event_log else None
             self._bus = EventBus.start(log_dir, self.tracker)
+            self._process_log = ProcessLog.start(self._store, self.tracker)
             deps = KernelDeps(
                 store=self._store,
                 table=self.table,
+                process_log=self._process_log,
                 bus=self._bus,
                 devices=self.devices,
                 drivers=lambda name: self._drivers.get(name),
@@ -197,13 +201,14 @@ class System:
         """
         with self._lock:
             kernel, bus, store = self._kernel, self._bus, self._store
+            process_log, self._process_log = self._process_log, None
             supervision, immune = self._supervision, self._immune
             migration, topology = self._migration, self._topology
             self._immune = self._migration = self._topology = self._compose = None
             self._kernel = self._bus = None
             self._store = None
             self._supervision = None
-        if kernel is None or bus is None or store is None:
+        if kernel is None or bus is None or store is None or process_log is None:
             return
         if supervision is not None:
             supervision.stop_all(timeout)  # first, so that nothing restarts what we kill
@@ -217,9 +222,11 @@ class System:
             kernel.stop(timeout=timeout)
             # Agents still finishing a step may emit events: keep the bus until they stop.
             bus_thread = bus.proxy().thread.get(timeout=timeout)
-            self.tracker.join(timeout / 2, exclude=frozenset({bus_thread}))
+            log_thread = process_log.proxy().thread.get(timeout=timeout)
+            self.tracker.join(timeout / 2, exclude=frozenset({bus_thread, log_thread}))
             bus.ask(Flush(), timeout=timeout)
             bus.stop(timeout=timeout)
+            process_log.stop(timeout=timeout)  # writes what is pending
             stuck = self.tracker.join(timeout / 2)
             for thread in stuck:
                 log.warning("thread %s did not stop within %.1fs", thread.name, timeout)
@@ -448,7 +455,10 @@ class System:
             if self._store is None and not db.exists():
                 return []  # reading history must not create a state dir
             store = self._store or Store(db)
+            process_log = self._process_log
             try:
+                if process_log is not None and store is self._store:
+                    process_log.ask(Sync(), timeout=ASK_TIMEOUT)  # read what we wrote
                 return sorted(store.list_processes(limit=100_000), key=lambda p: p.pid)
             finally:
                 if store is not self._store:

@@ -47,6 +47,7 @@ def test_a_removed_guard_is_not_shown_processes_spawned_after(system: System) ->
 def test_replacing_the_immune_system_leaves_exactly_its_guard(system: System) -> None:
     for warn_only in (True, False, True):
         system.set_immune(ImmuneConfig(warn_only=warn_only))
+
     def immune_guards() -> list[object]:
         guards = kernel_guards(system)
         return [g for g in guards if isinstance(getattr(g, "__self__", g), ImmuneGuard)]

@@ -1,6 +1,7 @@
 """The kernel actor: owns the process table, spawns, routes signals and collects exits.
 
-It is the single writer of the table and the store's process rows. It never ``ask``s an agent
+It is the single writer of the table and the store's process rows (which it sends to the
+`ProcessLog`, so that no exit or spawn waits for the disk on its thread). It never ``ask``s an agent
 process (agents may ask it), so no call cycle can deadlock. SIGKILL is authoritative: the kernel
 records the exit at once and cancels the process's token, even if its thread is still busy.
 """
@@ -71,9 +72,10 @@ class RemoveGuard:
 class KernelDeps:
     """Everything the kernel works with, built by `rnix_actors.System`."""
 
-    store: Store
+    store: Store  # PIDs are allocated here, synchronously
     table: ProcessTable
     bus: Any  # ActorRef[EventBus]
+    process_log: Any  # ActorRef[ProcessLog]: process rows reach the store through it
     devices: DeviceRegistry
     drivers: Callable[[str], Driver | None]
     templates: Callable[[str], AgentTemplate | None]
@@ -177,7 +179,7 @@ class Kernel(RnixActor):
             control=control,
             tracker=self.deps.tracker,
         )
-        self.deps.table.put(info)  # the store sees the process once it runs: one write less
+        self.deps.table.put(info)  # the store sees the process once it runs: one row less
         self._publish(
             pid,
             "Start",
@@ -192,13 +194,14 @@ class Kernel(RnixActor):
             },
             template=template.name,
         )
-        # Running before the thread starts: its first step may already read /proc.
-        self._transition(pid, ProcessState.RUNNING)
+        # Running before the thread starts: its first step may already read /proc. The store
+        # hears of it once the thread runs.
+        running = attrs.evolve(info, state=ProcessState.RUNNING)
+        check_transition(info.state, running.state, pid)
+        self.deps.table.put(running)
         try:
             ref = AgentProcess.start(spec)
         except Exception as exc:  # e.g. no thread could be started: record it, start nothing
-            running = self.deps.table.get(pid)
-            assert running is not None
             reason = f"start failed: {type(exc).__name__}: {exc}"
             self.deps.table.put(attrs.evolve(running, state=ProcessState.ZOMBIE))
             self._save(
@@ -213,6 +216,7 @@ class Kernel(RnixActor):
             )
             raise SpawnError(f"could not start PID {pid}: {reason}") from exc
         self.live[pid] = _Live(ref, control, plan.driver, req.owner, req.agent_spawn)
+        self.deps.process_log.tell(running)
         if parent is not None:
             # children are table-only (the store keeps ppid), so no write here
             self.deps.table.put(attrs.evolve(parent, children=(*parent.children, pid)))
@@ -353,7 +357,9 @@ class Kernel(RnixActor):
         )
         live.driver.release(pid)
         # Reaped before anyone hears of it, so that whoever reacts sees a dead process.
-        self._save(attrs.evolve(ended, state=ProcessState.DEAD), check=True)
+        dead = attrs.evolve(ended, state=ProcessState.DEAD)
+        check_transition(ended.state, dead.state, pid)
+        self.deps.table.put(dead)
         notice = ProcessExited(pid, exit_status, tokens, steps, info.template)
         parent = self.live.get(info.ppid)
         if parent is not None and live.agent_spawn:
@@ -363,6 +369,7 @@ class Kernel(RnixActor):
                 live.owner.tell(notice)
             except pykka.ActorDeadError:
                 log.warning("owner of PID %d is gone; exit not delivered", pid)
+        self.deps.process_log.tell(dead)
         for child in info.children:
             if child in self.live:
                 self._terminate(child, Signal.SIGKILL, f"parent PID {pid} exited")
@@ -377,8 +384,8 @@ class Kernel(RnixActor):
             old = self.deps.table.get(info.pid)
             if old is not None and old.state != info.state:
                 check_transition(old.state, info.state, info.pid)
-        self.deps.store.save_process(info)
         self.deps.table.put(info)
+        self.deps.process_log.tell(info)
 
     def _publish(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,12 @@ class Store:
 
     def save_process(self, info: ProcessInfo) -> None:
         """Insert or update one process row (one transaction)."""
+        self.save_processes([info])
+
+    def save_processes(self, rows: Iterable[ProcessInfo]) -> None:
+        """Insert or update process rows, in order, in one transaction."""
         with self.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO processes(pid, uuid, ppid, template, intent, state, depth, "
                 "allowed_devices, created_at, ended_at, exit_code, exit_reason, result, "
                 "tokens_used, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -138,23 +142,26 @@ class Store:
                 "ended_at=excluded.ended_at, exit_code=excluded.exit_code, "
                 "exit_reason=excluded.exit_reason, result=excluded.result, "
                 "tokens_used=excluded.tokens_used, steps=excluded.steps",
-                (
-                    info.pid,
-                    info.uuid,
-                    info.ppid,
-                    info.template,
-                    info.intent,
-                    str(info.state),
-                    info.depth,
-                    json.dumps(list(info.allowed_devices)),
-                    info.created_at,
-                    info.ended_at,
-                    info.exit_code,
-                    info.exit_reason,
-                    info.result,
-                    info.tokens_used,
-                    info.steps,
-                ),
+                [
+                    (
+                        info.pid,
+                        info.uuid,
+                        info.ppid,
+                        info.template,
+                        info.intent,
+                        str(info.state),
+                        info.depth,
+                        json.dumps(list(info.allowed_devices)),
+                        info.created_at,
+                        info.ended_at,
+                        info.exit_code,
+                        info.exit_reason,
+                        info.result,
+                        info.tokens_used,
+                        info.steps,
+                    )
+                    for info in rows
+                ],
             )
 
     def list_processes(self, limit: int = 1000) -> list[ProcessInfo]:

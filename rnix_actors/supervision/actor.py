@@ -23,7 +23,7 @@ from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.process import ProcessState, Signal
 from rnix_actors.kernel.table import ProcessTable
-from rnix_actors.messages.events import Event
+from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import ProcessExited, SendSignal, SendSignals, SpawnRequest
 from rnix_actors.supervision.core import (
     Action,
@@ -88,6 +88,9 @@ class Supervisor(RnixActor):
         self.timers: dict[str, threading.Timer] = {}
         self._tickets = itertools.count(1)
         self._pending: dict[str, int] = {}
+        # Events wait here until the supervisor has acted or is about to block, then go to
+        # the bus in one message: a restart's spawn request leaves before its events do.
+        self._outbox: list[Event] = []
 
     # -- lifecycle --------------------------------------------------------------------------
     def started(self) -> None:
@@ -98,6 +101,7 @@ class Supervisor(RnixActor):
             max_window=self.spec.max_window,
         )
         self._execute(self.core.initial_actions())
+        self._flush_events()
 
     def crashed(self, where: str, exc: BaseException) -> None:
         self.core.status = "escalated"
@@ -106,6 +110,12 @@ class Supervisor(RnixActor):
         self._report_exit(abnormal=True)
 
     def handle(self, message: Any) -> Any:
+        try:
+            return self._handle(message)
+        finally:
+            self._flush_events()
+
+    def _handle(self, message: Any) -> Any:
         match message:
             case ProcessExited(pid=pid, exit=exit_status):
                 name, incarnation = self.pids.pop(pid, ("", 0))
@@ -193,6 +203,7 @@ class Supervisor(RnixActor):
                 pending.append((name, self._spawn(child.spec)))
             except RnixError as exc:
                 pending.append((name, exc))
+        self._flush_events()
         for name, answer in pending:
             try:
                 if isinstance(answer, Exception):
@@ -243,6 +254,7 @@ class Supervisor(RnixActor):
         (OTP waits for each child in turn; agents finishing a step would make that slow).
         ``mark=False`` when the core already decided (and may restart them).
         """
+        self._flush_events()
         origin = f"supervisor {self.path}"
         waiting: list[tuple[int, float]] = []
         for name in names:
@@ -277,6 +289,7 @@ class Supervisor(RnixActor):
     def _stop_sub(
         self, name: str, sub: pykka.ActorRef[Supervisor], kill: bool, shutdown: float
     ) -> None:
+        self._flush_events()
         try:
             sub.ask(
                 StopSupervisor(kill, f"supervisor {self.path}"),
@@ -354,6 +367,7 @@ class Supervisor(RnixActor):
             last_pid=child.pid,
             devices=child.spec.devices,
         )
+        self._flush_events()
         try:
             answer = planner.ask(offer, block=True, timeout=ASK_TIMEOUT)
         except Exception as exc:  # a broken planner must not stop the escalation
@@ -364,6 +378,7 @@ class Supervisor(RnixActor):
         return answer
 
     def _report_exit(self, abnormal: bool) -> None:
+        self._flush_events()
         for timer in self.timers.values():
             timer.cancel()
         if self.parent is None:
@@ -376,6 +391,7 @@ class Supervisor(RnixActor):
             self.parent.ref.tell(message)
 
     def on_stop(self) -> None:
+        self._flush_events()
         for timer in self.timers.values():
             timer.cancel()
 
@@ -393,7 +409,7 @@ class Supervisor(RnixActor):
         args["path"] = self.path
         if child_pid is not None:
             args["child_pid"] = child_pid
-        self.deps.bus.tell(
+        self._outbox.append(
             Event(
                 ts=time.time(),
                 pid=child_pid or 0,
@@ -403,6 +419,12 @@ class Supervisor(RnixActor):
                 args=args,
             )
         )
+
+    def _flush_events(self) -> None:
+        if self._outbox:
+            events, self._outbox = tuple(self._outbox), []
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.deps.bus.tell(EventBatch(events))
 
 
 def _dead(info: Any) -> bool:

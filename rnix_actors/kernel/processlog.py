@@ -1,0 +1,61 @@
+"""The process log: process rows reach the store off the kernel's thread.
+
+The kernel's `ProcessTable` is the live truth (what `info`, `wait`, `ps` and every supervisor
+read); the store is the durable history (`ps --all`, other processes such as the CLI). The
+kernel tells each changed row to this actor instead of committing it itself, so that a crash,
+a restart or a burst of exits never waits for the disk on the kernel's thread.
+
+Rows are kept in arrival order, one per PID (a newer row of a PID replaces the older one:
+each row is the whole state), and written in one transaction whenever the inbox is empty,
+so a burst costs one commit. `Sync` (ask) answers once every row told before it is written.
+A failed write is logged and the rows stay pending for the next write; stopping writes what
+is pending.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+import attrs
+
+from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.process import ProcessInfo
+from rnix_actors.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Sync:
+    """Ask: answered once every row told before it is in the store."""
+
+
+class ProcessLog(RnixActor):
+    def __init__(self, store: Store, tracker: ThreadTracker | None = None) -> None:
+        super().__init__(tracker)
+        self.store = store
+        self.pending: dict[int, ProcessInfo] = {}
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, ProcessInfo):
+            self.pending[message.pid] = message
+            if self.actor_inbox.empty():
+                self._write()
+        elif isinstance(message, Sync):
+            self._write()
+        return None
+
+    def on_stop(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        if not self.pending:
+            return
+        try:
+            self.store.save_processes(self.pending.values())
+        except sqlite3.Error:
+            log.exception("process log: could not write %d process row(s)", len(self.pending))
+            return
+        self.pending.clear()
