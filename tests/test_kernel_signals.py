@@ -172,3 +172,17 @@ def test_signal_to_an_exited_process_is_a_noop(system: System) -> None:
     info = system.run("quick", "x", timeout=10)
     assert system.kill(info.pid, "SIGKILL") == f"noop: PID {info.pid} already exited"
     assert system.info(info.pid).exit_reason == "completed"
+
+
+def test_sigterm_to_many_processes_starts_no_thread_per_grace_period(system: System) -> None:
+    release = threading.Event()
+    agent(system, "w", looping(release), max_steps=100_000)
+    pids = [system.spawn("w", f"task {i}") for i in range(10)]
+    before = {t.name for t in threading.enumerate()}
+    for pid in pids:
+        system.kill(pid, "SIGTERM")
+    started = {t.name for t in threading.enumerate()} - before
+    release.set()
+    for pid in pids:
+        assert system.wait(pid, 10).exit_reason == "terminated by SIGTERM from user"
+    assert started <= {"KernelDeadlines"}  # one thread keeps every grace period

@@ -311,6 +311,10 @@ class AgentProcess(RnixActor):
             sig = self.terminate.signal
             self._finish(ExitCode.ERROR, f"terminated by {sig} from {self.terminate.origin}")
             return True
+        if control.stop_signal:  # the Terminate message is still queued behind this step
+            origin = control.stop_origin
+            self._finish(ExitCode.ERROR, f"terminated by {control.stop_signal} from {origin}")
+            return True
         return False
 
     def _suspend(self, code: ExitCode, reason: str) -> None:

@@ -9,8 +9,8 @@ records the exit at once and cancels the process's token, even if its thread is 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +24,7 @@ from rnix_actors.drivers.base import Driver
 from rnix_actors.errors import NoSuchProcess, SpawnError
 from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.deadlines import Deadline, Deadlines
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.process import (
@@ -92,7 +93,7 @@ class _Live:
     driver: Driver
     owner: Any
     agent_spawn: bool
-    timer: threading.Timer | None = None
+    timer: Deadline | None = None  # the SIGTERM grace period
 
 
 class Kernel(RnixActor):
@@ -101,6 +102,7 @@ class Kernel(RnixActor):
         self.deps = deps
         self.live: dict[int, _Live] = {}
         self.guards: tuple[Guard, ...] = ()
+        self.deadlines = Deadlines("KernelDeadlines")
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -270,17 +272,15 @@ class Kernel(RnixActor):
         else:
             if sig is Signal.SIGINT:
                 live.control.cancel.cancel(f"SIGINT from {origin}")
+            live.control.request_stop(str(sig), origin)  # seen even behind a queued step
             live.ref.tell(Terminate(sig, origin))
             if live.timer is None:
-                timer = threading.Timer(
-                    self.deps.sigterm_grace, self._grace_expired, args=(pid, origin)
+                live.timer = self.deadlines.schedule(
+                    self.deps.sigterm_grace, functools.partial(self._grace_expired, pid, origin)
                 )
-                timer.daemon = True
-                live.timer = timer
-                timer.start()
 
     def _grace_expired(self, pid: int, origin: str) -> None:
-        # Runs on the timer thread: hand the decision back to the kernel's thread.
+        # Runs on the deadlines thread: hand the decision back to the kernel's thread.
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(GraceExpired(pid, origin))
 
@@ -416,3 +416,4 @@ class Kernel(RnixActor):
         for live in self.live.values():
             if live.timer is not None:
                 live.timer.cancel()
+        self.deadlines.close()

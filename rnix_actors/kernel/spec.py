@@ -21,16 +21,25 @@ class ProcessControl:
     """Shared between the kernel and one process: lets signals act in the middle of a step.
 
     ``cancel`` aborts the call in flight (SIGKILL, SIGINT); ``pause`` asks the process to
-    suspend before its next step or tool call, without waiting for its inbox to drain.
+    suspend before its next step or tool call, without waiting for its inbox to drain;
+    ``stop_signal`` (SIGTERM, SIGINT) asks it to end at its next step boundary, even when a
+    step message is queued before the signal's message.
     """
 
     cancel: CancelToken = attrs.field(factory=CancelToken)
     pause: threading.Event = attrs.field(factory=threading.Event)
     pause_origin: str = ""
+    stop_signal: str = ""
+    stop_origin: str = ""
 
     def request_pause(self, origin: str) -> None:
         self.pause_origin = origin
         self.pause.set()
+
+    def request_stop(self, signal: str, origin: str) -> None:
+        if not self.stop_signal:
+            self.stop_origin = origin
+            self.stop_signal = signal
 
 
 @attrs.frozen
