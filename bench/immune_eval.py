@@ -471,10 +471,13 @@ def part_overhead(root: Path, quick: bool) -> dict[str, Any]:
     daemon = max(daemon_events(root / f"d{i}", n) for i in range(2))
     # One agent: the cost of monitoring per step. Eight: the same under GIL contention, where
     # how the threads happen to interleave moves a round's rate by up to 2x either way.
-    shapes = {"1 agent": (1, 300 if quick else 1000), "8 agents": (8, 100 if quick else 300)}
-    rounds = 5 if quick else 15
+    # name: (agents, steps per agent, rounds)
+    shapes = {
+        "1 agent": (1, 300, 7) if quick else (1, 1000, 31),
+        "8 agents": (8, 100, 5) if quick else (8, 300, 15),
+    }
     steps: dict[str, dict[str, Any]] = {}
-    for i, (name, (agents, length)) in enumerate(shapes.items()):
+    for i, (name, (agents, length, rounds)) in enumerate(shapes.items()):
         rates = step_rates(root / f"s{i}", agents, length, rounds)
         steps[name] = {
             "off": sum(rates["off"]) / rounds,
