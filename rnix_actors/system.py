@@ -47,6 +47,7 @@ from rnix_actors.kernel.processlog import ProcessLog, Sync
 from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.loader import load_skills, load_templates
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
 from rnix_actors.migration import Migration, attach_planner, settings_from
@@ -128,6 +129,7 @@ class System:
         self._kernel: pykka.ActorRef[Kernel] | None = None
         self._bus: pykka.ActorRef[EventBus] | None = None
         self._process_log: pykka.ActorRef[ProcessLog] | None = None
+        self._threads: AgentThreads | None = None
         self._store: Store | None = None
         self._supervision: Supervision | None = None
         self._planner: Any = None
@@ -158,6 +160,7 @@ class System:
             log_dir = self.state_dir if self.config.kernel.event_log else None
             self._bus = EventBus.start(log_dir, self.tracker)
             self._process_log = ProcessLog.start(self._store, self.tracker)
+            self._threads = AgentThreads()
             deps = KernelDeps(
                 store=self._store,
                 table=self.table,
@@ -170,6 +173,7 @@ class System:
                 workdir=self.project_dir,
                 sigterm_grace=self.config.kernel.sigterm_grace,
                 tracker=self.tracker,
+                threads=self._threads,
             )
             self._kernel = Kernel.start(deps)
             self._supervision = Supervision(
@@ -202,6 +206,7 @@ class System:
         with self._lock:
             kernel, bus, store = self._kernel, self._bus, self._store
             process_log, self._process_log = self._process_log, None
+            threads, self._threads = self._threads, None
             supervision, immune = self._supervision, self._immune
             migration, topology = self._migration, self._topology
             self._immune = self._migration = self._topology = self._compose = None
@@ -220,6 +225,8 @@ class System:
             kernel.ask(Shutdown("system"), timeout=timeout)
         finally:
             kernel.stop(timeout=timeout)
+            if threads is not None:
+                threads.close(timeout)  # waiting threads end; busy ones after their process
             # Agents still finishing a step may emit events: keep the bus until they stop.
             bus_thread = bus.proxy().thread.get(timeout=timeout)
             log_thread = process_log.proxy().thread.get(timeout=timeout)

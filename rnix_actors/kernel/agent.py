@@ -62,6 +62,14 @@ class AgentProcess(RnixActor):
         self.syscalls = SyscallRunner(spec, self.emit, self.flush_events)
 
     # -- lifecycle --------------------------------------------------------------------------
+    def _start_actor_loop(self) -> None:
+        # Pykka starts a thread per actor and waits for it to run; a pooled thread is ready.
+        threads = self.spec.threads
+        if threads is None:
+            super()._start_actor_loop()
+        else:
+            threads.run(self._actor_loop)
+
     def started(self) -> None:
         self.actor_ref.tell(RunStep(1))
 

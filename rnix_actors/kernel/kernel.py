@@ -38,6 +38,7 @@ from rnix_actors.kernel.process import (
 from rnix_actors.kernel.spawning import plan_spawn
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.kernel import (
     DeliverMail,
@@ -84,6 +85,7 @@ class KernelDeps:
     workdir: Path
     sigterm_grace: float = 10.0
     tracker: ThreadTracker | None = None
+    threads: AgentThreads | None = None  # where agent processes run
 
 
 @attrs.define
@@ -180,6 +182,7 @@ class Kernel(RnixActor):
             bus=self.deps.bus,
             control=control,
             tracker=self.deps.tracker,
+            threads=self.deps.threads,
         )
         self.deps.table.put(info)  # the store sees the process once it runs: one row less
         self._publish(

@@ -13,6 +13,7 @@ from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
+from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.templates import AgentTemplate
 
 
@@ -62,3 +63,4 @@ class ProcessSpec:
     bus: Any  # pykka.ActorRef of the event bus
     control: ProcessControl
     tracker: ThreadTracker | None = None
+    threads: AgentThreads | None = None  # pooled threads (None: a new thread per process)

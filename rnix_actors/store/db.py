@@ -59,6 +59,9 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self.ensure_schema("kernel", _MIGRATIONS)
+        # The PID block in hand: taking the next PID must not wait for another thread's
+        # transaction (the process log may be committing rows while the kernel spawns).
+        self._pid_lock = threading.Lock()  # taken before ``_lock``, never after
         self._pid_next = 0
         self._pid_limit = 0
 
@@ -112,7 +115,7 @@ class Store:
         PIDs are reserved in blocks (one transaction per block); a crash skips the rest of a
         block, which keeps the never-reused guarantee.
         """
-        with self._lock:
+        with self._pid_lock:
             if self._pid_next >= self._pid_limit:
                 with self.transaction() as conn:
                     row = conn.execute("SELECT value FROM counters WHERE name='pid'").fetchone()
@@ -177,7 +180,7 @@ class Store:
 
     def close(self) -> None:
         """Give back the unused rest of the PID block (if no one reserved after us), close."""
-        with self._lock:
+        with self._pid_lock, self._lock:
             if self._pid_next < self._pid_limit:
                 with self.transaction() as conn:
                     conn.execute(
