@@ -152,11 +152,11 @@ class Lab:
     def brain(self, request: LLMRequest) -> LLMResponse:
         return answer(self.plans[request.messages[0].content], request.step)
 
-    def run_all(self, plans: Sequence[Plan]) -> list[Outcome]:
+    def run_all(self, plans: Sequence[Plan], batch_size: int = BATCH) -> list[Outcome]:
         """Run in batches of concurrent processes; kill what the immune system suspends."""
         outcomes: list[Outcome] = []
-        for start in range(0, len(plans), BATCH):
-            batch = plans[start : start + BATCH]
+        for start in range(0, len(plans), batch_size):
+            batch = plans[start : start + batch_size]
             pids = []
             for plan in batch:
                 key = f"run {len(self.plans)}"
@@ -208,7 +208,9 @@ def evaluate(
     name: str, root: Path, setup: Callable[[System], None], train: list[Plan], test: list[Plan]
 ) -> dict[str, Any]:
     with lab(root, name, setup) as bench:
-        trained = bench.run_all(train)
+        # One at a time: which training runs are judged (the ones after min_samples) and
+        # which are learned must not depend on the order concurrent runs happen to finish.
+        trained = bench.run_all(train, batch_size=1)
         waves = sorted({p.wave for p in test})
         results = [o for w in waves for o in bench.run_all([p for p in test if p.wave == w])]
     benign = [o for o in results if not o.plan.attack]
