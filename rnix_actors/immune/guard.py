@@ -3,8 +3,9 @@
 The hot path takes no actor round trip. Each agent thread updates its own `RunRecord` and
 judges it against the current `Snapshot`, an immutable value the daemon replaces whole when
 it relearns (a reference swap, atomic in Python), so readers need no lock. A call that
-passes a full check leaves caps on its counts (`KeyCount.within`): until a count passes
-one, or the snapshot changes, the calls after it are only counted. Only when it finds
+passes a full check leaves caps on its counts (`KeyCount`, and ``RunRecord.step_caps`` for
+model answers): until a count would pass one, or the snapshot changes, the calls after it are
+only counted, with no lock (only the process's own thread writes its record). Only when it finds
 something new does the guard `tell` the daemon, and in enforce mode it answers
 ``suspend``: the call is refused and the process suspends before it runs anything else.
 """
