@@ -124,6 +124,8 @@ class ImmuneGuard:
                         and counted.in_run < counted.run_cap
                         and dev.calls < dev.cap
                     ):
+                        # `KeyCount.count`, inlined (this runs before every call); the
+                        # property test in tests/test_immune_guard.py holds the two together.
                         if in_step == 1 and counted.in_step:
                             counted.earlier.append((counted.step, counted.in_step))
                         counted.step = step
