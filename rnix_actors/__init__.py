@@ -17,7 +17,7 @@ from rnix_actors.errors import (
     SystemStopped,
 )
 from rnix_actors.immune import Immune, ImmuneConfig, ImmuneStatus
-from rnix_actors.kernel.devices import DeviceCall
+from rnix_actors.kernel.devices import DeviceCall, Effect
 from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.process import ExitCode, ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH
@@ -45,6 +45,7 @@ __all__ = [
     "DeviceError",
     "Driver",
     "DriverError",
+    "Effect",
     "ErrorCode",
     "Event",
     "ExitCode",

@@ -36,7 +36,7 @@ from rnix_actors.drivers.replay import ReplayDriver
 from rnix_actors.errors import NoSuchProcess, SpawnError, SystemStopped
 from rnix_actors.immune import Immune, ImmuneConfig, attach_immune, immune_config_from
 from rnix_actors.kernel.base import ThreadTracker
-from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, HostDevice
+from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, Effect, HostDevice
 from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, Unsubscribe
 from rnix_actors.kernel.fs import FileSystemDevice
 from rnix_actors.kernel.guards import Guard
@@ -342,13 +342,17 @@ class System:
         handler: Callable[[DeviceCall], object],
         description: str = "",
         blocking: bool = True,
+        effect: Effect = Effect.EXTERNAL,
     ) -> None:
         """Register a host device: agents whose whitelist covers ``path`` may call it.
 
         ``blocking=False`` promises that calls return quickly (no I/O wait), which lets the
-        kernel batch the events around them.
+        kernel batch the events around them. ``effect`` says what a call does (`Effect`:
+        ``READ`` looks, ``WRITE`` changes local state, ``EXTERNAL`` reaches out); the immune
+        daemon weighs a never-seen side-effecting call as riskier than a never-seen look-up.
+        A device that does not say is ``EXTERNAL``.
         """
-        self.devices.register(path, HostDevice(handler, description, blocking))
+        self.devices.register(path, HostDevice(handler, description, blocking, effect))
 
     def add_guard(self, guard: Guard) -> None:
         """Install a syscall guard; it applies to processes spawned from now on."""

@@ -157,3 +157,39 @@ def test_permission_never_allows_a_path_outside_every_allowed_entry(
 def test_path_within_matches_whole_segments(path: str, entry: str) -> None:
     expected = path.split("/")[: len(entry.split("/"))] == entry.split("/")
     assert path_within(path, entry) == expected
+
+
+# -- effects ---------------------------------------------------------------------------------
+
+
+def test_builtin_devices_declare_their_effects() -> None:
+    from rnix_actors.kernel.devices import Effect, device_effect
+    from rnix_actors.kernel.fs import FileSystemDevice
+    from rnix_actors.kernel.shell import ShellDevice
+
+    fs = FileSystemDevice()
+    assert device_effect(fs, "read") is Effect.READ
+    assert device_effect(fs, "list") is Effect.READ
+    assert device_effect(fs, "write") is Effect.WRITE
+    assert device_effect(ShellDevice(), "exec") is Effect.EXTERNAL
+
+
+def test_a_device_that_does_not_say_is_external() -> None:
+    from rnix_actors.kernel.devices import Effect, HostDevice, device_effect
+
+    class Bare:
+        def handle(self, call: DeviceCall) -> str:
+            return ""
+
+    class Lying:
+        effect = "read"  # a string, not an Effect: not trusted
+
+        def handle(self, call: DeviceCall) -> str:
+            return ""
+
+    assert device_effect(Bare(), "call") is Effect.EXTERNAL
+    assert device_effect(Lying(), "call") is Effect.EXTERNAL
+    assert device_effect(HostDevice(lambda c: "x"), "call") is Effect.EXTERNAL
+    assert device_effect(HostDevice(lambda c: "x", effect=Effect.READ), "call") is Effect.READ
+    with pytest.raises(TypeError, match="effect must be an Effect"):
+        HostDevice(lambda c: "x", effect="read")  # type: ignore[arg-type]

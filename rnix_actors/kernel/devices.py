@@ -8,6 +8,7 @@ Devices are called from agent-process threads, so they must be thread-safe.
 
 from __future__ import annotations
 
+import enum
 import posixpath
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,24 @@ import attrs
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import CancelToken
+
+
+class Effect(enum.Enum):
+    """What a device call does to the world, as the immune daemon weighs it.
+
+    ``READ`` only looks (a file read, a listing, a search); ``WRITE`` changes local state (a
+    file write, a delete); ``EXTERNAL`` reaches outside the system (a shell command, a
+    payment, an email, a post). A device that does not say is treated as ``EXTERNAL``:
+    unknown means side-effecting.
+    """
+
+    READ = "read"
+    WRITE = "write"
+    EXTERNAL = "external"
+
+    @property
+    def side_effecting(self) -> bool:
+        return self is not Effect.READ
 
 
 @attrs.frozen
@@ -49,11 +68,25 @@ class Device(Protocol):
     def handle(self, call: DeviceCall) -> str: ...
 
 
+def device_effect(device: object, op: str, subpath: str = "") -> Effect:
+    """The effect of calling ``op`` on ``device`` at ``subpath``.
+
+    A device declares it with an ``effect_of(op, subpath) -> Effect`` method (when it depends
+    on the operation or the tool, as for ``/dev/fs`` or an MCP server) or an ``effect``
+    attribute (one effect for every call). A device that declares neither, or declares
+    something that is not an `Effect`, is ``EXTERNAL``.
+    """
+    effect_of = getattr(device, "effect_of", None)
+    found = effect_of(op, subpath) if callable(effect_of) else getattr(device, "effect", None)
+    return found if isinstance(found, Effect) else Effect.EXTERNAL
+
+
 class HostDevice:
     """A device backed by a host application's handler function.
 
     The handler receives the `DeviceCall` and returns a string (or any JSON-able value, which is
-    rendered with ``str``). It may raise `DeviceError` to report a tool error.
+    rendered with ``str``). It may raise `DeviceError` to report a tool error. ``effect`` says
+    what its calls do (`Effect`); a host device that does not say is ``EXTERNAL``.
     """
 
     def __init__(
@@ -61,10 +94,14 @@ class HostDevice:
         handler: Callable[[DeviceCall], object],
         description: str = "",
         blocking: bool = True,
+        effect: Effect = Effect.EXTERNAL,
     ) -> None:
+        if not isinstance(effect, Effect):
+            raise TypeError(f"effect must be an Effect (read, write, external), got {effect!r}")
         self._handler = handler
         self.description = description
         self.blocking = blocking
+        self.effect = effect
 
     def handle(self, call: DeviceCall) -> str:
         result = self._handler(call)

@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from rnix_actors.errors import DeviceError, ErrorCode
-from rnix_actors.kernel.devices import DeviceCall
+from rnix_actors.kernel.devices import DeviceCall, Effect
 
 MAX_READ_BYTES = 1024 * 1024
 MAX_GLOB_RESULTS = 1000
@@ -43,6 +43,10 @@ class FileSystemDevice:
     """
 
     blocking = False  # local file operations: events around them may be batched
+
+    def effect_of(self, op: str, subpath: str) -> Effect:
+        """``write`` changes the work dir; every other op only looks."""
+        return Effect.WRITE if op == "write" else Effect.READ
 
     def handle(self, call: DeviceCall) -> str:
         ops = {"read": self._read, "write": self._write, "list": self._list, "glob": self._glob}

@@ -12,11 +12,12 @@ import json
 from collections.abc import Callable, Mapping
 
 from rnix_actors.errors import DeviceError, ErrorCode
-from rnix_actors.kernel.devices import DeviceCall
+from rnix_actors.kernel.devices import DeviceCall, Effect
 
 
 class LLMDevice:
     blocking = False  # answers from memory
+    effect = Effect.READ  # answers questions, changes nothing
 
     def __init__(self, drivers: Callable[[], Mapping[str, object]]) -> None:
         self._drivers = drivers

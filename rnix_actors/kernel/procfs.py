@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rnix_actors.errors import DeviceError, ErrorCode
-from rnix_actors.kernel.devices import DeviceCall
+from rnix_actors.kernel.devices import DeviceCall, Effect
 
 _FORMS = "/proc/<pid>/status or /proc/<pid>/intent"
 
@@ -26,6 +26,7 @@ class ProcDevice:
     """
 
     blocking = False  # an in-memory snapshot
+    effect = Effect.READ  # answers questions, changes nothing
 
     def __init__(self, lookup: Callable[[int], Mapping[str, Any] | None]) -> None:
         self._lookup = lookup

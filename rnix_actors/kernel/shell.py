@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import Cancelled, CancelToken
-from rnix_actors.kernel.devices import DeviceCall
+from rnix_actors.kernel.devices import DeviceCall, Effect
 
 MAX_OUTPUT_BYTES = 64 * 1024
 POLL_SECONDS = 0.05
@@ -70,6 +70,8 @@ class ShellDevice:
     INVALID for bad arguments and NOT_FOUND when the work dir is missing. Background processes
     started by the command are killed when it ends. Thread-safe: each call owns its subprocess.
     """
+
+    effect = Effect.EXTERNAL  # a command can do anything its sandbox lets it
 
     def __init__(self, default_timeout: float = 30.0, env: Mapping[str, str] | None = None) -> None:
         if not default_timeout > 0 or not math.isfinite(default_timeout):
