@@ -46,7 +46,7 @@ from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.processlog import ProcessLog, Sync
 from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.shell import ShellDevice
-from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.loader import load_skills, load_templates
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
@@ -470,11 +470,22 @@ class System:
             try:
                 if process_log is not None and store is self._store:
                     process_log.ask(Sync(), timeout=ASK_TIMEOUT)  # read what we wrote
-                return sorted(store.list_processes(limit=100_000), key=lambda p: p.pid)
+                rows = store.list_processes(limit=100_000)
             finally:
                 if store is not self._store:
                     store.close()
+            # A running process's row is older than its live figures: take the table's.
+            live = {p.pid: p for p in self.table.list() if not p.finished}
+            return sorted((live.get(p.pid, p) for p in rows), key=lambda p: p.pid)
         return [p for p in self.table.list() if not p.finished]
+
+    def rollup(self, pid: int) -> Rollup:
+        """``pid`` and all its descendants added up (processes, running, suspended, tokens,
+        cost, steps), live; raises `NoSuchProcess` for an unknown PID."""
+        found = self.table.rollup(pid)
+        if found is None:
+            raise NoSuchProcess(pid)
+        return found
 
     def subscribe(
         self, callback: Subscriber, syscalls: Iterable[str] | None = None

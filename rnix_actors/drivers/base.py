@@ -67,6 +67,7 @@ class LLMResponse:
     input_tokens: int = 0
     output_tokens: int = 0
     stop_reason: str = ""
+    cost_usd: float = 0.0  # what the answer cost, where the provider prices it (0: not priced)
 
     @property
     def tokens(self) -> int:

@@ -54,9 +54,8 @@ def _wait(cancel: CancelToken, seconds: float) -> bool:
 
 @attrs.frozen
 class PricedResponse(LLMResponse):
-    """An `LLMResponse` with its cost in USD and the provider that answered it."""
+    """An `LLMResponse` with the provider that answered it (its cost is ``cost_usd``)."""
 
-    cost_usd: float = 0.0
     provider: str = ""
 
 

@@ -168,6 +168,11 @@ def process_from_wire(data: Mapping[str, Any]) -> ProcessInfo:
             steps=int(data.get("steps") or 0),
             ended_at=None if data.get("ended_at") is None else float(data["ended_at"]),
             children=tuple(int(c) for c in data.get("children") or ()),
+            cost_usd=float(data.get("cost_usd") or 0.0),
+            step_started_at=(
+                None if data.get("step_started_at") is None else float(data["step_started_at"])
+            ),
+            activity=str(data.get("activity") or ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ApiError(Code.MALFORMED, f"malformed process record: {exc!r}") from None

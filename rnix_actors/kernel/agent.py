@@ -134,6 +134,10 @@ class AgentProcess(RnixActor):
             self._suspend(ExitCode.CONTEXT_FULL, "context_full")
             return
         self.step += 1
+        figures = self.spec.control.figures
+        figures.steps = self.step
+        figures.step_started_at = time.time()
+        figures.activity = "llm"
         if self.mailbox:
             self.messages.extend(Message("user", text) for text in self.mailbox)
             self.mailbox.clear()
@@ -142,6 +146,8 @@ class AgentProcess(RnixActor):
         if response is None:
             return
         self.tokens += response.tokens
+        figures.tokens = self.tokens
+        figures.cost_usd += response.cost_usd
         duration_ms = (time.monotonic() - started) * 1000
         args = {"tool_calls": len(response.tool_calls)}
         self.emit("ReasonStep", args=args, duration_ms=duration_ms, tokens=response.tokens)
@@ -219,6 +225,7 @@ class AgentProcess(RnixActor):
             self.actor_ref.tell(RunStep(self.step + 1))
 
     def _execute(self, call: ToolCall) -> None:
+        self.spec.control.figures.activity = f"tool {call.name}"
         try:
             plan = plan_tool_call(call)
         except ToolInputError as exc:
@@ -270,6 +277,7 @@ class AgentProcess(RnixActor):
             return
         self.emit("Spawn", args={"agent": args["agent"], "intent": args["intent"]}, result=child)
         self.waiting = (call.id, child)
+        self.spec.control.figures.activity = f"child {child}"
 
     def _child_exited(self, msg: ProcessExited) -> None:
         if self.waiting is None or self.waiting[1] != msg.pid:

@@ -185,6 +185,7 @@ class Kernel(RnixActor):
             threads=self.deps.threads,
         )
         self.deps.table.put(info)  # the store sees the process once it runs: one row less
+        self.deps.table.track(pid, control.figures)
         self._publish(
             pid,
             "Start",
@@ -306,6 +307,7 @@ class Kernel(RnixActor):
                 exit_reason="" if exit_status is None else exit_status.reason,
                 tokens_used=msg.tokens_used,
                 steps=msg.steps,
+                cost_usd=max(info.cost_usd, self.live[msg.pid].control.figures.cost_usd),
             ),
             check=True,
         )
@@ -344,6 +346,7 @@ class Kernel(RnixActor):
             result=exit_status.result,
             tokens_used=tokens,
             steps=steps,
+            cost_usd=max(info.cost_usd, live.control.figures.cost_usd),
             ended_at=time.time(),
         )
         if info.state is not ProcessState.SUSPENDED:

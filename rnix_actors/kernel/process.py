@@ -100,6 +100,14 @@ class ProcessInfo:
     steps: int = 0
     ended_at: float | None = None
     children: tuple[int, ...] = ()
+    cost_usd: float = 0.0
+    step_started_at: float | None = None  # while running: when the step in flight started
+    activity: str = ""  # while running: what the step in flight is doing
+
+    def elapsed(self, now: float) -> float:
+        """Seconds from creation to the end (or to ``now`` while it runs)."""
+        end = self.ended_at if self.ended_at is not None else now
+        return max(0.0, end - self.created_at)
 
     @property
     def finished(self) -> bool:

@@ -17,6 +17,24 @@ from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.templates import AgentTemplate
 
 
+@attrs.define(slots=True)
+class LiveFigures:
+    """What a running process has spent so far, readable by anyone at any moment.
+
+    The process's own thread is the only writer, and each figure is one attribute store, so
+    readers (``ps``, ``top``, the subtree rollups) see a recent value without a lock and
+    without a round trip to the process; a reader may see ``steps`` of one step and
+    ``tokens`` of the next, never a torn number. The kernel copies the final figures into the
+    process record when the process settles.
+    """
+
+    steps: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    step_started_at: float | None = None  # wall-clock start of the step in flight
+    activity: str = ""  # what the step in flight is doing: "llm", "tool read_file", "child 7"
+
+
 @attrs.define
 class ProcessControl:
     """Shared between the kernel and one process: lets signals act in the middle of a step.
@@ -32,6 +50,7 @@ class ProcessControl:
     pause_origin: str = ""
     stop_signal: str = ""
     stop_origin: str = ""
+    figures: LiveFigures = attrs.field(factory=LiveFigures)
 
     def request_pause(self, origin: str) -> None:
         self.pause_origin = origin

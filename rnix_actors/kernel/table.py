@@ -1,30 +1,86 @@
 """A thread-safe view of the process table.
 
-The kernel actor is the only writer; anyone may read or block until a process reaches a state
-(`System.wait`). This keeps ``ps`` and ``wait`` off the kernel's inbox.
+The kernel actor is the only writer of records; anyone may read or block until a process
+reaches a state (`System.wait`). This keeps ``ps`` and ``wait`` off the kernel's inbox. While a
+process runs, its record is overlaid with the `LiveFigures` its own thread updates at each step
+and model answer, so every read shows the figures of the moment without asking the process.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from rnix_actors.kernel.process import ProcessInfo
+import attrs
+
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
+from rnix_actors.kernel.spec import LiveFigures
 
 MAX_FINISHED = 10_000
+
+
+@attrs.frozen
+class Rollup:
+    """A process and all its descendants, added up."""
+
+    pid: int
+    processes: int
+    running: int
+    suspended: int
+    tokens: int
+    cost_usd: float
+    steps: int
+
+    def to_dict(self) -> dict[str, object]:
+        return attrs.asdict(self)
+
+
+def overlay(info: ProcessInfo, figures: LiveFigures | None) -> ProcessInfo:
+    """``info`` with the live figures of a process that has not settled yet."""
+    if figures is None or info.finished:
+        return info
+    return attrs.evolve(
+        info,
+        steps=max(info.steps, figures.steps),
+        tokens_used=max(info.tokens_used, figures.tokens),
+        cost_usd=max(info.cost_usd, figures.cost_usd),
+        step_started_at=figures.step_started_at,
+        activity=figures.activity,
+    )
+
+
+def rollup(pid: int, infos: Iterable[ProcessInfo]) -> Rollup:
+    """Add up ``infos`` (a subtree, ``pid`` first) into one `Rollup`."""
+    processes = running = suspended = tokens = steps = 0
+    cost = 0.0
+    for info in infos:
+        processes += 1
+        running += info.state is ProcessState.RUNNING
+        suspended += info.state is ProcessState.SUSPENDED
+        tokens += info.tokens_used
+        steps += info.steps
+        cost += info.cost_usd
+    return Rollup(pid, processes, running, suspended, tokens, cost, steps)
 
 
 class ProcessTable:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._procs: dict[int, ProcessInfo] = {}
+        self._figures: dict[int, LiveFigures] = {}
         self._finished_order: list[int] = []
+
+    def track(self, pid: int, figures: LiveFigures) -> None:
+        """Overlay ``pid``'s record with ``figures`` until it finishes."""
+        with self._cond:
+            self._figures[pid] = figures
 
     def put(self, info: ProcessInfo) -> None:
         with self._cond:
             self._procs[info.pid] = info
             if info.finished:
+                self._figures.pop(info.pid, None)
                 self._finished_order.append(info.pid)
                 self._evict()
             self._cond.notify_all()
@@ -39,7 +95,8 @@ class ProcessTable:
 
     def get(self, pid: int) -> ProcessInfo | None:
         with self._cond:
-            return self._procs.get(pid)
+            info = self._procs.get(pid)
+            return None if info is None else overlay(info, self._figures.get(pid))
 
     def subtree(self, pid: int) -> Iterator[int]:
         """``pid`` and its descendants, parents before children."""
@@ -51,9 +108,18 @@ class ProcessTable:
             if info is not None:
                 stack.extend(reversed(info.children))
 
+    def rollup(self, pid: int) -> Rollup | None:
+        """``pid`` and its descendants added up, or None for an unknown PID."""
+        if self.get(pid) is None:
+            return None
+        infos = (info for p in self.subtree(pid) if (info := self.get(p)) is not None)
+        return rollup(pid, infos)
+
     def list(self) -> list[ProcessInfo]:
         with self._cond:
-            return sorted(self._procs.values(), key=lambda p: p.pid)
+            figures = self._figures
+            infos = [overlay(info, figures.get(pid)) for pid, info in self._procs.items()]
+        return sorted(infos, key=lambda p: p.pid)
 
     def wait_for(
         self, pid: int, predicate: Callable[[ProcessInfo], bool], timeout: float | None
@@ -64,7 +130,7 @@ class ProcessTable:
             while True:
                 info = self._procs.get(pid)
                 if info is not None and predicate(info):
-                    return info
+                    return overlay(info, self._figures.get(pid))
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     return None

@@ -1,0 +1,114 @@
+"""Live accounting: a running process's steps, tokens, cost and activity are visible in every
+view while it runs, not only once it settles; subtrees roll up."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import agent, call
+
+from rnix_actors import LLMRequest, LLMResponse, ProcessState, System
+from rnix_actors.cli.main import cli
+from rnix_actors.ipc.protocol import socket_path
+from rnix_actors.ipc.server import DaemonServer
+from rnix_actors.ipc.service import Service
+
+
+class Gate:
+    """A brain that answers two steps with a tool call (100 tokens, $0.01 each) and then
+    blocks in its third step until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.in_step3 = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, request: LLMRequest) -> LLMResponse | str:
+        if request.step <= 2:
+            return LLMResponse(
+                tool_calls=(call("list_files"),),
+                input_tokens=60,
+                output_tokens=40,
+                cost_usd=0.01,
+            )
+        self.in_step3.set()
+        assert self.release.wait(10), "test never released the gate"
+        return LLMResponse(content="done", input_tokens=10)
+
+
+@pytest.fixture
+def gate(system: System) -> Iterator[Gate]:
+    brain = Gate()
+    agent(system, "slow", brain)
+    yield brain
+    brain.release.set()
+
+
+def test_a_running_process_shows_its_figures_in_system_ps(system: System, gate: Gate) -> None:
+    pid = system.spawn("slow", "count")
+    assert gate.in_step3.wait(10)
+    (info,) = [p for p in system.ps() if p.pid == pid]
+    assert info.state is ProcessState.RUNNING
+    assert info.steps == 3  # the step in flight
+    assert info.tokens_used == 200
+    assert info.cost_usd == pytest.approx(0.02)
+    assert info.activity == "llm" and info.step_started_at is not None
+    assert system.info(pid).tokens_used == 200
+    assert [p.tokens_used for p in system.ps(all=True) if p.pid == pid] == [200]
+    gate.release.set()
+    done = system.wait(pid, timeout=10)
+    assert (done.steps, done.tokens_used) == (3, 210)
+    assert done.cost_usd == pytest.approx(0.02)
+
+
+def test_the_daemon_ps_json_and_table_show_live_figures(
+    system: System, project: Path, gate: Gate
+) -> None:
+    path = socket_path(system.state_dir)
+    with DaemonServer(path, Service(system, socket=path)):
+        pid = system.spawn("slow", "count")
+        assert gate.in_step3.wait(10)
+        runner = CliRunner()
+        result = runner.invoke(cli, ["--project-dir", str(project), "ps", "--json"])
+        assert result.exit_code == 0, result.output
+        (row,) = [p for p in json.loads(result.stdout)["processes"] if p["pid"] == pid]
+        assert (row["steps"], row["tokens_used"], row["activity"]) == (3, 200, "llm")
+        table = runner.invoke(cli, ["--project-dir", str(project), "ps"]).stdout
+        line = next(line for line in table.splitlines() if line.startswith(str(pid)))
+        assert "200" in line and "running" in line
+        gate.release.set()
+        system.wait(pid, timeout=10)
+
+
+def test_a_subtree_rolls_up_its_descendants(system: System) -> None:
+    child_started = threading.Event()
+    release = threading.Event()
+
+    def child(request: LLMRequest) -> LLMResponse | str:
+        child_started.set()
+        assert release.wait(10)
+        return LLMResponse(content="child done", input_tokens=5)
+
+    def parent(request: LLMRequest) -> LLMResponse | str:
+        if request.step == 1:
+            return LLMResponse(
+                tool_calls=(call("spawn", agent="kid", intent="help"),), input_tokens=50
+            )
+        return LLMResponse(content="parent done", input_tokens=1)
+
+    agent(system, "kid", child)
+    agent(system, "mum", parent)
+    pid = system.spawn("mum", "delegate")
+    assert child_started.wait(10)
+    up = system.rollup(pid)
+    assert (up.processes, up.running, up.suspended) == (2, 2, 0)
+    assert up.tokens == 50  # the child's answer is not in yet
+    (mum,) = [p for p in system.ps() if p.pid == pid]
+    assert mum.activity.startswith("child ")
+    release.set()
+    system.wait(pid, timeout=10)
+    assert system.rollup(pid).tokens == 56
