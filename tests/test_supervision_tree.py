@@ -106,9 +106,16 @@ def test_one_for_one_restarts_only_the_crashed_child(system: System) -> None:
     assert all(
         system.info(c.pid).state is ProcessState.RUNNING for c in view.children if c.pid is not None
     )
+    drawn = str(handle.view())
+    assert drawn.splitlines()[0].startswith("/svc  one_for_one  running")
+    assert f"b  agent {b.agent}  PID {b.pid}" in drawn
+    with pytest.raises(TimeoutError):
+        handle.wait(timeout=0.05)
     brains.release.set()
-    wait_until(lambda: handle.status == "completed")
-    assert handle.reason == "all children completed"
+    final = handle.wait(timeout=30)
+    assert handle.status == final.status == "completed"
+    assert final.reason == handle.reason == "all children completed"
+    assert [c.status for c in final.children] == ["done", "done", "done"]
 
 
 def test_one_for_all_restarts_everyone_in_order(system: System) -> None:

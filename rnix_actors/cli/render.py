@@ -8,7 +8,7 @@ from typing import Any
 from rnix_actors.ipc.protocol import process_from_wire
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.events import Event
-from rnix_actors.supervision.views import ChildView, SupervisorView
+from rnix_actors.supervision.views import SupervisorView
 
 RULE = "═" * 72
 
@@ -79,38 +79,11 @@ def process_table(procs: list[ProcessInfo]) -> str:
     return "\n".join(lines)
 
 
-def _child_line(child: ChildView) -> str:
-    if child.kind == "supervisor" and child.supervisor is not None:
-        sup = child.supervisor
-        return f"{child.name}  supervisor {sup.strategy}  {sup.status}  restarts {child.restarts}"
-    pid = f"PID {child.pid} {child.state}" if child.pid is not None else "no process"
-    old = f" (old PIDs: {', '.join(map(str, child.old_pids))})" if child.old_pids else ""
-    return (
-        f"{child.name}  {child.kind} {child.agent}  {pid}  {child.status}  "
-        f"restarts {child.restarts}{old}"
-    )
-
-
-def _tree_lines(view: SupervisorView, prefix: str) -> list[str]:
-    lines = []
-    for index, child in enumerate(view.children):
-        last = index == len(view.children) - 1
-        lines.append(prefix + ("└── " if last else "├── ") + _child_line(child))
-        if child.supervisor is not None:
-            lines.extend(_tree_lines(child.supervisor, prefix + ("    " if last else "│   ")))
-    return lines
-
-
 def supervision_tree(views: list[SupervisorView], unsupervised: list[ProcessInfo]) -> str:
     """The supervision trees, then the live processes no supervisor owns."""
     lines: list[str] = []
     for view in views:
-        reason = f"  ({_short(view.reason, 90)})" if view.reason else ""
-        lines.append(
-            f"{view.path}  {view.strategy}  {view.status}  restarts "
-            f"{view.restarts} (max {view.max_restarts} in {view.max_window:g}s){reason}"
-        )
-        lines.extend(_tree_lines(view, ""))
+        lines.append(view.render())
     if unsupervised:
         lines.append("Unsupervised processes:")
         lines.extend(

@@ -35,6 +35,7 @@ class _Root:
     status: str = "running"
     reason: str = ""
     final: SupervisorView | None = None
+    done: threading.Event = attrs.field(factory=threading.Event)
 
 
 class SupervisorHandle:
@@ -54,7 +55,13 @@ class SupervisorHandle:
         return self._service.root_status(self.path)[1]
 
     def view(self) -> SupervisorView:
+        """A snapshot of the tree; ``print(handle.view())`` draws it."""
         return self._service.view(self.path)
+
+    def wait(self, timeout: float | None = None) -> SupervisorView:
+        """Block until the supervisor has finished (completed, escalated or stopped) and
+        return its final view. Raises `TimeoutError` after ``timeout`` seconds."""
+        return self._service.wait(self.path, timeout)
 
     def start_child(self, intent: str) -> str:
         """simple_one_for_one: start a child of the template spec; returns its name."""
@@ -117,6 +124,7 @@ class Supervision:
             root = self._roots.get(view.path)
             if root is not None:
                 root.status, root.reason, root.final = view.status, view.reason, view
+                root.done.set()
         if view.status == "escalated":
             log.warning("supervisor %s gave up: %s", view.path, view.reason)
 
@@ -126,6 +134,14 @@ class Supervision:
         if root is None or root.ref is None or not root.ref.is_alive():
             raise RnixError(f"supervisor {path} is not running")
         return root.ref.ask(message, block=True, timeout=ASK_TIMEOUT)
+
+    def wait(self, path: str, timeout: float | None) -> SupervisorView:
+        with self._lock:
+            root = self._roots[path]
+        if not root.done.wait(timeout):
+            raise TimeoutError(f"supervisor {path} still running after {timeout}s")
+        assert root.final is not None
+        return root.final
 
     def view(self, path: str) -> SupervisorView:
         with self._lock:

@@ -53,6 +53,46 @@ class SupervisorView:
         data["children"] = [c.to_dict() for c in self.children]
         return data
 
+    def render(self) -> str:
+        """The tree as text: a header line, then one line per child (``print(view)``)."""
+        reason = f"  ({_short(self.reason, 90)})" if self.reason else ""
+        lines = [
+            f"{self.path}  {self.strategy}  {self.status}  restarts "
+            f"{self.restarts} (max {self.max_restarts} in {self.max_window:g}s){reason}"
+        ]
+        lines.extend(_tree_lines(self, ""))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _short(value: object, width: int) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _child_line(child: ChildView) -> str:
+    if child.kind == "supervisor" and child.supervisor is not None:
+        sup = child.supervisor
+        return f"{child.name}  supervisor {sup.strategy}  {sup.status}  restarts {child.restarts}"
+    pid = f"PID {child.pid} {child.state}" if child.pid is not None else "no process"
+    old = f" (old PIDs: {', '.join(map(str, child.old_pids))})" if child.old_pids else ""
+    return (
+        f"{child.name}  {child.kind} {child.agent}  {pid}  {child.status}  "
+        f"restarts {child.restarts}{old}"
+    )
+
+
+def _tree_lines(view: SupervisorView, prefix: str) -> list[str]:
+    lines = []
+    for index, child in enumerate(view.children):
+        last = index == len(view.children) - 1
+        lines.append(prefix + ("└── " if last else "├── ") + _child_line(child))
+        if child.supervisor is not None:
+            lines.extend(_tree_lines(child.supervisor, prefix + ("    " if last else "│   ")))
+    return lines
+
 
 def agent_name(agent: object) -> str:
     """A child's agent as text: the template name, or the brain function's name."""
