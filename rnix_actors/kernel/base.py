@@ -5,6 +5,11 @@ Pykka has no supervision. An exception while handling a ``tell`` stops the actor
 ``KeyboardInterrupt`` anywhere stops *every* actor. `RnixActor` closes those holes: it converts
 ``BaseException`` into `ActorCrashed` so it never escapes, and calls `crashed` exactly once on
 any fatal path so the subclass can tell its owner (the kernel, a supervisor) in a typed message.
+
+Every path that ends an actor (a normal stop, a crash in ``on_start`` or while handling a
+``tell``, a `Fatal` ask) ends its `Endpoint` with a typed `ExitReason`, from the actor's own
+thread: that is what delivers the exit to its links and monitors (`rnix_actors.kernel.links`).
+An exit signal from a link ends an actor that does not trap exits with the same reason.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ from types import TracebackType
 from typing import Any
 
 import pykka
+
+from rnix_actors.kernel import links
+from rnix_actors.kernel.links import Endpoint, ExitSignal
+from rnix_actors.messages.links import Exit, ExitKind, ExitReason
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +67,27 @@ class ThreadTracker:
         return [t for t in threads if t.is_alive()]
 
 
+STOPPED_UNSAID = ExitReason(ExitKind.KILLED, "", "stopped without a reason")
+
+
 class RnixActor(pykka.ThreadingActor):
-    """Base of every rnix actor. Subclasses implement `handle`, `started` and `crashed`."""
+    """Base of every rnix actor. Subclasses implement `handle`, and may implement `started`,
+    `stopped`, `crashed` and `exit_signalled`.
+
+    Set ``exit_reason`` before calling ``stop()`` to say why the actor ends; an actor stopped
+    without one ends ``killed`` (a supervisor restarts it)."""
 
     thread: threading.Thread | None = None
 
-    def __init__(self, tracker: ThreadTracker | None = None) -> None:
+    def __init__(
+        self, tracker: ThreadTracker | None = None, endpoint: Endpoint | None = None
+    ) -> None:
         super().__init__()
         self._crash_reported = False
         self._tracker = tracker
+        self.exit_reason: ExitReason | None = None
+        self.endpoint = endpoint if endpoint is not None else Endpoint(type(self).__name__)
+        self.endpoint.ref = self.actor_ref
 
     # -- hooks for subclasses -------------------------------------------------------------
     def started(self) -> None:
@@ -80,6 +101,19 @@ class RnixActor(pykka.ThreadingActor):
         """Report a fatal failure (called at most once, in the actor's thread)."""
         log.error("%s crashed in %s: %r", self, where, exc)
 
+    def stopped(self) -> None:
+        """Run in the actor's thread when it stops normally, before its links hear of it."""
+
+    def exit_signalled(self, exit: Exit) -> None:
+        """A linked actor ended abnormally and this one does not trap exits: it is about to
+        stop with the same reason (``exit.reason``). Tell whoever must know."""
+
+    def unhandled(self, message: Any) -> None:
+        """A message no case matched: logged, never silently dropped."""
+        log.warning(
+            "%s: unexpected message %s dropped", type(self).__name__, type(message).__name__
+        )
+
     # -- Pykka plumbing -------------------------------------------------------------------
     def on_start(self) -> None:
         self.thread = threading.current_thread()
@@ -92,6 +126,9 @@ class RnixActor(pykka.ThreadingActor):
             raise ActorCrashed(f"{type(exc).__name__} in on_start: {exc}") from None
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ExitSignal):
+            self._die_of(message.exit)
+            return None
         try:
             return self.handle(message)
         except Fatal as exc:
@@ -111,6 +148,22 @@ class RnixActor(pykka.ThreadingActor):
     ) -> None:
         self._report("tell", exception_value or RuntimeError("unknown failure"))
 
+    def on_stop(self) -> None:
+        try:
+            self.stopped()
+        finally:
+            signalled = self.endpoint.signalled
+            default = STOPPED_UNSAID if signalled is None else signalled.reason
+            links.exit(self.endpoint, self.exit_reason or default)
+
+    def _die_of(self, exit: Exit) -> None:
+        self.exit_reason = exit.reason
+        try:
+            self.exit_signalled(exit)
+        except Exception:
+            log.exception("%s: exit signal handling failed", self)
+        self.stop()
+
     def _report(self, where: str, exc: BaseException) -> None:
         if self._crash_reported:
             return
@@ -119,3 +172,6 @@ class RnixActor(pykka.ThreadingActor):
             self.crashed(where, exc)
         except Exception:  # the report itself must not take the thread down
             log.exception("%s: crash report failed", self)
+        finally:
+            detail = f"crashed in {where}: {type(exc).__name__}: {exc}"
+            links.exit(self.endpoint, self.exit_reason or ExitReason(ExitKind.FAILED, "", detail))

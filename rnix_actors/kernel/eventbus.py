@@ -145,7 +145,7 @@ class EventBus(RnixActor):
         else:
             self._dirty.add(pid)
 
-    def on_stop(self) -> None:
+    def stopped(self) -> None:
         for handle in self._files.values():
             handle.close()
         self._files.clear()

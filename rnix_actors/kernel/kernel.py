@@ -418,7 +418,7 @@ class Kernel(RnixActor):
             )
         )
 
-    def on_stop(self) -> None:
+    def stopped(self) -> None:
         for live in self.live.values():
             if live.timer is not None:
                 live.timer.cancel()

@@ -47,7 +47,7 @@ class ProcessLog(RnixActor):
             self._write()
         return None
 
-    def on_stop(self) -> None:
+    def stopped(self) -> None:
         self._write()
 
     def _write(self) -> None:

@@ -390,7 +390,7 @@ class Supervisor(RnixActor):
         with contextlib.suppress(pykka.ActorDeadError):
             self.parent.ref.tell(message)
 
-    def on_stop(self) -> None:
+    def stopped(self) -> None:
         self._flush_events()
         for timer in self.timers.values():
             timer.cancel()
