@@ -18,9 +18,10 @@ from typing import Any
 import attrs
 
 from rnix_actors.paths import shipped_conf_dir
+from rnix_actors.shellconf import ShellSettings, shell_settings_from_fields
 from rnix_actors.yamlsrc import YamlMap, load_yaml
 
-SECTIONS = ("kernel", "immune", "topology")
+SECTIONS = ("kernel", "immune", "topology", "shell")
 KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log")
 TOPOLOGY_KEYS = ("reinforcement_threshold", "skill_weight")
 _positive = attrs.validators.gt(0.0)
@@ -65,6 +66,7 @@ class Config:
     kernel: KernelConfig = attrs.field(factory=KernelConfig)
     immune: Mapping[str, Any] = attrs.field(factory=dict)
     topology: TopologyConfig = attrs.field(factory=TopologyConfig)
+    shell: ShellSettings = attrs.field(factory=ShellSettings)
     sources: tuple[str, ...] = ()
     origins: Mapping[str, str] = attrs.field(factory=dict)
 
@@ -87,11 +89,13 @@ def load_config(project_file: Path | None = None) -> Config:
     topology: dict[str, Any] = {}
     immune: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    shell = ShellSettings()
     for path in files:
         layer = load_yaml(path)
         layer.check_keys(SECTIONS)
         kernel.update(_kernel_values(layer.get_map("kernel")))
         topology.update(_topology_values(layer.get_map("topology")))
+        shell = shell.merged(shell_settings_from_fields(layer.get_map("shell")), add_read=False)
         layer.get_map("immune")  # rejects a non-mapping with a clear message
         immune = deep_merge(immune, layer.get_plain("immune") or {})
         origins.update(layer.origins())
@@ -99,6 +103,7 @@ def load_config(project_file: Path | None = None) -> Config:
         kernel=KernelConfig(**kernel),
         immune=immune,
         topology=TopologyConfig(**topology),
+        shell=shell,
         sources=tuple(str(path) for path in files),
         origins=origins,
     )

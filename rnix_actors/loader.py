@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from rnix_actors.errors import ConfigError
 from rnix_actors.kernel.devices import normalize_device_path
+from rnix_actors.shellconf import shell_settings_from_fields
 from rnix_actors.templates import AgentTemplate, Limits, Skill
 from rnix_actors.yamlsrc import YamlMap, from_python, load_yaml
 
@@ -40,6 +41,7 @@ TEMPLATE_KEYS = (
     "model",
     "instructions",
     "limits",
+    "shell",
 )
 LIMIT_KEYS = ("max_steps", "max_tokens", "step_timeout", "context_slots")
 MIN_CONTEXT_SLOTS = 4
@@ -108,6 +110,7 @@ def template_from_fields(
         instructions=fields.get_str("instructions"),
         limits=limits_from_fields(fields.get_map("limits")),
         source=fields.file,
+        shell=shell_settings_from_fields(fields.get_map("shell")) if fields.has("shell") else None,
     )
 
 

@@ -147,9 +147,20 @@ class System:
         for http_driver in self._http_drivers:
             self.register_driver(http_driver)
         self.devices.register("/dev/fs", FileSystemDevice())
-        self.devices.register("/dev/shell", ShellDevice(self.config.kernel.shell_timeout))
+        shell = ShellDevice(
+            self.config.kernel.shell_timeout,
+            settings=self.config.shell,
+            hidden=self.protected_dirs(),
+        )
+        if not shell.settings.sandbox:
+            log.warning("shell.sandbox is off in %s", self.config.origin("shell.sandbox"))
+        self.devices.register("/dev/shell", shell)
         self.devices.register("/proc", ProcDevice(self._proc_status))
         self.devices.register("/dev/llm", LLMDevice(lambda: self._drivers))
+
+    def protected_dirs(self) -> tuple[Path, ...]:
+        """The dirs no agent may see or change: the state dir and the project's config dir."""
+        return tuple(dict.fromkeys((self.state_dir, self.project_dir / ".rnix")))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> System:

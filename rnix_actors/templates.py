@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import attrs
 
+from rnix_actors.shellconf import ShellSettings
+
 DEFAULT_MAX_STEPS = 50
 DEFAULT_STEP_TIMEOUT = 300.0
 DEFAULT_CONTEXT_SLOTS = 256
@@ -53,6 +55,7 @@ class AgentTemplate:
     instructions: str = ""
     limits: Limits = Limits()
     source: str = "<python>"
+    shell: ShellSettings | None = None  # over the config's shell settings, for this agent
 
 
 def effective_devices(template: AgentTemplate, skills: dict[str, Skill]) -> frozenset[str]:

@@ -255,6 +255,11 @@ class YamlMap:
     def has(self, key: str) -> bool:
         return key in self._entries
 
+    def value_node(self, key: str) -> Node | None:
+        """The raw node of ``key``'s value (None when absent), for fields of several shapes."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
+
     def field(self, key: str) -> str:
         return _join(self.prefix, key)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from rnix_actors import AgentTemplate, Event, Limits, LLMRequest, LLMResponse, System, ToolCall
@@ -71,3 +75,59 @@ class Collector:
             return [
                 e for e in self.events if e.pid == pid and (syscall is None or e.syscall == syscall)
             ]
+
+
+# -- host processes (for shell commands, whose PIDs inside the sandbox are not the host's) ------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # Fields after the parenthesised command name: state, ppid, pgrp, ...
+    return text.rsplit(")", 1)[1].split()
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` runs; a zombie awaiting its (re)parent's wait() counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Wait up to ``timeout`` for a condition that has no event to wait on (process death)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(0.01)
+    return True
+
+
+def host_pids(marker: str) -> list[int]:
+    """Live (non-zombie) host processes whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if marker.encode() in cmdline and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+_markers = itertools.count(1)
+
+
+def marker() -> str:
+    """A sleep duration no other process uses, to find the sleep on the host."""
+    return f"30.{os.getpid()}{next(_markers):03d}"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import attrs
-from helpers import Collector, agent, call, respond
+from helpers import Collector, agent, call, eventually, host_pids, marker, respond
 
 from rnix_actors import LLMRequest, LLMResponse, ProcessState, System
 from rnix_actors.config import KernelConfig, load_config
@@ -136,35 +135,32 @@ def _wait_for_file(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_sigkill_interrupts_a_long_shell_command(system: System, project: Path) -> None:
-    agent(system, "sleeper", lambda r: respond(call("shell", command="echo $$ > pid; sleep 30")))
+    mark = marker()
+    command = f"echo up > pid; sleep {mark}"
+    agent(system, "sleeper", lambda r: respond(call("shell", command=command)))
     pid = system.spawn("sleeper", "x")
-    shell_pid = int(_wait_for_file(project / "pid"))
+    _wait_for_file(project / "pid")
+    assert host_pids(mark)
     system.kill(pid, "SIGKILL")
     info = system.wait(pid, 5)
     assert info.exit_reason == "killed by SIGKILL from user"
     system.stop()
-    assert not _alive(shell_pid)
+    assert eventually(lambda: not host_pids(mark))
 
 
 def test_sigint_cancels_the_call_in_flight(system: System, project: Path) -> None:
-    agent(system, "sleeper", lambda r: respond(call("shell", command="echo $$ > pid; sleep 30")))
+    mark = marker()
+    command = f"echo up > pid; sleep {mark}"
+    agent(system, "sleeper", lambda r: respond(call("shell", command=command)))
     pid = system.spawn("sleeper", "x")
-    shell_pid = int(_wait_for_file(project / "pid"))
+    _wait_for_file(project / "pid")
+    assert host_pids(mark)
     system.kill(pid, "SIGINT")
     info = system.wait(pid, 5)
     assert info.exit_code == 1 and info.exit_reason.startswith("interrupted (SIGINT from user")
     system.stop()
-    assert not _alive(shell_pid)
-    assert os.getpid() != shell_pid
+    assert eventually(lambda: not host_pids(mark))
 
 
 def test_signal_to_an_exited_process_is_a_noop(system: System) -> None:

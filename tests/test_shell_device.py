@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-import threading
+import signal
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import eventually, host_pids, marker
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import Cancelled, CancelToken
 from rnix_actors.kernel.devices import DeviceCall
 from rnix_actors.kernel.shell import MAX_OUTPUT_BYTES, ShellDevice, filtered_environment
+from rnix_actors.shellconf import ShellSettings
 
 
 def make_call(
@@ -34,46 +35,6 @@ def make_call(
 
 def run(workdir: Path, command: str, device: ShellDevice | None = None, **args: Any) -> str:
     return (device or ShellDevice()).handle(make_call(workdir, command=command, **args))
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # Fields after the parenthesised command name: state, ppid, pgrp, ...
-    return text.rsplit(")", 1)[1].split()
-
-
-def alive(pid: int) -> bool:
-    """True if ``pid`` runs; a zombie awaiting its (re)parent's wait() counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] != "Z"
-
-
-def live_group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry))
-    return members
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Wait up to ``timeout`` for a condition that has no event to wait on (process death)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        pause.wait(0.01)
-    return True
 
 
 def read_fifo(path: Path) -> str:
@@ -146,22 +107,32 @@ def test_explicit_env_replaces_the_host_environment(
 
 
 # -- timeouts, cancellation, cleanup ------------------------------------------------------------
+# Each test runs with the sandbox (PIDs inside are those of its own namespace) and without it, so
+# processes are found on the host by a unique marker in their command line.
 
 
-def test_timeout_kills_the_process_group_promptly(tmp_path: Path) -> None:
-    command = "echo $$ > sh.pid; sleep 30 & echo $! > sleep.pid; wait"
+@pytest.fixture(params=["sandboxed", "unsandboxed"])
+def shell(request: pytest.FixtureRequest) -> ShellDevice:
+    off = request.param == "unsandboxed"
+    return ShellDevice(settings=ShellSettings(sandbox=False) if off else None)
+
+
+def test_timeout_kills_every_process_promptly(tmp_path: Path, shell: ShellDevice) -> None:
+    mark = marker()
+    command = f"sleep {mark} & setsid sleep {mark} & wait"
     start = time.monotonic()
     with pytest.raises(DeviceError) as info:
-        run(tmp_path, command, timeout=1)
+        run(tmp_path, command, shell, timeout=1)
     elapsed = time.monotonic() - start
     assert info.value.code == ErrorCode.TIMEOUT
     assert info.value.message == "command timed out after 1s"
     assert elapsed < 5
-    shell_pid = int((tmp_path / "sh.pid").read_text())
-    sleep_pid = int((tmp_path / "sleep.pid").read_text())
-    assert eventually(lambda: not alive(sleep_pid))
-    assert not alive(shell_pid)  # reaped by the device before it raised
-    assert eventually(lambda: not live_group_members(shell_pid))
+    if shell.settings.sandbox:  # without the sandbox the setsid sleep escapes the group kill
+        assert eventually(lambda: not host_pids(mark))
+    else:
+        assert eventually(lambda: len(host_pids(mark)) <= 1)
+        for pid in host_pids(mark):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_timeout_is_capped_at_ten_times_the_default(tmp_path: Path) -> None:
@@ -174,23 +145,23 @@ def test_timeout_is_capped_at_ten_times_the_default(tmp_path: Path) -> None:
     assert time.monotonic() - start < 5
 
 
-def test_cancellation_from_another_thread_kills_the_command(tmp_path: Path) -> None:
+def test_cancellation_from_another_thread_kills_the_command(
+    tmp_path: Path, shell: ShellDevice
+) -> None:
     fifo = tmp_path / "ready.fifo"
     os.mkfifo(fifo)
     token = CancelToken()
-    command = "sleep 30 & echo $! > sleep.pid; echo $$ > ready.fifo; wait"
+    mark = marker()
+    command = f"sleep {mark} & echo started > ready.fifo; wait"
     with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(ShellDevice().handle, make_call(tmp_path, token, command=command))
-        shell_pid = int(read_fifo(fifo))
+        future = pool.submit(shell.handle, make_call(tmp_path, token, command=command))
+        assert read_fifo(fifo) == "started"
         start = time.monotonic()
         token.cancel("killed")
         with pytest.raises(Cancelled, match="killed"):
             future.result(timeout=5)
         assert time.monotonic() - start < 5
-    sleep_pid = int((tmp_path / "sleep.pid").read_text())
-    assert eventually(lambda: not alive(sleep_pid))
-    assert not alive(shell_pid)
-    assert eventually(lambda: not live_group_members(shell_pid))
+    assert eventually(lambda: not host_pids(mark))
 
 
 def test_cancel_token_deadline_bounds_the_wait(tmp_path: Path) -> None:
@@ -209,13 +180,15 @@ def test_already_cancelled_token_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "ran").exists()
 
 
-def test_background_jobs_do_not_hold_the_call_and_are_killed(tmp_path: Path) -> None:
+def test_background_jobs_do_not_hold_the_call_and_are_killed(
+    tmp_path: Path, shell: ShellDevice
+) -> None:
+    mark = marker()
     start = time.monotonic()
-    out = run(tmp_path, "sleep 30 & echo $! > bg.pid; echo started")
+    out = run(tmp_path, f"sleep {mark} & echo started", shell)
     assert out == "started\n"
     assert time.monotonic() - start < 5
-    bg_pid = int((tmp_path / "bg.pid").read_text())
-    assert eventually(lambda: not alive(bg_pid))
+    assert eventually(lambda: not host_pids(mark))
 
 
 # -- argument errors ----------------------------------------------------------------------------

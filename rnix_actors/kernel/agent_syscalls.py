@@ -104,7 +104,16 @@ class SyscallRunner:
                 self.flush()  # a slow call must not hold back the events before it
             token = spec.control.cancel.child(spec.template.limits.step_timeout)
             result = device.handle(
-                DeviceCall(spec.pid, device_path, subpath, plan.op, args, spec.workdir, token)
+                DeviceCall(
+                    spec.pid,
+                    device_path,
+                    subpath,
+                    plan.op,
+                    args,
+                    spec.workdir,
+                    token,
+                    spec.template.shell,
+                )
             )
         except Cancelled:
             self.emit(plan.syscall, path, args, error="cancelled", duration_ms=_ms(started))

@@ -19,6 +19,7 @@ import attrs
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import CancelToken
+from rnix_actors.shellconf import ShellSettings
 
 
 class Effect(enum.Enum):
@@ -50,6 +51,7 @@ class DeviceCall:
     args: Mapping[str, Any]
     workdir: Path
     cancel: CancelToken = attrs.field(factory=CancelToken)
+    shell: ShellSettings | None = None  # the calling agent's template's shell settings
 
 
 @runtime_checkable

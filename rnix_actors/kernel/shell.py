@@ -1,25 +1,35 @@
-"""The ``/dev/shell`` device: run a shell command in the process's work dir (DESIGN §5).
+"""The ``/dev/shell`` device: run a shell command in the process's work dir.
 
-The command runs as a real ``/bin/sh -c`` subprocess in a session of its own, so the whole
-process tree can be killed as one process group. The call waits in short slices, which lets a
-timeout, a cancellation (SIGKILL of the agent, step timeout) or the cancel token's deadline end
-it promptly; in every case the group is killed and the shell reaped before the call returns.
+The command runs as a real ``/bin/sh -c`` subprocess, in the sandbox of
+`rnix_actors.kernel.sandbox` unless the config or the agent's template turns it off (which is
+logged). The subprocess starts a session of its own, so its whole process group can be killed;
+inside the sandbox a PID namespace also takes down every process that left the group. The call
+waits in short slices, which lets a timeout, a cancellation (SIGKILL of the agent, step timeout)
+or the cancel token's deadline end it promptly; in every case the group is killed and the
+subprocess reaped before the call returns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import Cancelled, CancelToken
 from rnix_actors.kernel.devices import DeviceCall, Effect
+from rnix_actors.kernel.sandbox import Bubblewrap, SandboxPolicy, SandboxUnavailable, bwrap_argv
+from rnix_actors.shellconf import DEFAULT_READ, ShellSettings
+
+log = logging.getLogger(__name__)
 
 MAX_OUTPUT_BYTES = 64 * 1024
 POLL_SECONDS = 0.05
@@ -67,17 +77,41 @@ class ShellDevice:
     Returns stdout and stderr combined; a non-zero exit status is appended as
     ``exit_code: N`` and is not an error. Raises `DeviceError` TIMEOUT when the command
     outlives its timeout, `Cancelled` when ``call.cancel`` fires (or its deadline passes),
-    INVALID for bad arguments and NOT_FOUND when the work dir is missing. Background processes
-    started by the command are killed when it ends. Thread-safe: each call owns its subprocess.
+    INVALID for bad arguments, NOT_FOUND when the work dir is missing and INTERNAL (saying how
+    to install bubblewrap or turn the sandbox off) when the sandbox cannot start. Background
+    processes started by the command are killed when it ends. Thread-safe: each call owns its
+    subprocess.
+
+    ``settings`` are the config's shell settings (sandbox on, no network, `DEFAULT_READ` when
+    not given); a call's ``shell`` (its template's settings) is merged over them. ``hidden``
+    are the state and config dirs that no command may see.
     """
 
     effect = Effect.EXTERNAL  # a command can do anything its sandbox lets it
 
-    def __init__(self, default_timeout: float = 30.0, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        default_timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+        *,
+        settings: ShellSettings | None = None,
+        hidden: Iterable[Path] = (),
+        sandbox: Bubblewrap | None = None,
+    ) -> None:
         if not default_timeout > 0 or not math.isfinite(default_timeout):
             raise ValueError(f"default_timeout must be a positive number (got {default_timeout})")
         self.default_timeout = float(default_timeout)
         self._env = dict(env) if env is not None else None
+        given = settings or ShellSettings()
+        self.settings = ShellSettings(
+            sandbox=given.sandbox is not False,
+            network=bool(given.network),
+            read=DEFAULT_READ if given.read is None else given.read,
+        )
+        self.hidden = tuple(Path(os.path.realpath(h)) for h in hidden)
+        self.sandbox = sandbox or Bubblewrap()
+        self._warned: set[ShellSettings] = set()
+        self._warn_lock = threading.Lock()
 
     def handle(self, call: DeviceCall) -> str:
         if call.op != "exec":
@@ -120,10 +154,40 @@ class ShellDevice:
         env["RNIX_PID"] = str(pid)
         return env
 
+    def argv(self, call: DeviceCall, command: str) -> list[str]:
+        """The command line that runs ``command`` for ``call`` (sandboxed unless turned off)."""
+        settings = self.settings.merged(call.shell)
+        shell = ["/bin/sh", "-c", command]
+        if settings.sandbox is False:
+            self._warn_unsandboxed(settings)
+            return shell
+        try:
+            binary = self.sandbox.ensure()
+        except SandboxUnavailable as exc:
+            raise DeviceError(ErrorCode.INTERNAL, call.device, str(exc)) from None
+        workdir = Path(os.path.realpath(call.workdir))
+        if not workdir.is_dir():
+            raise DeviceError(
+                ErrorCode.NOT_FOUND, call.device, f"the work dir {call.workdir} does not exist"
+            )
+        policy = SandboxPolicy(settings.read or (), self.hidden, bool(settings.network))
+        return bwrap_argv(binary, workdir, policy, shell)
+
+    def _warn_unsandboxed(self, settings: ShellSettings) -> None:
+        with self._warn_lock:
+            if settings in self._warned:
+                return
+            self._warned.add(settings)
+        log.warning(
+            "/dev/shell runs commands WITHOUT a sandbox (shell.sandbox: off): they see the "
+            "host's files, processes and network as this user"
+        )
+
     def _run(self, call: DeviceCall, command: str, timeout: float) -> str:
+        argv = self.argv(call, command)
         try:
             proc = subprocess.Popen(
-                ["/bin/sh", "-c", command],
+                argv,
                 cwd=call.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -138,7 +202,7 @@ class ShellDevice:
             ) from None
         except OSError as exc:
             raise DeviceError(
-                ErrorCode.INTERNAL, call.device, f"cannot start /bin/sh: {exc.strerror}"
+                ErrorCode.INTERNAL, call.device, f"cannot start {argv[0]}: {exc.strerror}"
             ) from None
         output = _Output()
         try:
