@@ -78,7 +78,7 @@ def test_the_daemon_ps_json_and_table_show_live_figures(
         (row,) = [p for p in json.loads(result.stdout)["processes"] if p["pid"] == pid]
         assert (row["steps"], row["tokens_used"], row["activity"]) == (3, 200, "llm")
         table = runner.invoke(cli, ["--project-dir", str(project), "ps"]).stdout
-        line = next(line for line in table.splitlines() if line.startswith(str(pid)))
+        line = next(line for line in table.splitlines() if line.split()[:1] == [str(pid)])
         assert "200" in line and "running" in line
         gate.release.set()
         system.wait(pid, timeout=10)
@@ -108,7 +108,8 @@ def test_a_subtree_rolls_up_its_descendants(system: System) -> None:
     assert (up.processes, up.running, up.suspended) == (2, 2, 0)
     assert up.tokens == 50  # the child's answer is not in yet
     (mum,) = [p for p in system.ps() if p.pid == pid]
-    assert mum.activity.startswith("child ")
+    # The child may run before the parent's spawn call has returned to it.
+    assert mum.activity in ("tool spawn", f"child {mum.children[0]}")
     release.set()
     system.wait(pid, timeout=10)
     assert system.rollup(pid).tokens == 56

@@ -113,7 +113,7 @@ class Demo:
 
         def progress(item: Progress) -> None:
             if not quiet:
-                self.say(f"  {item.text()[:110]}")
+                self.say(f"  {item.text()}")
 
         return self.system.compose.run(workflow, progress, timeout=60)
 
@@ -200,7 +200,7 @@ class Demo:
         system.register_llm("escalator", _escalator)
         system.add_template(AgentTemplate("escalator", devices=("/dev/fs",), driver="escalator"))
         info = system.run("escalator", "read the password file", timeout=30)
-        self.say(f"  escalator (only /dev/fs): {info.result[:100]}")
+        self.say(f"  escalator (only /dev/fs): {info.result}")
         system.register_llm("diver", _diver)
         system.add_template(AgentTemplate("diver", devices=("/dev/fs",), driver="diver"))
         root = system.spawn("diver", "dive", origin="demo")

@@ -28,6 +28,7 @@ from rnix_actors.cli.render import (
     result_block,
     supervision_tree,
 )
+from rnix_actors.cli.text import terminal_width, wrap
 from rnix_actors.errors import RnixError
 from rnix_actors.ipc.local import Api
 from rnix_actors.ipc.protocol import ApiError, event_from_wire, process_from_wire
@@ -197,8 +198,11 @@ def _run_with_timeout(
 @click.option("--all", "-a", "show_all", is_flag=True, help="Include finished processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only PIDs, one a line.")
+@click.option(
+    "--wide", "--no-trunc", "wide", is_flag=True, help="Never shorten a cell (wrap them all)."
+)
 @click.pass_obj
-def ps(obj: Context, show_all: bool, as_json: bool, quiet: bool) -> None:
+def ps(obj: Context, show_all: bool, as_json: bool, quiet: bool, wide: bool) -> None:
     """List processes: the daemon's, or without one the history in the state dir."""
     client = obj.daemon()
     try:
@@ -218,7 +222,7 @@ def ps(obj: Context, show_all: bool, as_json: bool, quiet: bool) -> None:
         for p in procs:
             out(str(p.pid))
     elif procs:
-        out(process_table(procs))
+        out(process_table(procs, wide=wide))
     elif show_all:
         out("No processes.")
     elif client is None:
@@ -333,10 +337,22 @@ def demo(as_json: bool) -> None:
     """Run the offline demo on the embedded defaults (no network, no API key)."""
     from rnix_actors.cli.demo import run_demo
 
-    summary: dict[str, Any] = run_demo(echo=None if as_json else out)
+    summary: dict[str, Any] = run_demo(echo=None if as_json else _wrapped_out)
     if as_json:
         emit_json(summary)
     sys.exit(0 if summary["ok"] else 1)
+
+
+def _wrapped_out(text: str) -> None:
+    """Print ``text`` with every line longer than the terminal wrapped at word boundaries,
+    its continuation indented under the line's own indentation."""
+    width = terminal_width()
+    for line in text.splitlines() or [""]:
+        if len(line) <= width:
+            out(line)
+        else:
+            indent = line[: len(line) - len(line.lstrip())]
+            out(wrap(line.lstrip(), width, indent=indent, hang=indent + "    "))
 
 
 def _broken(name: str, module: str, exc: BaseException) -> click.Command:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from datetime import datetime
 from typing import Any
 
 import click
 
 from rnix_actors.cli.common import Context, emit_json, fail, out
-from rnix_actors.cli.render import end_line, event_line
+from rnix_actors.cli.render import end_line, event_text
+from rnix_actors.cli.text import wrap
 from rnix_actors.errors import RnixError
 from rnix_actors.ipc.protocol import ApiError, event_from_wire
 from rnix_actors.kernel.process import Signal
+from rnix_actors.messages.events import Event
 
 SIGNAL_NAMES = [s.value for s in Signal]
 
@@ -73,8 +77,10 @@ def resume(obj: Context, pid: int, as_json: bool) -> None:
 @click.command()
 @click.argument("pid", type=click.IntRange(min=1), required=False)
 @click.option("--json", "as_json", is_flag=True, help="One JSON frame per line.")
+@click.option("--verbose", "-v", is_flag=True, help="The model's whole text and full results.")
+@click.option("--timestamps", "-t", is_flag=True, help="Prefix each line with its time.")
 @click.pass_obj
-def watch(obj: Context, pid: int | None, as_json: bool) -> None:
+def watch(obj: Context, pid: int | None, as_json: bool, verbose: bool, timestamps: bool) -> None:
     """Stream live events: of every process, or of PID and its children until PID ends.
     Ctrl-C stops watching (the processes keep running)."""
     what = "cannot watch" + (f" PID {pid}" if pid else "")
@@ -84,55 +90,90 @@ def watch(obj: Context, pid: int | None, as_json: bool) -> None:
             stream = client.stream("watch", pid=pid)
         except ApiError as exc:
             fail(exc.message, as_json, exc.code)
-        frames: list[dict[str, Any]] = []
-        done = threading.Event()
-
-        def pump() -> None:
-            try:
-                for frame in stream:
-                    frames.append(frame)
-                    _print_frame(frame, pid, as_json)
-            finally:
-                done.set()
-
-        threading.Thread(target=pump, name="rnix-watch", daemon=True).start()
-        try:
-            done.wait()
-        except KeyboardInterrupt:
-            stream.cancel()
-            done.wait(5.0)
-    last = frames[-1] if frames else {}
+        printer = Printer(as_json, verbose, timestamps)
+        last = _pump(stream, lambda frame: printer.frame(frame, pid))
     if (last.get("data") or {}).get("reason") == "disconnected":
         fail("the daemon went away", as_json)
 
 
-def _print_frame(frame: dict[str, Any], pid: int | None, as_json: bool) -> None:
-    if as_json:
-        emit_json(frame)
-    elif frame["frame"] == "event":
-        line = event_line(event_from_wire(frame["data"]))
-        if line:
-            out(line)
-    else:
-        out(end_line(frame["data"], pid))
+def _pump(stream: Any, on_frame: Any) -> dict[str, Any]:
+    """Hand every frame of ``stream`` to ``on_frame`` (Ctrl-C cancels); returns the last."""
+    frames: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def pump() -> None:
+        try:
+            for frame in stream:
+                frames.append(frame)
+                on_frame(frame)
+        finally:
+            done.set()
+
+    threading.Thread(target=pump, name="rnix-watch", daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        stream.cancel()
+        done.wait(5.0)
+    return frames[-1] if frames else {}
 
 
-@click.command()
-@click.argument("pid", type=click.IntRange(min=1))
-@click.option("--tail", "-n", type=click.IntRange(min=1), help="Only the last N events.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
-def logs(obj: Context, pid: int, tail: int | None, as_json: bool) -> None:
-    """Print the recorded events of PID (from its events.jsonl; no daemon needed)."""
+class Printer:
+    """Prints events (and ``end`` frames) for people or as JSON lines."""
+
+    def __init__(self, as_json: bool, verbose: bool = False, timestamps: bool = False) -> None:
+        self.as_json = as_json
+        self.verbose = verbose
+        self.timestamps = timestamps
+
+    def event(self, event: Event) -> None:
+        if self.as_json:
+            emit_json(event.to_dict())
+            return
+        if event.syscall == "Exit":
+            text = f"[kernel] PID {event.pid} exited({event.args.get('code')}) "
+            text += str(event.args.get("reason"))
+        else:
+            text = event_text(event, self.verbose)
+        if not text:
+            return
+        if self.timestamps:
+            stamp = datetime.fromtimestamp(event.ts).strftime("%H:%M:%S.%f")[:-3]
+            out(wrap(f"{stamp} {text}", hang=" " * 17))
+        else:
+            out(wrap(text, hang="    "))
+
+    def frame(self, frame: dict[str, Any], pid: int | None) -> None:
+        if frame["frame"] == "event":
+            self.event(event_from_wire(frame["data"]))
+        elif self.as_json:
+            emit_json(frame)
+        else:
+            out(end_line(frame["data"], pid))
+
+
+def parse_since(text: str, now: float) -> float:
+    """``--since``: a duration back from now (``90s``, ``10m``, ``2h``, ``1d``) or a local
+    ISO time (``2026-12-03T14:05``); returns a Unix time. Raises click.BadParameter."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip()
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        return now - float(value[:-1]) * units[value[-1]]
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a duration (90s, 10m, 2h, 1d) nor a time (2026-12-03T14:05)",
+            param_hint="--since",
+        ) from None
+
+
+def _read_log(obj: Context, pid: int, as_json: bool) -> list[Event]:
     try:
         path = obj.system().events_file(pid)
         lines = path.read_bytes().splitlines()
     except FileNotFoundError:
-        fail(
-            f"no event log for PID {pid} at {obj.state / 'proc' / str(pid) / 'events.jsonl'} "
-            "(unknown PID, or kernel.event_log is off)",
-            as_json,
-        )
+        return []
     except (RnixError, OSError) as exc:
         fail(str(exc), as_json)
     events = []
@@ -143,15 +184,77 @@ def logs(obj: Context, pid: int, tail: int | None, as_json: bool) -> None:
             events.append(event_from_wire(json.loads(raw)))
         except (ValueError, ApiError) as exc:
             fail(f"{path}:{number}: unreadable event line ({exc})", as_json)
+    return events
+
+
+def _key(event: Event) -> tuple[Any, ...]:
+    return (event.ts, event.pid, event.step, event.syscall, event.device)
+
+
+@click.command()
+@click.argument("pid", type=click.IntRange(min=1))
+@click.option("--tail", "-n", type=click.IntRange(min=1), help="Only the last N events.")
+@click.option("--follow", "-f", is_flag=True, help="Then print new events live until PID ends.")
+@click.option("--since", help="Only events since a time or duration (10m, 2h, 2026-12-03T14:05).")
+@click.option("--timestamps", "-t", is_flag=True, help="Prefix each line with its time.")
+@click.option("--verbose", "-v", is_flag=True, help="The model's whole text and full results.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one event a line with -f).")
+@click.pass_obj
+def logs(
+    obj: Context,
+    pid: int,
+    tail: int | None,
+    follow: bool,
+    since: str | None,
+    timestamps: bool,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Print the recorded events of PID (from its events.jsonl; no daemon needed). With
+    ``-f``, keep printing its new events through the daemon until it exits."""
+    start = None if since is None else parse_since(since, time.time())
+    client = obj.daemon() if follow else None
+    stream = None
+    if client is not None:
+        try:  # subscribe before reading the file, so that no event falls in between
+            stream = client.stream("watch", pid=pid)
+        except ApiError as exc:
+            client.close()
+            if exc.code != "NO_SUCH_PROCESS":
+                fail(exc.message, as_json, exc.code)
+            client = None
+    events = _read_log(obj, pid, as_json)
+    if not events and stream is None:
+        fail(
+            f"no event log for PID {pid} at {obj.state / 'proc' / str(pid) / 'events.jsonl'} "
+            "(unknown PID, or kernel.event_log is off)",
+            as_json,
+        )
+    if start is not None:
+        events = [e for e in events if e.ts >= start]
     if tail is not None:
         events = events[-tail:]
-    if as_json:
+    printer = Printer(as_json, verbose, timestamps)
+    if as_json and not follow:
         emit_json({"pid": pid, "events": [e.to_dict() for e in events]})
         return
     for event in events:
-        if event.syscall == "Exit":
-            out(f"[kernel] PID {pid} exited({event.args.get('code')}) {event.args.get('reason')}")
-            continue
-        line = event_line(event)
-        if line:
-            out(line)
+        printer.event(event)
+    if not follow:
+        return
+    if stream is None or client is None:
+        if not as_json:
+            out(f"[logs] PID {pid} is not running in a daemon: nothing more to follow")
+        return
+    seen = {_key(e) for e in events}
+
+    def on_frame(frame: dict[str, Any]) -> None:
+        if frame["frame"] == "event":
+            event = event_from_wire(frame["data"])
+            if _key(event) not in seen and (start is None or event.ts >= start):
+                printer.event(event)
+        else:
+            printer.frame(frame, pid)
+
+    with client:
+        _pump(stream, on_frame)

@@ -1,10 +1,14 @@
-"""Plain-text renderers shared by the CLI commands (no colour codes: safe for pipes)."""
+"""Renderers shared by the CLI commands and the shell: events, processes and trees for
+people. Lines wrap at word boundaries to the terminal; nothing is cut mid-word; colour only on
+a terminal (see `rnix_actors.cli.text`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from rnix_actors.cli.text import Column, table, wrap
 from rnix_actors.ipc.protocol import process_from_wire
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.events import Event
@@ -13,77 +17,167 @@ from rnix_actors.supervision.views import SupervisorView
 RULE = "═" * 72
 
 
-def _short(value: object, width: int = 60) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _flat(value: object) -> str:
+    return " ".join(str(value).split())
 
 
-def event_line(event: Event) -> str:
-    """One human line for an event, or "" for events not worth showing."""
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    more = " …" if len(lines) > 1 else ""
+    return (lines[0].strip() + more) if lines else ""
+
+
+def _lifecycle(event: Event) -> str:
+    args = event.args
+    if event.syscall == "Signal":
+        extra = " (SIGTERM grace period expired)" if args.get("escalation") else ""
+        return f"{args.get('signal', '?')} from {args.get('origin', '?')}{extra}"
+    if event.syscall == "Suspend":
+        return f"suspended: {args.get('reason', '')}"
+    if event.syscall == "Resume":
+        return f"resumed by {args.get('origin', '?')}"
+    if event.syscall == "Denied":
+        return f"denied: {event.device} is not on its device list (tool {args.get('tool', '?')})"
+    if event.syscall == "Blocked":
+        return (
+            f"blocked {args.get('syscall', '')} on {event.device} by {args.get('origin', '?')}: "
+            f"{args.get('reason', '')}"
+        )
+    return _flat(args)
+
+
+def event_text(event: Event, verbose: bool = False) -> str:
+    """One event for people (no dicts), or "" for events not worth showing. The model's text
+    shows as its first line, all of it with ``verbose``. Not wrapped: see `event_line`."""
     tag = f"[agent/{event.pid}]"
+    llm = event.device.startswith("/dev/llm")
     if event.syscall == "Start":
+        devices = ", ".join(event.args.get("allowed_devices") or []) or "none"
         return (
             f"[kernel] spawning PID {event.pid} ({event.template}, depth "
-            f"{event.args.get('depth', 0)}, devices {event.args.get('allowed_devices')})"
+            f"{event.args.get('depth', 0)}, devices {devices})"
         )
-    if event.syscall in ("ReasonStep", "Write", "Read") and event.device.startswith("/dev/llm"):
+    if event.syscall == "Read" and llm:
+        said = str(event.result or "").strip()
+        if event.error:
+            return f"{tag} step {event.step}: model error: {_flat(event.error)}"
+        if not said:
+            return ""
+        return f"{tag} step {event.step}: says: " + (said if verbose else _first_line(said))
+    if event.syscall == "Write" and llm:
         return ""
     if event.syscall == "ReasonStep":
-        return f"{tag} step {event.step}: {event.tokens} tokens"
+        calls = int(event.args.get("tool_calls") or 0)
+        plural = "" if calls == 1 else "s"
+        return f"{tag} step {event.step}: {event.tokens:,} tokens, {calls} tool call{plural}"
     if event.syscall in ("Signal", "Suspend", "Resume", "Denied", "Blocked"):
-        return f"{tag} {event.syscall} {_short(event.args)}"
+        return f"{tag} {_lifecycle(event)}"
     if event.syscall == "Exit":
         return ""
     if event.syscall == "Complete":
-        return f"{tag} step {event.step}: complete → {_short(event.args.get('result', ''))}"
+        result = str(event.args.get("result", ""))
+        return f"{tag} step {event.step}: complete → " + (
+            result if verbose else _first_line(result)
+        )
     if event.error:
-        return f"{tag} step {event.step}: {event.syscall} {event.device} ✗ {_short(event.error)}"
+        return f"{tag} step {event.step}: {event.syscall} {event.device} ✗ {_flat(event.error)}"
     target = event.args.get("path") or event.args.get("command") or event.args.get("pattern")
-    where = f"{event.device} {_short(target, 50)}" if target else (event.device or "")
-    return f"{tag} step {event.step}: {event.syscall} {where} → {_short(event.result or '')}"
+    where = f"{event.device} {_flat(target)}" if target else (event.device or "")
+    result = str(event.result if event.result is not None else "")
+    shown = result if verbose else _first_line(result)
+    return f"{tag} step {event.step}: {event.syscall} {where} → {shown}".rstrip(" →")
+
+
+def event_line(event: Event, verbose: bool = False, width: int | None = None) -> str:
+    """`event_text` wrapped at word boundaries to the terminal (continuations indented)."""
+    text = event_text(event, verbose)
+    return wrap(text, width, hang="    ") if text else ""
 
 
 def result_block(info: ProcessInfo, elapsed: float) -> str:
-    body = "\n".join("  " + line for line in (info.result or "").splitlines()) or "  (empty)"
-    return (
-        f"══ Result {RULE[10:]}\n{body}\n{RULE}\n"
-        f"{exit_line(info)} | "
-        f"tokens: {info.tokens_used:,} | steps: {info.steps} | elapsed: {elapsed:.1f}s"
+    body = "\n".join(wrap(line, indent="  ") for line in (info.result or "").splitlines())
+    cost = f" | cost: ${info.cost_usd:.4f}" if info.cost_usd else ""
+    return f"══ Result {RULE[10:]}\n{body or '  (empty)'}\n{RULE}\n" + wrap(
+        f"{exit_line(info)} | tokens: {info.tokens_used:,} | steps: {info.steps} | "
+        f"elapsed: {elapsed:.1f}s{cost}"
     )
 
 
-def process_table(procs: list[ProcessInfo]) -> str:
-    header = ("PID", "PPID", "STATE", "AGENT", "DEPTH", "TOKENS", "STEPS", "EXIT", "INTENT")
-    rows = [header]
-    for p in procs:
-        exit_text = "" if p.exit_code is None else f"{p.exit_code} {_short(p.exit_reason, 24)}"
-        rows.append(
-            (
-                str(p.pid),
-                str(p.ppid),
-                str(p.state),
-                p.template,
-                str(p.depth),
-                f"{p.tokens_used:,}",
-                str(p.steps),
-                exit_text,
-                _short(p.intent, 40),
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
+PS_COLUMNS = (
+    Column("PID", "right"),
+    Column("PPID", "right", drop=3),
+    Column("STATE"),
+    Column("AGENT"),
+    Column("STEP", "right", drop=1),
+    Column("TOKENS", "right"),
+    Column("COST", "right", drop=4),
+    Column("ELAPSED", "right", drop=2),
+    Column("EXIT", flex=True),
+    Column("INTENT", flex=True, one_line=True),
+)
+STATE_COLOURS = {"running": "green", "suspended": "yellow"}
+
+
+def tokens_text(info: ProcessInfo) -> str:
+    """``1,234`` or, with a budget, ``1,234/5,000``."""
+    if info.token_budget:
+        return f"{info.tokens_used:,}/{info.token_budget:,}"
+    return f"{info.tokens_used:,}"
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def process_row(p: ProcessInfo, now: float) -> tuple[str, ...]:
+    exit_text = "" if p.exit_code is None else f"{p.exit_code} {p.exit_reason}"
+    return (
+        str(p.pid),
+        str(p.ppid),
+        str(p.state),
+        p.template,
+        str(p.steps),
+        tokens_text(p),
+        f"${p.cost_usd:.4f}" if p.cost_usd else "-",
+        duration_text(p.elapsed(now)),
+        exit_text,
+        p.intent,
+    )
+
+
+def row_colour(p: ProcessInfo) -> str | None:
+    if p.finished:
+        return None if p.exit_code in (0, None) else "red"
+    return STATE_COLOURS.get(str(p.state))
+
+
+def process_table(procs: list[ProcessInfo], wide: bool = False, width: int | None = None) -> str:
+    """``ps``: one row a process, fitted to the terminal (``wide``: nothing shortened)."""
+    now = time.time()
+    body = table(
+        PS_COLUMNS,
+        [process_row(p, now) for p in procs],
+        wide=wide,
+        width=width,
+        colours=[row_colour(p) for p in procs],
+    )
     active = sum(1 for p in procs if not p.finished)
-    lines.append(f"\n{active} active, {len(procs)} total")
-    return "\n".join(lines)
+    return f"{body}\n\n{active} active, {len(procs)} total"
 
 
 def supervision_tree(views: list[SupervisorView], unsupervised: list[ProcessInfo]) -> str:
     """The supervision trees, then the live processes no supervisor owns."""
     lines: list[str] = []
     for view in views:
-        lines.append(view.render())
+        for line in view.render().splitlines():
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.append(wrap(line.lstrip(), indent=indent, hang=indent + "      "))
     if unsupervised:
         lines.append("Unsupervised processes:")
         lines.extend(

@@ -169,6 +169,7 @@ def process_from_wire(data: Mapping[str, Any]) -> ProcessInfo:
             ended_at=None if data.get("ended_at") is None else float(data["ended_at"]),
             children=tuple(int(c) for c in data.get("children") or ()),
             cost_usd=float(data.get("cost_usd") or 0.0),
+            token_budget=int(data.get("token_budget") or 0),
             step_started_at=(
                 None if data.get("step_started_at") is None else float(data["step_started_at"])
             ),

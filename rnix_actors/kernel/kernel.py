@@ -161,6 +161,7 @@ class Kernel(RnixActor):
             depth=depth,
             allowed_devices=tuple(sorted(devices)),
             created_at=time.time(),
+            token_budget=template.limits.max_tokens,
         )
         control = ProcessControl()
         spec = ProcessSpec(

@@ -101,6 +101,7 @@ class ProcessInfo:
     ended_at: float | None = None
     children: tuple[int, ...] = ()
     cost_usd: float = 0.0
+    token_budget: int = 0  # the template's max_tokens (0: no budget)
     step_started_at: float | None = None  # while running: when the step in flight started
     activity: str = ""  # while running: what the step in flight is doing
 

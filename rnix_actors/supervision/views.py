@@ -55,7 +55,7 @@ class SupervisorView:
 
     def render(self) -> str:
         """The tree as text: a header line, then one line per child (``print(view)``)."""
-        reason = f"  ({_short(self.reason, 90)})" if self.reason else ""
+        reason = f"  ({_flat(self.reason)})" if self.reason else ""
         lines = [
             f"{self.path}  {self.strategy}  {self.status}  restarts "
             f"{self.restarts} (max {self.max_restarts} in {self.max_window:g}s){reason}"
@@ -67,9 +67,9 @@ class SupervisorView:
         return self.render()
 
 
-def _short(value: object, width: int) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _flat(value: object) -> str:
+    # Whole, on one line: a terminal wraps it at word boundaries (never cut here).
+    return " ".join(str(value).split())
 
 
 def _child_line(child: ChildView) -> str:
