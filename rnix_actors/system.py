@@ -49,6 +49,7 @@ from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.loader import load_skills, load_templates
+from rnix_actors.mcp import attach_mcp, project_servers
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
 from rnix_actors.migration import Migration, attach_planner, settings_from
 from rnix_actors.migration.similarity import Blend
@@ -157,6 +158,9 @@ class System:
         self.devices.register("/dev/shell", shell)
         self.devices.register("/proc", ProcDevice(self._proc_status))
         self.devices.register("/dev/llm", LLMDevice(lambda: self._drivers))
+        # MCP servers of mcp.yaml: /dev/mcp/<server>; nothing runs until one is used.
+        self.mcp_servers = project_servers(self.project_dir, shipped_conf_dir(), load_project)
+        self.mcp = attach_mcp(self.mcp_servers, self.devices)
 
     def protected_dirs(self) -> tuple[Path, ...]:
         """The dirs no agent may see or change: the state dir and the project's config dir."""
@@ -206,6 +210,8 @@ class System:
             self, store, self._topology, settings_from(self.config, blend)
         )
         self._compose = ComposeEngine(self, store, self._topology)
+        if self.mcp is not None:
+            self.mcp.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -238,6 +244,8 @@ class System:
             kernel.stop(timeout=timeout)
             if threads is not None:
                 threads.close(timeout)  # waiting threads end; busy ones after their process
+            if self.mcp is not None:
+                self.mcp.stop(timeout / 2)  # sessions close, stdio servers' processes end
             # Agents still finishing a step may emit events: keep the bus until they stop.
             bus_thread = bus.proxy().thread.get(timeout=timeout)
             log_thread = process_log.proxy().thread.get(timeout=timeout)

@@ -20,7 +20,7 @@ from rnix_actors.kernel.cancel import Cancelled
 from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState
 from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
 from rnix_actors.kernel.spec import ProcessSpec
-from rnix_actors.kernel.tools import ToolInputError, plan_tool_call, tool_specs
+from rnix_actors.kernel.tools import ToolInputError, device_tools, plan_tool_call, tool_specs
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import (
     DeliverMail,
@@ -58,6 +58,7 @@ class AgentProcess(RnixActor):
         self.terminate: Terminate | None = None
         self.messages: list[Message] = [Message("user", spec.intent)]
         self.tools = tool_specs(spec.allowed)
+        self.routes: dict[str, str] | None = None  # device-offered tool name -> device path
         self.outbox: list[Event] = []
         self.syscalls = SyscallRunner(spec, self.emit, self.flush_events)
 
@@ -166,6 +167,11 @@ class AgentProcess(RnixActor):
 
     def _call_llm(self) -> LLMResponse | None:
         spec = self.spec
+        if self.routes is None:  # first step, in this process's thread: may start a server
+            offered, self.routes = device_tools(
+                spec.devices, spec.allowed, spec.denied, spec.control.cancel
+            )
+            self.tools += offered
         request = LLMRequest(
             pid=self.pid,
             uuid=spec.uuid,
@@ -226,6 +232,9 @@ class AgentProcess(RnixActor):
 
     def _execute(self, call: ToolCall) -> None:
         self.spec.control.figures.activity = f"tool {call.name}"
+        target = self.routes.get(call.name) if self.routes else None
+        if target is not None:  # a device's own tool (mcp__notes__search) is a device call
+            call = ToolCall(call.id, target, call.input)
         try:
             plan = plan_tool_call(call)
         except ToolInputError as exc:

@@ -159,6 +159,11 @@ class DeviceRegistry:
         with self._lock:
             return sorted(self._devices)
 
+    def items(self) -> list[tuple[str, Device]]:
+        """``(path, device)`` pairs, by path."""
+        with self._lock:
+            return sorted(self._devices.items(), key=lambda item: item[0])
+
     def lookup(self, path: str) -> tuple[str, Device, str]:
         """Return ``(device_path, device, subpath)`` for ``path``.
 

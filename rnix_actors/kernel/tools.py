@@ -12,13 +12,15 @@ from typing import Any, Literal
 import attrs
 
 from rnix_actors.drivers.base import ToolCall, ToolSpec
-from rnix_actors.errors import ErrorCode
-from rnix_actors.kernel.devices import path_within
+from rnix_actors.errors import DeviceError, ErrorCode
+from rnix_actors.kernel.cancel import CancelToken
+from rnix_actors.kernel.devices import DeviceRegistry, path_within, permission_error
 
 FS = "/dev/fs"
 SHELL = "/dev/shell"
 PROC = "/proc"
 LLM = "/dev/llm"  # read-only: describes the providers; the kernel alone calls models
+MCP = "/dev/mcp"  # /dev/mcp/<server> reads (listing, resources, prompts); its tools below it
 
 PlanKind = Literal["device", "spawn", "send", "complete"]
 
@@ -100,6 +102,41 @@ def tool_specs(allowed: Iterable[str]) -> tuple[ToolSpec, ...]:
     return tuple(specs)
 
 
+def device_tools(
+    devices: DeviceRegistry, allowed: Iterable[str], denied: Iterable[str], cancel: CancelToken
+) -> tuple[tuple[ToolSpec, ...], dict[str, str]]:
+    """Tools that devices offer of their own (an MCP server's tools), for a whitelist.
+
+    A device offers them with ``offer_tools(cancel) -> [(ToolSpec, device path)]``; only the
+    devices the whitelist reaches are asked, and only the tools it grants are kept. Returns
+    the specs and, by tool name, the device path each one calls. A device that cannot list
+    its tools now (a server that fails to start) offers none; calls to it still report why.
+    Tools of a reached device that the whitelist does not grant are routed but not offered,
+    so that calling one is a permission error rather than an unknown tool.
+    """
+    allowed, denied = list(allowed), list(denied)
+    specs: list[ToolSpec] = []
+    routes: dict[str, str] = {}
+    for path, device in devices.items():
+        offer = getattr(device, "offer_tools", None)
+        if not callable(offer):
+            continue
+        if not any(path_within(a, path) or path_within(path, a) for a in allowed):
+            continue
+        try:
+            offered = offer(cancel)
+        except DeviceError:
+            continue
+        for spec, target in offered:
+            if spec.name in routes:
+                continue
+            # Routed even when not granted: a model that guesses the name is told why not.
+            routes[spec.name] = target
+            if permission_error(target, allowed, denied) is None:
+                specs.append(spec)
+    return tuple(specs), routes
+
+
 def _require_str(call: ToolCall, key: str, path: str) -> str:
     value = call.input.get(key)
     if not isinstance(value, str) or (key != "content" and not value):
@@ -107,6 +144,10 @@ def _require_str(call: ToolCall, key: str, path: str) -> str:
             ErrorCode.INVALID, path, f"tool {call.name}: argument '{key}' must be a string"
         )
     return value
+
+
+def _mcp_server(device: str) -> bool:
+    return path_within(device, MCP) and device.rstrip("/").count("/") == 3
 
 
 def plan_tool_call(call: ToolCall) -> ToolPlan:
@@ -143,7 +184,7 @@ def plan_tool_call(call: ToolCall) -> ToolPlan:
             )
         if not isinstance(raw, dict) and not isinstance(raw, Mapping):
             raise ToolInputError(ErrorCode.INVALID, device, "'input' must be an object")
-        if path_within(device, PROC) or path_within(device, LLM):
+        if path_within(device, PROC) or path_within(device, LLM) or _mcp_server(device):
             return ToolPlan("device", "Read", device, "read", dict(raw))
         return ToolPlan("device", "Write", device, "call", dict(raw))
     if name == "spawn":
