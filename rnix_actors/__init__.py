@@ -15,6 +15,7 @@ from rnix_actors.errors import (
     RnixError,
     SpawnError,
     SystemStopped,
+    Unresponsive,
 )
 from rnix_actors.immune import Immune, ImmuneConfig, ImmuneStatus
 from rnix_actors.kernel.devices import DeviceCall, Effect
@@ -22,11 +23,13 @@ from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.process import ExitCode, ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH
 from rnix_actors.messages.events import Event
+from rnix_actors.state import KeepLogs
+from rnix_actors.subscription import Subscription
 from rnix_actors.supervision.messages import MigrationAnswer, MigrationOffer
 from rnix_actors.supervision.service import SupervisorHandle
 from rnix_actors.supervision.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
 from rnix_actors.supervision.views import ChildView, SupervisorView
-from rnix_actors.system import Subscription, System
+from rnix_actors.system import System
 from rnix_actors.templates import AgentTemplate, Limits, Skill
 
 __version__ = "0.1.0"
@@ -52,6 +55,7 @@ __all__ = [
     "Immune",
     "ImmuneConfig",
     "ImmuneStatus",
+    "KeepLogs",
     "LLMRequest",
     "LLMResponse",
     "Limits",
@@ -76,6 +80,7 @@ __all__ = [
     "SystemStopped",
     "ToolCall",
     "ToolSpec",
+    "Unresponsive",
     "Verdict",
     "__version__",
 ]

@@ -19,10 +19,12 @@ import attrs
 
 from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.shellconf import ShellSettings, shell_settings_from_fields
+from rnix_actors.state import KeepLogs
 from rnix_actors.yamlsrc import YamlMap, load_yaml
 
 SECTIONS = ("kernel", "immune", "topology", "shell")
-KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log")
+KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log", "event_log_keep")
+KEEP_KEYS = ("max_mb", "max_days")
 TOPOLOGY_KEYS = ("reinforcement_threshold", "skill_weight")
 _positive = attrs.validators.gt(0.0)
 
@@ -32,12 +34,15 @@ class KernelConfig:
     """Kernel settings.
 
     ``sigterm_grace``: seconds between SIGTERM and the forced SIGKILL; ``shell_timeout``: default
-    seconds a ``/dev/shell`` command may run; ``event_log``: write per-process events.jsonl.
+    seconds a ``/dev/shell`` command may run; ``event_log``: write per-process events.jsonl;
+    ``event_log_keep``: how many logs of finished processes to keep (YAML ``max_mb``,
+    ``max_days``; unbounded by default).
     """
 
     sigterm_grace: float = attrs.field(default=10.0, validator=_positive)
     shell_timeout: float = attrs.field(default=30.0, validator=_positive)
     event_log: bool = True
+    event_log_keep: KeepLogs = attrs.field(factory=KeepLogs)
 
 
 @attrs.frozen
@@ -116,9 +121,25 @@ def _kernel_values(fields: YamlMap) -> dict[str, Any]:
     for key in filter(fields.has, KERNEL_KEYS):
         if key == "event_log":
             values[key] = fields.get_bool(key, True)
+        elif key == "event_log_keep":
+            values[key] = _keep_value(fields.get_map(key))
         else:
             values[key] = fields.get_float(key, 0.0, minimum=0.0, exclusive_minimum=True)
     return values
+
+
+def _keep_value(fields: YamlMap) -> KeepLogs:
+    fields.check_keys(KEEP_KEYS)
+    mb = fields.get_float("max_mb", 0.0, exclusive_minimum=True) if fields.has("max_mb") else None
+    days = (
+        fields.get_float("max_days", 0.0, exclusive_minimum=True)
+        if fields.has("max_days")
+        else None
+    )
+    return KeepLogs(
+        max_bytes=None if mb is None else int(mb * 1_000_000),
+        max_age=None if days is None else days * 86_400.0,
+    )
 
 
 def _topology_values(fields: YamlMap) -> dict[str, Any]:

@@ -50,7 +50,15 @@ class IllegalTransition(RnixError):
 
 
 class SystemStopped(RnixError):
-    """The actor system is not running (never started, or already stopped)."""
+    """The actor system is not running (never started, already stopped, or stopping)."""
+
+
+class Unresponsive(RnixError, TimeoutError):
+    """A system actor (the kernel, the event bus) did not answer in time.
+
+    It is overloaded or stuck behind a long call; the request may still take effect later.
+    Also a `TimeoutError`, so ``except TimeoutError`` catches it.
+    """
 
 
 class ErrorCode(StrEnum):

@@ -10,14 +10,15 @@
 A system owns a kernel actor, an event bus actor and one actor per agent process. It reads the
 shipped defaults (``conf/``) and the project's ``.rnix/`` (config, agents, skills) and keeps its
 state (SQLite, per-process ``events.jsonl``) in the state dir (``.rnix/`` by default,
-``RNIX_STATE_DIR`` or ``state_dir=`` to move it).
+``RNIX_STATE_DIR`` or ``state_dir=`` to move it; ``state="temp"`` or ``state="memory"``: see
+`rnix_actors.state`). `rnix_actors.aio.AsyncSystem` wraps it for asyncio hosts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,9 +36,10 @@ from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
 from rnix_actors.errors import NoSuchProcess, SpawnError, SystemStopped
 from rnix_actors.immune import Immune, ImmuneConfig, attach_immune, immune_config_from
+from rnix_actors.kernel.asking import ask
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, Effect, HostDevice
-from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, Unsubscribe
+from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, events_path
 from rnix_actors.kernel.fs import FileSystemDevice
 from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.kernel import AddGuard, Kernel, KernelDeps, RemoveGuard
@@ -54,7 +56,9 @@ from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
 from rnix_actors.migration import Migration, attach_planner, settings_from
 from rnix_actors.migration.similarity import Blend
 from rnix_actors.paths import shipped_conf_dir
+from rnix_actors.state import KeepLogs, StateKind, StatePlace, read_history, resolve_state_dir
 from rnix_actors.store.db import Store
+from rnix_actors.subscription import Subscription
 from rnix_actors.supervision.service import Supervision, SupervisorHandle
 from rnix_actors.supervision.spec import SupervisorSpec
 from rnix_actors.supervision.views import SupervisorView
@@ -69,38 +73,17 @@ _S = TypeVar("_S")
 SETTLED = (ProcessState.DEAD, ProcessState.SUSPENDED)
 
 
-def resolve_state_dir(project_dir: Path, state_dir: Path | str | None) -> Path:
-    """``state_dir`` argument > ``RNIX_STATE_DIR`` > ``<project>/.rnix``."""
-    if state_dir is not None:
-        return Path(state_dir).resolve()
-    env = os.environ.get("RNIX_STATE_DIR")
-    if env:
-        return Path(env).resolve()
-    return project_dir / ".rnix"
-
-
-class Subscription:
-    """Returned by `System.subscribe`; call `cancel` (or use as a context manager) to stop."""
-
-    def __init__(self, bus: pykka.ActorRef[EventBus], key: int) -> None:
-        self._bus = bus
-        self.key = key
-
-    def cancel(self) -> None:
-        if self._bus.is_alive():
-            self._bus.ask(Unsubscribe(self.key), timeout=ASK_TIMEOUT)
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cancel()
+__all__ = ["Subscription", "System", "resolve_state_dir"]
 
 
 class System:
     """One actor system: kernel, event bus, agent processes, devices, drivers and templates.
 
-    Nothing starts until `start` (or ``with System(...)``). All methods are thread-safe.
+    Nothing starts until `start` (or ``with System(...)``). All methods are thread-safe; a call
+    that needs the running system raises `SystemStopped` before `start` and after `stop`.
+    ``state`` is ``"dir"`` (the state dir), ``"temp"`` (a temporary dir removed by `stop`) or
+    ``"memory"`` (no file written); ``keep`` bounds the event logs (default: the config's
+    ``kernel.event_log_keep``).
     """
 
     def __init__(
@@ -108,14 +91,17 @@ class System:
         project_dir: Path | str | None = None,
         *,
         state_dir: Path | str | None = None,
+        state: StateKind = "dir",
+        keep: KeepLogs | None = None,
         config: Config | None = None,
         immune: ImmuneConfig | None = None,
         load_project: bool = True,
     ) -> None:
         self.project_dir = Path(project_dir or Path.cwd()).resolve()
-        self.state_dir = resolve_state_dir(self.project_dir, state_dir)
+        self._place = StatePlace.resolve(state, self.project_dir, state_dir)
         project_rnix = self.project_dir / ".rnix"
         self.config = config or load_config(project_rnix / "config.yaml" if load_project else None)
+        self.keep = self.config.kernel.event_log_keep if keep is None else keep
         self.immune_config: ImmuneConfig = immune or immune_config_from(self.config)
         self._immune: Immune | None = None
         conf_dirs = [shipped_conf_dir()] + ([project_rnix] if load_project else [])
@@ -171,9 +157,10 @@ class System:
         with self._lock:
             if self._kernel is not None:
                 return self
-            self._store = Store(self.state_dir / "rnix.db")
-            log_dir = self.state_dir if self.config.kernel.event_log else None
-            self._bus = EventBus.start(log_dir, self.tracker)
+            self._place.open()
+            self._store = Store(self._place.db_path)
+            log_dir = self._place.dir if self.config.kernel.event_log else None
+            self._bus = EventBus.start(log_dir, self.tracker, self.keep)
             self._process_log = ProcessLog.start(self._store, self.tracker)
             self._threads = AgentThreads()
             deps = KernelDeps(
@@ -239,7 +226,8 @@ class System:
             if service is not None:
                 service.stop()
         try:
-            kernel.ask(Shutdown("system"), timeout=timeout)
+            with contextlib.suppress(pykka.ActorDeadError):  # a dead kernel has none to kill
+                kernel.ask(Shutdown("system"), timeout=timeout)
         finally:
             kernel.stop(timeout=timeout)
             if threads is not None:
@@ -259,6 +247,7 @@ class System:
             store.close()
             for http_driver in self._http_drivers:
                 http_driver.close()
+            self._place.close()
 
     def __enter__(self) -> System:
         return self.start()
@@ -274,10 +263,7 @@ class System:
     @property
     def immune(self) -> Immune:
         """The immune system's handle: ``status()``, ``resume(pid)``, ``forget(name)``..."""
-        immune = self._immune
-        if immune is None:
-            raise SystemStopped("the system is not running; call System.start() first")
-        return immune
+        return self._service(self._immune)
 
     def set_immune(self, config: ImmuneConfig) -> Immune:
         """Replace the immune system with one configured by ``config`` (e.g. switch to enforce
@@ -316,20 +302,24 @@ class System:
     @property
     def store(self) -> Store:
         """The open SQLite store (subsystems keep their tables in it)."""
-        store = self._store
-        if store is None:
-            raise SystemStopped("the system is not running; call System.start() first")
-        return store
+        return self._service(self._store)
 
     @property
     def running(self) -> bool:
         return self._kernel is not None
 
+    @property
+    def state(self) -> StateKind:
+        """``"dir"``, ``"temp"`` or ``"memory"`` (see `rnix_actors.state`)."""
+        return self._place.kind
+
+    @property
+    def state_dir(self) -> Path | None:
+        """Where state is kept; None for ``state="memory"`` (and for ``"temp"`` when stopped)."""
+        return self._place.dir
+
     def _require(self) -> pykka.ActorRef[Kernel]:
-        kernel = self._kernel
-        if kernel is None:
-            raise SystemStopped("the system is not running; call System.start() first")
-        return kernel
+        return self._service(self._kernel)
 
     # -- templates, drivers, devices ---------------------------------------------------------
     @property
@@ -375,20 +365,17 @@ class System:
 
     def add_guard(self, guard: Guard) -> None:
         """Install a syscall guard; it applies to processes spawned from now on."""
-        self._require().ask(AddGuard(guard), timeout=ASK_TIMEOUT)
+        ask(self._require(), AddGuard(guard), ASK_TIMEOUT, "kernel")
 
     def remove_guard(self, guard: Guard) -> None:
         """Uninstall ``guard`` (the same object): processes spawned from now on do not call
         it; running ones keep the guards they started with. Unknown guards are ignored."""
-        self._require().ask(RemoveGuard(guard), timeout=ASK_TIMEOUT)
+        ask(self._require(), RemoveGuard(guard), ASK_TIMEOUT, "kernel")
 
     # -- supervision -------------------------------------------------------------------------
     def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:
         """Validate and start a supervision tree; raises `ConfigError` (nothing starts)."""
-        supervision = self._supervision
-        if supervision is None:
-            raise SystemStopped("the system is not running; call System.start() first")
-        return supervision.supervise(spec)
+        return self._service(self._supervision).supervise(spec)
 
     def load_supervisors(self, path: Path | str | None = None) -> list[SupervisorSpec]:
         """Specs from ``path`` (default: ``<project>/.rnix/supervisors.yaml``), validated."""
@@ -424,7 +411,8 @@ class System:
 
         ``devices`` narrows the template's whitelist (never widens it); ``driver`` and
         ``model`` override the template's LLM provider and model. Raises `SpawnError`
-        for an unknown agent, an unknown driver or an empty device set.
+        for an unknown agent, an unknown driver or an empty device set, `SystemStopped` when
+        the system is not running and `Unresponsive` when the kernel does not answer.
         """
         if isinstance(agent, str) and agent not in self._templates:
             known = ", ".join(sorted(self._templates)) or "none"
@@ -440,7 +428,7 @@ class System:
             owner=owner,
             origin=origin,
         )
-        pid: int = self._require().ask(request, block=True, timeout=ASK_TIMEOUT)
+        pid: int = ask(self._require(), request, ASK_TIMEOUT, "kernel")
         return pid
 
     def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:
@@ -462,9 +450,10 @@ class System:
         return self.wait(self.spawn(agent, intent, **options), timeout)
 
     def kill(self, pid: int, signal: Signal | str = Signal.SIGTERM, origin: str = "user") -> str:
-        """Send a signal; returns what the kernel did. Raises `NoSuchProcess`."""
+        """Send a signal; returns what the kernel did. Raises `NoSuchProcess`, `SystemStopped`
+        and `Unresponsive` (as `spawn`)."""
         sig = signal if isinstance(signal, Signal) else Signal.parse(signal)
-        return str(self._require().ask(SendSignal(pid, sig, origin), timeout=ASK_TIMEOUT))
+        return str(ask(self._require(), SendSignal(pid, sig, origin), ASK_TIMEOUT, "kernel"))
 
     def pause(self, pid: int, origin: str = "user") -> str:
         return self.kill(pid, Signal.SIGPAUSE, origin)
@@ -479,24 +468,23 @@ class System:
         return info
 
     def ps(self, all: bool = False) -> list[ProcessInfo]:
-        """Live processes (and, with ``all``, every process this state dir ever ran)."""
-        if all:
-            db = self.state_dir / "rnix.db"
-            if self._store is None and not db.exists():
-                return []  # reading history must not create a state dir
-            store = self._store or Store(db)
-            process_log = self._process_log
-            try:
-                if process_log is not None and store is self._store:
-                    process_log.ask(Sync(), timeout=ASK_TIMEOUT)  # read what we wrote
-                rows = store.list_processes(limit=100_000)
-            finally:
-                if store is not self._store:
-                    store.close()
-            # A running process's row is older than its live figures: take the table's.
-            live = {p.pid: p for p in self.table.list() if not p.finished}
-            return sorted((live.get(p.pid, p) for p in rows), key=lambda p: p.pid)
-        return [p for p in self.table.list() if not p.finished]
+        """Live processes; with ``all``, every process this state dir ever ran.
+
+        Live processes exist only in a running system: without one this raises
+        `SystemStopped`, as `spawn` does. ``all`` reads the history in the state dir, which
+        needs no running system (an empty list when there is none yet), except with
+        ``state="memory"`` or ``"temp"``, whose history ends with the system.
+        """
+        if not all:
+            self._require()
+            return [p for p in self.table.list() if not p.finished]
+        process_log = self._process_log
+        if self._store is not None and process_log is not None:
+            ask(process_log, Sync(), ASK_TIMEOUT, "process log")  # read what we wrote
+        rows = read_history(self._place, self._store)
+        # A running process's row is older than its live figures: take the table's.
+        live = {p.pid: p for p in self.table.list() if not p.finished}
+        return [live.get(p.pid, p) for p in rows]
 
     def rollup(self, pid: int) -> Rollup:
         """``pid`` and all its descendants added up (processes, running, suspended, tokens,
@@ -507,16 +495,18 @@ class System:
         return found
 
     def subscribe(
-        self, callback: Subscriber, syscalls: Iterable[str] | None = None
+        self, callback: Subscriber, syscalls: Iterable[str] | None = None, wait: bool = True
     ) -> Subscription:
         """Call ``callback(event)`` for every event (or only those named in ``syscalls``), in
-        the event bus's thread: keep it quick."""
-        bus = self._bus
-        if bus is None:
-            raise SystemStopped("the system is not running; call System.start() first")
+        the event bus's thread: keep it quick. ``wait=False`` returns without waiting for the
+        bus; either way every event published after the call reaches ``callback``."""
+        bus = self._service(self._bus)
         key = next(self._keys)
         names = None if syscalls is None else frozenset(syscalls)
-        bus.ask(Subscribe(key, callback, names), block=True, timeout=ASK_TIMEOUT)
+        if wait:
+            ask(bus, Subscribe(key, callback, names), ASK_TIMEOUT, "event bus")
+        else:  # the bus's inbox is FIFO: this lands before any later event
+            bus.tell(Subscribe(key, callback, names))
         return Subscription(bus, key)
 
     def sync_events(self, timeout: float = ASK_TIMEOUT) -> None:
@@ -524,12 +514,13 @@ class System:
         the logs (the bus handles messages in order)."""
         bus = self._bus
         if bus is not None:
-            bus.ask(Flush(), timeout=timeout)
+            ask(bus, Flush(), timeout, "event bus")
 
     def events_file(self, pid: int) -> Path:
-        from rnix_actors.kernel.eventbus import events_path
-
-        return events_path(self.state_dir, pid)
+        """``<state>/proc/<pid>/events.jsonl``; `SystemStopped` when there is no state dir."""
+        if self._place.dir is None:
+            raise SystemStopped(f"state={self._place.kind!r} has no event logs now")
+        return events_path(self._place.dir, pid)
 
     def _proc_status(self, pid: int) -> dict[str, Any] | None:
         info = self.table.get(pid)

@@ -48,6 +48,9 @@ class ToolSpec:
 
 @attrs.frozen
 class LLMRequest:
+    """One reasoning step, as the driver sees it. ``intent`` is the task the process was
+    spawned with (also the first user message); ``step`` counts from 1."""
+
     pid: int
     uuid: str
     template: str
@@ -56,6 +59,7 @@ class LLMRequest:
     system_prompt: str
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...]
+    intent: str = ""
 
 
 @attrs.frozen

@@ -29,7 +29,7 @@ from typing import IO
 from rnix_actors.ipc.protocol import pid_path, socket_path
 from rnix_actors.ipc.server import DaemonRunning, DaemonServer
 from rnix_actors.ipc.service import Service, attach_immune_if_available
-from rnix_actors.system import System
+from rnix_actors.system import System, resolve_state_dir
 
 log = logging.getLogger("rnix_actors.daemon")
 
@@ -91,8 +91,9 @@ def read_pid(state_dir: Path) -> int | None:
 
 def serve(project_dir: Path, state_dir: Path | None, ready_fd: int | None = None) -> int:
     """Run a daemon in this process until it is told to stop; returns the exit status."""
-    system = System(project_dir, state_dir=state_dir)
-    pidfile = PidFile(pid_path(system.state_dir))
+    state = resolve_state_dir(project_dir, state_dir)
+    system = System(project_dir, state_dir=state)
+    pidfile = PidFile(pid_path(state))
     try:
         pidfile.acquire()
     except DaemonRunning as exc:
@@ -104,7 +105,7 @@ def serve(project_dir: Path, state_dir: Path | None, ready_fd: int | None = None
     try:
         system.start()
         immune = attach_immune_if_available(system)
-        path = socket_path(system.state_dir)
+        path = socket_path(state)
         service = Service(system, immune=immune, socket=path)
         service.on_shutdown = stop.set
         server = DaemonServer(path, service).start()

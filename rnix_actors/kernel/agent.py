@@ -181,6 +181,7 @@ class AgentProcess(RnixActor):
             system_prompt=spec.template.instructions,
             messages=tuple(self.messages),
             tools=self.tools,
+            intent=spec.intent,
         )
         timeout = spec.template.limits.step_timeout
         token = spec.control.cancel.child(timeout)

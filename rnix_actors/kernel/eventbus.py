@@ -1,5 +1,6 @@
 """The event bus: fans every `Event` out to subscribers and appends it to the process's
-``events.jsonl`` under the state dir (DESIGN §5).
+``events.jsonl`` under the state dir. With a `KeepLogs` bound, the logs of finished processes
+are pruned as they close (`rnix_actors.kernel.logkeep`).
 
 Subscribers are callables run in the bus's thread: they must be quick (an actor subscriber
 should just ``tell`` itself the event). A subscriber that raises is logged and kept; one bad
@@ -17,7 +18,9 @@ from typing import IO, Any
 import attrs
 
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.logkeep import LogKeeper
 from rnix_actors.messages.events import Event, EventBatch
+from rnix_actors.state import KeepLogs
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,17 @@ def events_path(state_dir: Path, pid: int) -> Path:
 
 
 class EventBus(RnixActor):
-    def __init__(self, state_dir: Path | None, tracker: ThreadTracker | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path | None,
+        tracker: ThreadTracker | None = None,
+        keep: KeepLogs | None = None,
+    ) -> None:
         super().__init__(tracker)
         self.state_dir = state_dir
+        self.keeper: LogKeeper | None = None
+        if state_dir is not None and keep is not None and keep.bounded:
+            self.keeper = LogKeeper(state_dir / "proc", keep)
         self.subscribers: dict[int, tuple[Subscriber, frozenset[str] | None]] = {}
         self._wild: tuple[Subscriber, ...] = ()  # subscribers of every event
         self._targets: dict[str, tuple[Subscriber, ...]] = {}  # syscall -> all who want it
@@ -67,6 +78,10 @@ class EventBus(RnixActor):
         self._dirty: set[int] = set()
         self.delivered = 0
         self.subscriber_errors = 0
+
+    def started(self) -> None:
+        if self.keeper is not None:
+            self.keeper.scan()  # logs left by earlier runs count against the bound too
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, EventBatch):
@@ -130,6 +145,8 @@ class EventBus(RnixActor):
             path.parent.mkdir(parents=True, exist_ok=True)
             handle = path.open("ab")
             self._files[pid] = handle
+            if self.keeper is not None:
+                self.keeper.reopened(pid)
             # Bounded open files: a system with thousands of processes must not hit ulimit.
             while len(self._files) > MAX_OPEN_LOGS:
                 old_pid, old = self._files.popitem(last=False)
@@ -142,6 +159,8 @@ class EventBus(RnixActor):
             handle.close()
             del self._files[pid]
             self._dirty.discard(pid)
+            if self.keeper is not None:
+                self.keeper.closed(pid)
         else:
             self._dirty.add(pid)
 

@@ -59,12 +59,27 @@ def child_devices(
     if parent is not None:
         devices = narrow_devices(parent, devices)
     if not devices and (frozenset(template) or requested):
-        raise SpawnError(
-            "spawn rejected: the child would hold no devices (the intersection of the "
-            f"parent's devices {sorted(parent or [])}, the agent's {sorted(template)} and the "
-            f"requested {sorted(requested or [])} is empty). Spawning cannot grant devices."
-        )
+        raise SpawnError(_empty_devices(parent, template, requested))
     return devices
+
+
+def _empty_devices(
+    parent: Iterable[str] | None, template: Iterable[str], requested: Iterable[str] | None
+) -> str:
+    agent = sorted(template)
+    if parent is not None:
+        return (
+            "spawn rejected: the child would hold no devices (the intersection of the "
+            f"parent's devices {sorted(parent)}, the agent's {agent} and the requested "
+            f"{sorted(requested or [])} is empty). Spawning cannot grant devices."
+        )
+    # Depth 0 (API, CLI, supervisor, compose): no parent, so only the request can narrow.
+    wanted = sorted(requested or [])
+    return (
+        f"spawn rejected: devices={wanted} names none of the agent's devices {agent}, so the "
+        "process would hold no devices; pass devices within the agent's (a request can only "
+        "narrow them) or omit devices to get all of them"
+    )
 
 
 class CircuitBreaker:

@@ -1,9 +1,11 @@
 """A thread-safe view of the process table.
 
-The kernel actor is the only writer of records; anyone may read or block until a process
-reaches a state (`System.wait`). This keeps ``ps`` and ``wait`` off the kernel's inbox. While a
-process runs, its record is overlaid with the `LiveFigures` its own thread updates at each step
-and model answer, so every read shows the figures of the moment without asking the process.
+The kernel actor is the only writer of records; anyone may read, block until a process
+reaches a state (`System.wait`), or ask to be called when it does (`ProcessTable.when`, for
+event loops that must not block a thread per waiter). This keeps ``ps`` and ``wait`` off the
+kernel's inbox. While a process runs, its record is overlaid with the `LiveFigures` its own
+thread updates at each step and model answer, so every read shows the figures of the moment
+without asking the process.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.kernel.spec import LiveFigures
 
 MAX_FINISHED = 10_000
+
+Predicate = Callable[[ProcessInfo], bool]
+Watcher = tuple[Predicate, Callable[[ProcessInfo], None]]
 
 
 @attrs.frozen
@@ -70,6 +75,7 @@ class ProcessTable:
         self._procs: dict[int, ProcessInfo] = {}
         self._figures: dict[int, LiveFigures] = {}
         self._finished_order: list[int] = []
+        self._watchers: dict[int, list[Watcher]] = {}
 
     def track(self, pid: int, figures: LiveFigures) -> None:
         """Overlay ``pid``'s record with ``figures`` until it finishes."""
@@ -77,6 +83,7 @@ class ProcessTable:
             self._figures[pid] = figures
 
     def put(self, info: ProcessInfo) -> None:
+        due: list[Watcher] = []
         with self._cond:
             self._procs[info.pid] = info
             if info.finished:
@@ -84,6 +91,42 @@ class ProcessTable:
                 self._finished_order.append(info.pid)
                 self._evict()
             self._cond.notify_all()
+            watchers = self._watchers.get(info.pid)
+            if watchers:
+                info = overlay(info, self._figures.get(info.pid))
+                due = [w for w in watchers if w[0](info)]
+                watchers[:] = [w for w in watchers if w not in due]
+                if not watchers:
+                    del self._watchers[info.pid]
+        for _, callback in due:  # outside the lock: a callback may read the table
+            callback(info)
+
+    def when(
+        self, pid: int, predicate: Predicate, callback: Callable[[ProcessInfo], None]
+    ) -> Callable[[], None]:
+        """Call ``callback(info)`` once, as soon as ``predicate(info)`` holds for ``pid``: at
+        once in this thread if it already does, else in the writer's thread (the kernel's:
+        keep it quick and non-blocking). Returns a function that drops the watch."""
+        watcher: Watcher = (predicate, callback)
+        with self._cond:
+            info = self._procs.get(pid)
+            if info is not None:
+                info = overlay(info, self._figures.get(pid))
+            ready = info is not None and predicate(info)
+            if not ready:
+                self._watchers.setdefault(pid, []).append(watcher)
+        if ready and info is not None:
+            callback(info)
+
+        def drop() -> None:
+            with self._cond:
+                watchers = self._watchers.get(pid)
+                if watchers and watcher in watchers:
+                    watchers.remove(watcher)
+                    if not watchers:
+                        del self._watchers[pid]
+
+        return drop
 
     def _evict(self) -> None:
         # Keep memory bounded in long-running daemons; history stays in the store.

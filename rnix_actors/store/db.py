@@ -47,14 +47,17 @@ class Store:
     """A connection to ``<state_dir>/rnix.db`` with the project's schema applied.
 
     Thread-safe through one lock; meant to be used mostly from one actor thread.
-    Later issues add their tables as new entries of the migrations map.
+    Later issues add their tables as new entries of the migrations map. ``path=None`` is a
+    database in memory (``System(state="memory")``): no file, gone when closed.
     """
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path | None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        target = ":memory:" if path is None else str(path)
+        self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
@@ -95,8 +98,9 @@ class Store:
             ).fetchone()
             current = 0 if row is None else int(row[0])
             if current > latest:
+                where = self.path or ":memory:"
                 raise RuntimeError(
-                    f"{self.path}: {component} schema version {current} is newer than this "
+                    f"{where}: {component} schema version {current} is newer than this "
                     f"rnix-actors ({latest}); upgrade rnix-actors or use another state dir"
                 )
             for version in range(current + 1, latest + 1):

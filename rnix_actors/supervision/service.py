@@ -36,6 +36,7 @@ class _Root:
     reason: str = ""
     final: SupervisorView | None = None
     done: threading.Event = attrs.field(factory=threading.Event)
+    on_done: list[Callable[[SupervisorView], None]] = attrs.field(factory=list)
 
 
 class SupervisorHandle:
@@ -62,6 +63,11 @@ class SupervisorHandle:
         """Block until the supervisor has finished (completed, escalated or stopped) and
         return its final view. Raises `TimeoutError` after ``timeout`` seconds."""
         return self._service.wait(self.path, timeout)
+
+    def add_done_callback(self, callback: Callable[[SupervisorView], None]) -> None:
+        """Call ``callback(final_view)`` once the tree finished: at once (in this thread) if
+        it has, else in the supervisor's thread as it finishes (keep it quick)."""
+        self._service.when_done(self.path, callback)
 
     def start_child(self, intent: str) -> str:
         """simple_one_for_one: start a child of the template spec; returns its name."""
@@ -119,12 +125,28 @@ class Supervision:
             root = self._roots[path]
             return root.status, root.reason
 
+    def when_done(self, path: str, callback: Callable[[SupervisorView], None]) -> None:
+        with self._lock:
+            root = self._roots[path]
+            final = root.final if root.done.is_set() else None
+            if final is None:
+                root.on_done.append(callback)
+        if final is not None:
+            callback(final)
+
     def _root_exited(self, view: SupervisorView) -> None:
+        callbacks: list[Callable[[SupervisorView], None]] = []
         with self._lock:
             root = self._roots.get(view.path)
             if root is not None:
                 root.status, root.reason, root.final = view.status, view.reason, view
+                callbacks, root.on_done = root.on_done, []
                 root.done.set()
+        for callback in callbacks:
+            try:
+                callback(view)
+            except Exception:  # one bad callback must not keep the others from the news
+                log.exception("supervisor %s: done callback failed", view.path)
         if view.status == "escalated":
             log.warning("supervisor %s gave up: %s", view.path, view.reason)
 

@@ -1,0 +1,28 @@
+"""Asking a system actor from the public API, with our errors instead of Pykka's.
+
+Pykka raises ``pykka.ActorDeadError`` when the actor stopped (the system is stopping) and
+``pykka.Timeout`` when it did not answer; neither is part of our API. `ask` turns them into
+`SystemStopped` and `Unresponsive`; the actor's own exceptions (`SpawnError`, `NoSuchProcess`,
+...) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from rnix_actors.errors import SystemStopped, Unresponsive
+
+
+def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float, what: str) -> Any:
+    """``ref.ask(message)`` within ``timeout`` seconds; ``what`` names the actor in errors."""
+    try:
+        return ref.ask(message, block=True, timeout=timeout)
+    except pykka.ActorDeadError:
+        raise SystemStopped(f"the system is stopping: the {what} is gone") from None
+    except pykka.Timeout:
+        raise Unresponsive(
+            f"the {what} did not answer within {timeout:g}s (overloaded, or stuck behind a "
+            "long call); the request may still take effect"
+        ) from None

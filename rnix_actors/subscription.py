@@ -1,0 +1,47 @@
+"""`Subscription`: what `System.subscribe` returns."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pykka
+
+from rnix_actors.errors import SystemStopped
+from rnix_actors.kernel.asking import ask
+from rnix_actors.kernel.eventbus import Unsubscribe
+
+ASK_TIMEOUT = 30.0
+
+
+class Subscription:
+    """One subscriber of the event bus; `cancel` it (or leave its ``with`` block) to stop.
+
+    Use ``with system.subscribe(cb) as sub:`` to cancel on exit. A subscription also ends
+    when the system stops.
+    """
+
+    def __init__(self, bus: pykka.ActorRef[Any], key: int) -> None:
+        self._bus = bus
+        self.key = key
+
+    def cancel(self) -> None:
+        """Stop the deliveries: when it returns, the callback is not called again (the bus
+        handles it in order, after the events already queued). Cancelling twice, or after
+        the system stopped, does nothing. Do not call it from the callback itself (it waits
+        for the bus, whose thread runs the callback): there, use `cancel_soon`."""
+        if self._bus.is_alive():
+            with contextlib.suppress(SystemStopped):  # it stopped meanwhile: nothing to end
+                ask(self._bus, Unsubscribe(self.key), ASK_TIMEOUT, "event bus")
+
+    def cancel_soon(self) -> None:
+        """Ask the bus to stop the deliveries without waiting (callbacks may see a few more
+        events); safe from any thread, including the callback's."""
+        with contextlib.suppress(pykka.ActorDeadError):  # stopped: nothing to end
+            self._bus.tell(Unsubscribe(self.key))
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
