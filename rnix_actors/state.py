@@ -3,8 +3,9 @@
 ``state="dir"`` (the default) keeps SQLite (``rnix.db``) and the per-process event logs
 (``proc/<pid>/events.jsonl``) in the state dir: the ``state_dir=`` argument, else
 ``RNIX_STATE_DIR``, else ``<project>/.rnix``. ``state="temp"`` does the same in a fresh
-temporary directory that `System.stop` removes. ``state="memory"`` writes no file at all:
-SQLite lives in memory, event logs are off, and history ends with the system.
+private temporary directory (made by ``System()``) that `System.stop` removes.
+``state="memory"`` writes no file at all: SQLite lives in memory, event logs are off, and
+history ends with the system.
 
 `KeepLogs` bounds the event logs of finished processes (by total size, by age, or both) for
 hosts that run for a long time.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,18 +84,24 @@ class StatePlace:
                 f"state={kind!r} chooses its own place: drop state_dir={str(state_dir)!r} "
                 "or use state='dir'"
             )
-        return cls(kind, None)
+        if kind == "memory":
+            return cls(kind, None)
+        # Made now, so that the sandbox can hide it from agents from the start; removed by
+        # `close`, or when the system is collected without having been stopped.
+        folder = Path(tempfile.mkdtemp(prefix="rnix-state-"))
+        place = cls(kind, folder)
+        weakref.finalize(place, shutil.rmtree, folder, ignore_errors=True)
+        return place
 
     def open(self) -> None:
-        """Create the temporary directory of ``state="temp"`` (a new one at every start)."""
-        if self.kind == "temp":
-            self.dir = Path(tempfile.mkdtemp(prefix="rnix-state-"))
+        """Make the temporary directory again when a stopped ``temp`` system restarts."""
+        if self.kind == "temp" and self.dir is not None and not self.dir.exists():
+            self.dir.mkdir(mode=0o700)  # fails if someone else took the name meanwhile
 
     def close(self) -> None:
         """Remove the temporary directory of ``state="temp"``; the others stay."""
         if self.kind == "temp" and self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
 
     @property
     def db_path(self) -> Path | None:

@@ -150,7 +150,8 @@ class System:
 
     def protected_dirs(self) -> tuple[Path, ...]:
         """The dirs no agent may see or change: the state dir and the project's config dir."""
-        return tuple(dict.fromkeys((self.state_dir, self.project_dir / ".rnix")))
+        dirs = (self.state_dir, self.project_dir / ".rnix")
+        return tuple(dict.fromkeys(d for d in dirs if d is not None))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> System:
@@ -315,7 +316,7 @@ class System:
 
     @property
     def state_dir(self) -> Path | None:
-        """Where state is kept; None for ``state="memory"`` (and for ``"temp"`` when stopped)."""
+        """Where state is kept; None for ``state="memory"``."""
         return self._place.dir
 
     def _require(self) -> pykka.ActorRef[Kernel]:
