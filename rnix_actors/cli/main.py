@@ -49,6 +49,7 @@ COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
     ("rnix_actors.cli.compose_cmd", "compose", None),
     ("rnix_actors.cli.topology_cmd", "topology", None),
     ("rnix_actors.cli.topology_cmd", "similarity", "immune"),
+    ("rnix_actors.cli.mcp_cmd", "mcp", None),
 )
 
 

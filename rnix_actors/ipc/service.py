@@ -14,6 +14,8 @@ Methods (params → result):
 - ``spawn {agent, intent, max_steps?, workdir?, provider?, model?}`` → ``{pid}``
 - ``kill {pid, signal?}``, ``pause {pid}``, ``resume {pid}`` → ``{pid, signal, outcome}``
 - ``immune_status`` → ``{status, text}``; ``immune_resume {pid}``; ``immune_forget {name?|all}``
+- ``mcp_list {connect?}`` → ``{servers}``; ``mcp_call {server, tool, arguments?, timeout?}`` →
+  ``{ok, text}`` or ``{ok: false, code, error}`` (a tool error)
 - ``shutdown`` → ``{stopping: true}`` (the daemon then stops its system)
 - streaming: ``watch {pid?}``, ``follow {pid}``, ``run {<spawn params>}`` (spawn + follow)
 """
@@ -41,6 +43,7 @@ from rnix_actors.ipc.protocol import (
 )
 from rnix_actors.ipc.streams import EventStream
 from rnix_actors.kernel.process import ProcessState, Signal
+from rnix_actors.mcp.api import mcp_call, mcp_list
 from rnix_actors.system import System
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,8 @@ class Service:
             "immune_resume": self._immune_resume,
             "immune_forget": self._immune_forget,
             "shutdown": self._shutdown,
+            "mcp_list": self._mcp_list,
+            "mcp_call": self._mcp_call,
         }
 
     @property
@@ -276,6 +281,18 @@ class Service:
         if (name is None) == (not forget_all):
             raise ApiError(Code.BAD_PARAMS, "give 'name' or 'all': true (not both)")
         return {"forgotten": int(self._require_immune().forget(name, all=forget_all))}
+
+    def _mcp_list(self, params: Params) -> Result:
+        system = self.system
+        return mcp_list(system.mcp, system.mcp_servers, param_bool(params, "connect"))
+
+    def _mcp_call(self, params: Params) -> Result:
+        arguments = params.get("arguments", {})
+        if not isinstance(arguments, dict):
+            raise ApiError(Code.BAD_PARAMS, "param 'arguments' must be a JSON object")
+        server, tool = param_str(params, "server"), param_str(params, "tool")
+        timeout = float(param_opt_int(params, "timeout", minimum=1) or MAX_WAIT)
+        return mcp_call(self.system.mcp, server, tool, arguments, timeout)
 
     def _shutdown(self, params: Params) -> Result:
         callback = self.on_shutdown

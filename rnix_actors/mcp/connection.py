@@ -295,6 +295,8 @@ def _what(exc: BaseException, timeout: float) -> str:
         return f"cannot run the command: {exc.strerror or exc} ({exc.filename})"
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         return _what(exc.exceptions[0], timeout)
+    if isinstance(exc, MCPError) and exc.code == types.CONNECTION_CLOSED:
+        return "the server closed the connection before the MCP handshake ended"
     if isinstance(exc, MCPError):
         return f"MCP error {exc.code}: {exc.message}"
     text = str(exc) or "no details"
