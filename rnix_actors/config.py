@@ -22,9 +22,11 @@ from rnix_actors.shellconf import ShellSettings, shell_settings_from_fields
 from rnix_actors.state import KeepLogs
 from rnix_actors.yamlsrc import YamlMap, load_yaml
 
-SECTIONS = ("kernel", "immune", "topology", "shell")
-KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log", "event_log_keep")
+SECTIONS = ("kernel", "immune", "topology", "shell", "fs")
+KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log", "event_log_keep", "allowed_workdirs")
 KEEP_KEYS = ("max_mb", "max_days")
+FS_KEYS = ("hardlinks",)
+HARDLINK_MODES = ("outside", "refuse")
 TOPOLOGY_KEYS = ("reinforcement_threshold", "skill_weight")
 _positive = attrs.validators.gt(0.0)
 
@@ -36,13 +38,23 @@ class KernelConfig:
     ``sigterm_grace``: seconds between SIGTERM and the forced SIGKILL; ``shell_timeout``: default
     seconds a ``/dev/shell`` command may run; ``event_log``: write per-process events.jsonl;
     ``event_log_keep``: how many logs of finished processes to keep (YAML ``max_mb``,
-    ``max_days``; unbounded by default).
+    ``max_days``; unbounded by default);
+    ``allowed_workdirs``: dirs outside the project that a spawn may name as its work dir.
     """
 
     sigterm_grace: float = attrs.field(default=10.0, validator=_positive)
     shell_timeout: float = attrs.field(default=30.0, validator=_positive)
     event_log: bool = True
     event_log_keep: KeepLogs = attrs.field(factory=KeepLogs)
+    allowed_workdirs: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class FsConfig:
+    """``/dev/fs`` settings. ``hardlinks``: ``outside`` refuses a multi-linked file unless all
+    its links are in the work dir; ``refuse`` refuses every multi-linked file."""
+
+    hardlinks: str = attrs.field(default="outside", validator=attrs.validators.in_(HARDLINK_MODES))
 
 
 @attrs.frozen
@@ -72,6 +84,7 @@ class Config:
     immune: Mapping[str, Any] = attrs.field(factory=dict)
     topology: TopologyConfig = attrs.field(factory=TopologyConfig)
     shell: ShellSettings = attrs.field(factory=ShellSettings)
+    fs: FsConfig = attrs.field(factory=FsConfig)
     sources: tuple[str, ...] = ()
     origins: Mapping[str, str] = attrs.field(factory=dict)
 
@@ -95,12 +108,14 @@ def load_config(project_file: Path | None = None) -> Config:
     immune: dict[str, Any] = {}
     origins: dict[str, str] = {}
     shell = ShellSettings()
+    fs: dict[str, Any] = {}
     for path in files:
         layer = load_yaml(path)
         layer.check_keys(SECTIONS)
         kernel.update(_kernel_values(layer.get_map("kernel")))
         topology.update(_topology_values(layer.get_map("topology")))
         shell = shell.merged(shell_settings_from_fields(layer.get_map("shell")), add_read=False)
+        fs.update(_fs_values(layer.get_map("fs")))
         layer.get_map("immune")  # rejects a non-mapping with a clear message
         immune = deep_merge(immune, layer.get_plain("immune") or {})
         origins.update(layer.origins())
@@ -109,6 +124,7 @@ def load_config(project_file: Path | None = None) -> Config:
         immune=immune,
         topology=TopologyConfig(**topology),
         shell=shell,
+        fs=FsConfig(**fs),
         sources=tuple(str(path) for path in files),
         origins=origins,
     )
@@ -123,6 +139,8 @@ def _kernel_values(fields: YamlMap) -> dict[str, Any]:
             values[key] = fields.get_bool(key, True)
         elif key == "event_log_keep":
             values[key] = _keep_value(fields.get_map(key))
+        elif key == "allowed_workdirs":
+            values[key] = fields.get_str_list(key, item=_absolute_dir)
         else:
             values[key] = fields.get_float(key, 0.0, minimum=0.0, exclusive_minimum=True)
     return values
@@ -140,6 +158,23 @@ def _keep_value(fields: YamlMap) -> KeepLogs:
         max_bytes=None if mb is None else int(mb * 1_000_000),
         max_age=None if days is None else days * 86_400.0,
     )
+
+
+def _fs_values(fields: YamlMap) -> dict[str, Any]:
+    fields.check_keys(FS_KEYS)
+    if not fields.has("hardlinks"):
+        return {}
+    mode = fields.get_str("hardlinks")
+    if mode not in HARDLINK_MODES:
+        fix = f"write one of: {', '.join(HARDLINK_MODES)}"
+        raise fields.error("hardlinks", f"unknown mode {mode!r}", fix)
+    return {"hardlinks": mode}
+
+
+def _absolute_dir(path: str) -> str:
+    if not path.startswith("/") or path.rstrip("/") == "":
+        raise ValueError(f"must be an absolute path other than / (got {path!r})")
+    return path
 
 
 def _topology_values(fields: YamlMap) -> dict[str, Any]:

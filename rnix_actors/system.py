@@ -133,7 +133,9 @@ class System:
         self._http_drivers = build_drivers(self.providers)
         for http_driver in self._http_drivers:
             self.register_driver(http_driver)
-        self.devices.register("/dev/fs", FileSystemDevice())
+        self.devices.register(
+            "/dev/fs", FileSystemDevice(self.protected_dirs(), self.config.fs.hardlinks)
+        )
         shell = ShellDevice(
             self.config.kernel.shell_timeout,
             settings=self.config.shell,
@@ -147,6 +149,33 @@ class System:
         # MCP servers of mcp.yaml: /dev/mcp/<server>; nothing runs until one is used.
         self.mcp_servers = project_servers(self.project_dir, shipped_conf_dir(), load_project)
         self.mcp = attach_mcp(self.mcp_servers, self.devices)
+
+    def check_workdir(self, workdir: Path | str) -> Path:
+        """``workdir`` resolved, if agents may work there; else `SpawnError` saying why.
+
+        A work dir is the agent's sandbox: it must lie inside the project dir or one of the
+        config's ``kernel.allowed_workdirs``, must not be ``/`` and must not be inside the
+        state or config dir.
+        """
+        path = Path(workdir).resolve()
+        roots = (
+            self.project_dir,
+            *(Path(p).resolve() for p in self.config.kernel.allowed_workdirs),
+        )
+        fix = (
+            f"use a dir inside the project {self.project_dir}, or list it under "
+            "kernel.allowed_workdirs in .rnix/config.yaml"
+        )
+        if path == Path(path.anchor):
+            raise SpawnError(f"spawn rejected: the work dir may not be {path} ({fix})")
+        if not any(path.is_relative_to(root) for root in roots):
+            raise SpawnError(f"spawn rejected: the work dir {path} is outside the project ({fix})")
+        if any(path.is_relative_to(p.resolve()) for p in self.protected_dirs()):
+            raise SpawnError(
+                f"spawn rejected: the work dir {path} is inside the rnix state or config dir, "
+                "which agents may not reach; use a project dir"
+            )
+        return path
 
     def protected_dirs(self) -> tuple[Path, ...]:
         """The dirs no agent may see or change: the state dir and the project's config dir."""
@@ -422,7 +451,7 @@ class System:
             template=agent,
             intent=intent,
             devices=None if devices is None else tuple(devices),
-            workdir=None if workdir is None else Path(workdir).resolve(),
+            workdir=None if workdir is None else self.check_workdir(workdir),
             max_steps=max_steps,
             model=model,
             driver=driver,

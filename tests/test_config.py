@@ -36,7 +36,7 @@ def test_shipped_defaults() -> None:
     assert config.kernel == KernelConfig()
     assert config.immune == SEED_IMMUNE
     assert config.sources == (str(shipped_conf_dir() / "config.yaml"),)
-    assert config.origin("immune.min_samples").endswith("config.yaml:13")
+    assert config.origin("immune.min_samples").endswith("config.yaml:14")
 
 
 def test_missing_project_file_is_fine(tmp_path: Path) -> None:

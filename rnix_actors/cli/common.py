@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
-from rnix_actors.ipc.client import Client
+from rnix_actors.ipc.client import Client, UntrustedDaemon
 from rnix_actors.ipc.control import find_daemon
 from rnix_actors.ipc.local import LocalApi
 from rnix_actors.ipc.protocol import socket_path
@@ -52,8 +52,12 @@ class Context:
         return System(self.project, state_dir=self.state)
 
     def daemon(self) -> Client | None:
-        """A client of the project's daemon, or None when none answers."""
-        return find_daemon(self.state)
+        """A client of the project's daemon, or None when none answers; fails (exit 1) when
+        the socket is served by another user's process."""
+        try:
+            return find_daemon(self.state)
+        except UntrustedDaemon as exc:
+            fail(str(exc))
 
     def require_daemon(self, as_json: bool, what: str) -> Client:
         """The daemon's client; fails (exit 1) saying that ``what`` needs one."""

@@ -221,7 +221,7 @@ class ComposeEngine:
             agent=agent,
             intent=node_intent(workflow, node, {d: runs[d].outcome for d in node.depends_on}),
             restart=node.restart,
-            devices=devices or None,
+            devices=devices,  # () for a device-less agent: a substitute gains none either
             max_steps=budgets.max_steps,
         )
         return SupervisorSpec(

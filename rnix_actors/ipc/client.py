@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,10 @@ class DaemonUnavailable(Exception):
     """No daemon answers on the socket (none runs, or it went away mid-request)."""
 
 
+class UntrustedDaemon(Exception):
+    """The process serving the socket is not run by this user: its answers are not trusted."""
+
+
 def _connect(path: Path, timeout: float) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -32,7 +38,28 @@ def _connect(path: Path, timeout: float) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise DaemonUnavailable(f"no rnix daemon answers on {path} ({exc.strerror})") from None
+    try:
+        check_peer(sock, path)
+    except BaseException:
+        sock.close()
+        raise
     return sock
+
+
+def check_peer(sock: socket.socket, path: Path) -> None:
+    """Raise `UntrustedDaemon` unless the server's process runs as this user (SO_PEERCRED).
+
+    Anyone who can bind the socket path first could otherwise answer as the daemon: show a
+    forged process list, or collect the intents and commands sent to it.
+    """
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        raise UntrustedDaemon(
+            f"the process serving {path} (pid {pid}) runs as uid {uid}, not as you "
+            f"(uid {os.getuid()}): refusing to talk to it; remove the socket and start your "
+            "own daemon with 'rnix daemon start'"
+        )
 
 
 class _Line:

@@ -20,6 +20,7 @@ import attrs
 
 from rnix_actors.ipc.client import Client, DaemonUnavailable
 from rnix_actors.ipc.protocol import log_path, pid_path, socket_path
+from rnix_actors.privatefs import private_dir, private_open
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -69,7 +70,7 @@ def start_daemon(project_dir: Path, state_dir: Path, timeout: float = START_TIME
         with running:
             pid = int(running.call("ping")["pid"])
         return DaemonInfo(pid, socket_path(state_dir), already_running=True)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     ready_r, ready_w = os.pipe()
     command = [
         sys.executable,
@@ -83,7 +84,7 @@ def start_daemon(project_dir: Path, state_dir: Path, timeout: float = START_TIME
         str(ready_w),
     ]
     try:
-        with log_path(state_dir).open("ab") as log:
+        with private_open(log_path(state_dir), "ab") as log:
             subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

@@ -29,6 +29,7 @@ from typing import IO
 from rnix_actors.ipc.protocol import pid_path, socket_path
 from rnix_actors.ipc.server import DaemonRunning, DaemonServer
 from rnix_actors.ipc.service import Service, attach_immune_if_available
+from rnix_actors.privatefs import private_dir, private_open
 from rnix_actors.system import System, resolve_state_dir
 
 log = logging.getLogger("rnix_actors.daemon")
@@ -49,8 +50,8 @@ class PidFile:
 
     def acquire(self) -> None:
         """Lock and write our PID; raises `DaemonRunning` naming the holder's PID."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        private_dir(self.path.parent)
+        handle = private_open(self.path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -33,6 +33,7 @@ from rnix_actors.ipc.protocol import (
 )
 from rnix_actors.ipc.service import Service
 from rnix_actors.ipc.streams import EventStream
+from rnix_actors.privatefs import owned_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,9 @@ def prepare_socket_path(path: Path) -> None:
     Raises `DaemonRunning` if something still accepts connections there, and `OSError` if
     the path exists and is not a socket.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.parent.name == "rnix" and path.parent.parent.name.startswith("rnix-"):
-        os.chmod(path.parent, 0o700)  # the shared /tmp fallback: owner only
+        owned_private_dir(path.parent.parent)  # the /tmp/rnix-<uid> fallback: ours alone
+    owned_private_dir(path.parent)  # nobody else may replace or reach the socket
     if not path.exists() and not path.is_symlink():
         return
     if not path.is_socket():

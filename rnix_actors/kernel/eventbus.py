@@ -20,6 +20,7 @@ import attrs
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.logkeep import LogKeeper
 from rnix_actors.messages.events import Event, EventBatch
+from rnix_actors.privatefs import private_dir, private_open
 from rnix_actors.state import KeepLogs
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,8 @@ class EventBus(RnixActor):
         if handle is None:
             assert self.state_dir is not None
             path = events_path(self.state_dir, pid)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = path.open("ab")
+            private_dir(path.parent)
+            handle = private_open(path, "ab")
             self._files[pid] = handle
             if self.keeper is not None:
                 self.keeper.reopened(pid)

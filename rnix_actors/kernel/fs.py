@@ -7,6 +7,10 @@ Every path is relative to ``call.workdir``. Two layers keep an agent inside it:
 2. the checked path is then opened one component at a time from a descriptor of the work dir
    with ``O_NOFOLLOW``, so a symlink swapped in after the check (the agent's own shell may be
    running concurrently) makes the call fail instead of escaping.
+
+`rnix_actors.kernel.fsguard` adds two fences: the state and config dirs are refused wherever
+they are, and a file with more than one hard link is refused unless all its links are inside
+the work dir (a hard link to ``/etc/passwd`` passes every path check).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.devices import DeviceCall, Effect
+from rnix_actors.kernel.fsguard import HARDLINK_MODES, check_links, protected_refusal
 
 MAX_READ_BYTES = 1024 * 1024
 MAX_GLOB_RESULTS = 1000
@@ -37,12 +42,21 @@ def _within(path: str, root: str) -> bool:
 class FileSystemDevice:
     """Sandboxed file access: ops ``read``, ``write``, ``list`` and ``glob``.
 
-    Failures are `DeviceError` values: PERMISSION for anything that would leave the work dir,
-    NOT_FOUND for missing files, INVALID for bad arguments, unknown ops and reading a directory.
-    Stateless, hence thread-safe.
+    Failures are `DeviceError` values: PERMISSION for anything that would leave the work dir
+    (or reach a ``protected`` dir, or a file hard-linked from outside: see ``hardlinks`` in
+    `rnix_actors.kernel.fsguard`), NOT_FOUND for missing files, INVALID for bad arguments,
+    unknown ops and reading a directory. Stateless after construction, hence thread-safe.
     """
 
     blocking = False  # local file operations: events around them may be batched
+
+    def __init__(
+        self, protected: tuple[os.PathLike[str] | str, ...] = (), hardlinks: str = "outside"
+    ) -> None:
+        if hardlinks not in HARDLINK_MODES:
+            raise ValueError(f"hardlinks must be one of {HARDLINK_MODES} (got {hardlinks!r})")
+        self.protected = tuple(os.path.realpath(p) for p in protected)
+        self.hardlinks = hardlinks
 
     def effect_of(self, op: str, subpath: str) -> Effect:
         """``write`` changes the work dir; every other op only looks."""
@@ -64,6 +78,7 @@ class FileSystemDevice:
         with self._open(call, root, parts, shown, os.O_RDONLY) as fd:
             info = os.fstat(fd)
             _require_regular(call, info, shown)
+            check_links(call.device, info, shown, root, self.hardlinks, self.protected)
             data = _read_up_to(fd, MAX_READ_BYTES + 1)
         text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
         if len(data) > MAX_READ_BYTES:
@@ -83,9 +98,13 @@ class FileSystemDevice:
         if not parts:
             raise DeviceError(ErrorCode.INVALID, call.device, "cannot write to the work dir itself")
         data = content.encode("utf-8")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        # Truncated only after the checks: a hard link to an outside file must stay intact.
+        flags = os.O_WRONLY | os.O_CREAT
         with self._open(call, root, parts, shown, flags, create_parents=True) as fd:
-            _require_regular(call, os.fstat(fd), shown)
+            info = os.fstat(fd)
+            _require_regular(call, info, shown)
+            check_links(call.device, info, shown, root, self.hardlinks, self.protected)
+            os.ftruncate(fd, 0)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -97,6 +116,8 @@ class FileSystemDevice:
         entries: list[dict[str, Any]] = []
         with self._open(call, root, parts, shown, _DIR_FLAGS) as fd, os.scandir(fd) as it:
             for entry in it:
+                if self._is_protected(os.path.join(real_dir, entry.name)):
+                    continue
                 info = entry.stat(follow_symlinks=False)
                 if stat.S_ISLNK(info.st_mode):
                     # Describe a symlink by its target only when that target is inside the
@@ -136,6 +157,8 @@ class FileSystemDevice:
                 if not _within(real, root):
                     escaped += 1
                     continue
+                if self._is_protected(real) or self._is_protected(str(match)):
+                    continue
                 matches.append(match.relative_to(root).as_posix())
         except (ValueError, NotImplementedError) as exc:
             raise DeviceError(
@@ -172,13 +195,13 @@ class FileSystemDevice:
             )
         return default
 
-    @staticmethod
-    def _root(call: DeviceCall) -> str:
+    def _root(self, call: DeviceCall) -> str:
         root = os.path.realpath(call.workdir)
         if not os.path.isdir(root):
             raise DeviceError(
                 ErrorCode.NOT_FOUND, call.device, f"the work dir {root} does not exist"
             )
+        protected_refusal(call.device, root, "the work dir", self.protected)
         return root
 
     def _resolve(self, call: DeviceCall, path: str) -> tuple[str, list[str], str]:
@@ -207,10 +230,15 @@ class FileSystemDevice:
                 f"path {path!r} is outside the sandbox (a symlink leads out of the work dir); "
                 "use files inside the work dir",
             )
+        shown = pathlib.PurePath(os.path.relpath(lexical, root)).as_posix()
+        protected_refusal(call.device, real, shown, self.protected)
+        protected_refusal(call.device, lexical, shown, self.protected)
         rel = os.path.relpath(real, root)
         parts = [] if rel == "." else rel.split(os.sep)
-        shown = pathlib.PurePath(os.path.relpath(lexical, root)).as_posix()
         return root, parts, shown
+
+    def _is_protected(self, path: str) -> bool:
+        return any(_within(path, p) for p in self.protected)
 
     @contextmanager
     def _open(

@@ -108,9 +108,10 @@ def plan_migration(
 ) -> Plan:
     """Rank the substitutes of ``original`` and apply the gate.
 
-    Candidates need ``similarity >= min_similarity`` and at least one device in common with
-    the original (a substitute runs with its own devices ∩ the original's, never more). They
-    are ranked by expected success, then similarity, then name.
+    Candidates need ``similarity >= min_similarity`` and, when they use devices, at least one
+    in common with the original (a substitute runs with its own devices ∩ the original's, never
+    more; an original with no devices admits only substitutes that need none). They are ranked
+    by expected success, then similarity, then name.
     """
     base = expected_original(records.get(original, Record()), task)
     similar = matrix.similar(original, 0.0)
@@ -123,16 +124,22 @@ def plan_migration(
     for entry in eligible:
         agent = entry.other(original)
         record = records.get(agent, Record())
-        devices = tuple(sorted(devices_of(agent) & original_devices))
+        own = devices_of(agent)
+        devices = tuple(sorted(own & original_devices))
         expected = expected_substitute(entry.score, record)
-        verdict = "" if devices or not original_devices else "no device in common"
+        verdict = ""
+        if own and not devices:
+            verdict = "no device in common" if original_devices else "original holds no devices"
         assessed.append(Assessment(agent, entry.score, record, expected, devices, verdict))
     assessed.sort(key=lambda a: (-a.expected, -a.similarity, a.agent))
     viable = [a for a in assessed if not a.verdict]
     if not viable:
-        return Plan(
-            "declined", f"no candidate shares a device with {original}", base, tuple(assessed)
+        reason = (
+            f"no candidate shares a device with {original}"
+            if original_devices
+            else f"{original} held no devices, and a substitute may not gain any"
         )
+        return Plan("declined", reason, base, tuple(assessed))
     best = viable[0]
     if best.expected <= base + margin:
         judged = tuple(attrs.evolve(a, verdict=a.verdict or "no net improvement") for a in assessed)

@@ -195,7 +195,7 @@ class MigrationPlanner(RnixActor):
             plan.reason,
             chosen.agent,
             intent,
-            devices=chosen.devices or None,
+            devices=chosen.devices,  # () for a device-less original: never the template's
             similarity=chosen.similarity,
             decision_id=decision_id,
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
+from rnix_actors.privatefs import private_dir, private_touch, tighten_path
 
 PID_BLOCK = 64
 
@@ -53,12 +54,16 @@ class Store:
 
     def __init__(self, path: Path | None) -> None:
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            private_touch(path)  # 0600 before SQLite opens it; its -wal and -shm copy that mode
         self.path = path
         self._lock = threading.RLock()
         target = ":memory:" if path is None else str(path)
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        if path is not None:
+            for suffix in ("-wal", "-shm"):
+                tighten_path(path.with_name(path.name + suffix))
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self.ensure_schema("kernel", _MIGRATIONS)

@@ -25,6 +25,7 @@ from rnix_actors.cli.shell.commands import HELP, SIGNALS, Echo, ExitShell, Shell
 from rnix_actors.cli.shell.parse import current_segment
 from rnix_actors.ipc.local import Api, Stream
 from rnix_actors.ipc.protocol import ApiError
+from rnix_actors.privatefs import private_dir, private_touch
 
 PROMPT = "rnix> "
 HISTORY_NAME = "shell_history"
@@ -150,9 +151,8 @@ def make_history(state_dir: Path | None) -> History:
     if state_dir is None:
         return InMemoryHistory()
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path = state_dir / HISTORY_NAME
-        path.touch(exist_ok=True)
+        private_dir(state_dir)
+        path = private_touch(state_dir / HISTORY_NAME)
         return FileHistory(str(path))
     except OSError:
         return InMemoryHistory()
