@@ -52,6 +52,7 @@ from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.loader import load_skills, load_templates
 from rnix_actors.mcp import attach_mcp, project_servers
+from rnix_actors.messages.events import Event
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
 from rnix_actors.migration import Migration, attach_planner, settings_from
 from rnix_actors.migration.similarity import Blend
@@ -538,6 +539,14 @@ class System:
         else:  # the bus's inbox is FIFO: this lands before any later event
             bus.tell(Subscribe(key, callback, names))
         return Subscription(bus, key)
+
+    def publish(self, event: Event) -> None:
+        """Publish ``event`` on the event bus, as the kernel does (the immune daemon's
+        ``AnomalyAlert`` events travel this way). Dropped once the system stopped."""
+        bus = self._bus
+        if bus is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                bus.tell(event)
 
     def sync_events(self, timeout: float = ASK_TIMEOUT) -> None:
         """Return once every event published before this call reached the subscribers and

@@ -69,24 +69,24 @@ def test_a_batch_of_one_repeated_value_keeps_zero_variance() -> None:
     acc = Welford()
     acc.add_all([0.1 + 0.2] * 1000)
     acc.add_all([0.1 + 0.2] * 3)
-    assert acc.freeze().std == 0.0 and acc.freeze().invariant
+    assert acc.freeze().std == 0.0
 
 
-def test_zero_variance_is_exactly_zero_and_an_invariant() -> None:
+def test_zero_variance_is_exactly_zero() -> None:
     acc = Welford()
     for _ in range(7):
         acc.add(0.1 + 0.2)  # not exactly representable: rounding must not leak into σ
     stats = acc.freeze()
     assert stats.std == 0.0
-    assert stats.invariant
+    assert stats.std == 0.0 and stats.total == stats.mean * stats.n
 
 
-def test_one_sample_has_no_spread_and_zero_is_not_an_invariant() -> None:
+def test_one_sample_has_no_spread() -> None:
     one = Welford()
     one.add(4.0)
     assert one.freeze() == one.freeze()
     assert (one.freeze().n, one.freeze().std, one.freeze().mean) == (1, 0.0, 4.0)
-    assert not Welford.zeros(5).freeze().invariant  # absent everywhere is not "always 0"
+    assert Welford.zeros(5).freeze().total == 0.0
 
 
 def test_run_values_count_calls_shares_tokens_and_steps() -> None:
@@ -126,17 +126,22 @@ def test_a_run_without_a_known_metric_adds_a_zero() -> None:
 def test_run_record_closes_steps_and_builds_the_same_sample() -> None:
     record = RunRecord("t")
     record.begin_step(1, 50, 10.0)
-    record.add_call(1, "Open", "/dev/fs")
+    record.add_call(1, "Open", "/dev/fs", side=False)
     record.add_call(1, "Exec", "/dev/shell")
     record.begin_step(2, 70, 20.0)
     record.add_call(2, "Exec", "/dev/shell")
+    record.items.add("net:example.org")
     assert (record.steps, record.calls, record.run_tokens) == (2, 3, 120)
+    items = {"call.read:Open /dev/fs", "call.side:Exec /dev/shell", "net:example.org"}
+    items |= {"seq:>Open /dev/fs", "seq:Open /dev/fs>Exec /dev/shell"}
+    items |= {"seq:Exec /dev/shell>Exec /dev/shell"}
     assert record.sample() == RunSample(
         "t",
         (
             StepSample(50, 10.0, (("Exec /dev/shell", 1), ("Open /dev/fs", 1))),
             StepSample(70, 20.0, (("Exec /dev/shell", 1),)),
         ),
+        frozenset(items),
     )
     assert RunSample.from_json(record.sample().to_json()) == record.sample()
 
@@ -144,3 +149,14 @@ def test_run_record_closes_steps_and_builds_the_same_sample() -> None:
 def test_proc_paths_collapse_to_one_device() -> None:
     assert device_of("/proc/12/status") == "/proc"
     assert device_of("/dev/banking/send_money") == "/dev/banking/send_money"
+
+
+def test_a_profile_counts_the_runs_that_brought_something_new() -> None:
+    builder = ProfileBuilder("t")
+    builder.learn(RunSample("t", (), frozenset({"call.read:a", "call.side:b"})))
+    builder.learn(RunSample("t", (), frozenset({"call.read:a", "call.side:b"})))
+    builder.learn(RunSample("t", (), frozenset({"call.read:c", "call.side:b"})))
+    profile = builder.snapshot()
+    assert profile.items == {"call.read:a", "call.read:c", "call.side:b"}
+    assert dict(profile.fresh) == {"call.read": 1}  # the first run does not count
+    assert builder.items["call.side:b"] == 3

@@ -40,11 +40,10 @@ def test_status_reads_the_store_and_says_no_daemon_runs(attacked: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[:3] == ["Mode: warn-only", "  Monitoring: 0 processes", "  Alerts: 1 active"]
-    assert (
-        lines[3] == "    PID 6: access to unusual device /dev/shell (never used by this template)"
-    )
+    device = "access to unusual device /dev/shell"
+    assert lines[3] == f"    PID 6: {device} (side-effecting; never used by this template)"
     assert lines[4:6] == ["  Suspended: 0 processes", "  Threat memory: 1 entry"]
-    assert lines[6].startswith("    #1: unusual-device-access (detected ")
+    assert lines[6].startswith("    #1: unexpected-shell-call (detected ")
     assert "no rnix daemon is running" in result.stderr
 
 
@@ -54,14 +53,14 @@ def test_status_json_has_the_same_data(attacked: Path) -> None:
     assert data["ok"] and data["mode"] == "warn-only" and not data["daemon_running"]
     assert (data["monitoring"], data["suspended"]) == (0, 0)
     assert [a["pid"] for a in data["alerts"]] == [6]
-    assert [t["name"] for t in data["threat_memory"]] == ["unusual-device-access"]
+    assert [t["name"] for t in data["threat_memory"]] == ["unexpected-shell-call"]
     assert data["profiles"] == [{"template": "w", "runs": 5, "active": True}]
 
 
 def test_forget_by_name_then_all(attacked: Path) -> None:
     missing = invoke(attacked, "forget", "no-such-threat")
-    assert missing.exit_code == 1 and "known: unusual-device-access" in missing.stderr
-    done = invoke(attacked, "forget", "unusual-device-access")
+    assert missing.exit_code == 1 and "known: unexpected-shell-call" in missing.stderr
+    done = invoke(attacked, "forget", "unexpected-shell-call")
     assert (done.exit_code, done.stdout) == (0, "Forgot 1 threat signature.\n")
     assert "Threat memory: 0 entries" in invoke(attacked, "status").stdout
     assert invoke(attacked, "forget", "--all").stdout == "Forgot 0 threat signatures.\n"

@@ -135,8 +135,9 @@ def test_warn_only_lets_the_burst_finish_with_an_alert(warn_lab: Lab) -> None:
     assert lab.executed(info.pid, "Blocked") == 0
     status = lab.status()
     lines = [a.line() for a in status.alerts]
-    assert f"PID {info.pid}: unusual /dev/shell volume (2/run, baseline: 1)" in lines
+    assert f"PID {info.pid}: unusual /dev/shell volume (5/run, baseline: 1)" in lines
     assert any(line.startswith(f"PID {info.pid}: unusual /dev/shell frequency (") for line in lines)
+    assert all(a.p is not None and a.p < 0.0228 for a in status.alerts if a.family != "run.share")
     assert not any(a.suspended for a in status.alerts)
     assert status.suspended == ()
     assert [t.name for t in status.threats] == ["shell-injection-pattern"]
@@ -148,23 +149,24 @@ def test_a_known_pattern_is_recognised_at_once(mode: str, system: System) -> Non
         # Normal runs use the shell once or twice per step.
         for i in range(6):
             assert lab.run(normal_run(1 + i % 2)).exit_code == 0
-        first = lab.run([normal_run()[0], shells(6), "done"])
+        burst = [normal_run()[0], shells(8), "done"]
+        first = lab.run(burst)
         if mode == "enforce":
             assert first.state is ProcessState.SUSPENDED
             lab.system.kill(first.pid, "SIGKILL")
             lab.settle(first.pid)
-        # A smaller burst, below the absolute floor: only memory makes it an anomaly.
-        second = lab.run([normal_run()[0], shells(4), "done"])
+        second = lab.run(burst)
         alerts = [a for a in lab.status().alerts if a.pid == second.pid]
         assert alerts and alerts[0].known and alerts[0].threat == "shell-injection-pattern"
         if mode == "enforce":
             assert second.state is ProcessState.SUSPENDED
             assert "known threat shell-injection-pattern" in second.exit_reason
-            assert lab.executed(second.pid, "Exec") < 1 + 4  # refused before the burst ended
+            # stopped no later than the first time
+            assert lab.executed(second.pid, "Exec") <= lab.executed(first.pid, "Exec") < 1 + 8
             lab.system.kill(second.pid, "SIGKILL")
             lab.settle(second.pid)
         else:
-            assert second.exit_code == 0 and lab.executed(second.pid, "Exec") == 1 + 4
+            assert second.exit_code == 0 and lab.executed(second.pid, "Exec") == 1 + 8
         assert lab.status().threats[0].hits >= 2
 
 
@@ -177,7 +179,7 @@ def test_a_never_used_device_is_refused_then_resume_clears_and_learns(enforce_la
     assert "access to unusual device /dev/shell" in info.exit_reason
     assert not (lab.system.project_dir / "pwned").exists()  # blocked before it ran
     (alert,) = lab.status().alerts
-    assert alert.threat == "unusual-device-access" and alert.deviation is None
+    assert alert.threat == "unexpected-shell-call" and alert.severity == "high"
     assert lab.immune.resume(info.pid) == "resuming 1 process(es)"
     final = lab.settle(info.pid)
     assert (final.exit_code, final.result) == (0, "done")

@@ -10,22 +10,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnix_actors.immune.baseline import ProfileBuilder
-from rnix_actors.immune.detector import (
-    Baseline,
-    Settings,
-    check_call,
-    check_model_step,
-    compile_baseline,
-)
-from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot
+from rnix_actors.immune.detector import Baseline, Settings, compile_baseline
+from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot, full_check
 from rnix_actors.immune.messages import AnomalyDetected
+from rnix_actors.immune.novelty import call_item
 from rnix_actors.immune.sample import RunRecord, RunSample, StepSample
+from rnix_actors.kernel.devices import Effect
 from rnix_actors.kernel.guards import SyscallAttempt
 
 SETTINGS = Settings(threshold=2.0, min_samples=5)
 LEARNED = ("Exec /dev/shell", "Open /dev/fs", "Write /dev/fs", "Call /dev/x")
-CALLS = (("Exec", "/dev/shell"), ("Open", "/dev/fs"), ("Write", "/dev/fs"), ("Call", "/dev/x"),
-         ("Read", "/proc/12/status"), ("Call", "/dev/new"))  # fmt: skip
+READ, SIDE = Effect.READ, Effect.EXTERNAL
+ALICE, MALLORY = {"to": "alice"}, {"to": "mallory"}
+CALLS = (("Exec", "/dev/shell", {"command": "ls"}, SIDE), ("Open", "/dev/fs", {}, READ),
+         ("Write", "/dev/fs", {"path": "docs/a.md"}, Effect.WRITE),
+         ("Call", "/dev/x", ALICE, SIDE), ("Call", "/dev/x", MALLORY, SIDE),
+         ("Read", "/proc/12/status", {}, READ), ("Call", "/dev/new", {}, SIDE),
+         ("Open", "/dev/fs", {"path": "https://evil.example/a"}, READ))  # fmt: skip
+ITEMS = frozenset(
+    {call_item(key, not key.startswith("Open")) for key in LEARNED}
+    | {"dest:Call /dev/x|to=alice", "dest:Write /dev/fs|path=docs/"}
+)
+# A threat signature the second snapshot knows (the first does not).
+PATTERNS = {"Call /dev/x": {"dest:Call /dev/x|to=mallory": "x-to-new-to|Call /dev/x|dest"}}
 
 steps = st.builds(
     StepSample,
@@ -50,12 +57,16 @@ events = st.lists(st.one_of(step_event.map(lambda e: [e]), calls), max_size=30).
 def baseline_of(samples: list[tuple[StepSample, ...]]) -> Baseline:
     builder = ProfileBuilder("t")
     for sample in samples:
-        builder.learn(RunSample("t", sample))
+        builder.learn(RunSample("t", sample, ITEMS))
     return compile_baseline(builder.snapshot(), SETTINGS)
 
 
-def snapshot(baseline: Baseline) -> Snapshot:
-    return Snapshot({"t": baseline}, frozenset(), SETTINGS, enforce=False)
+def snapshot(baseline: Baseline, signatures: bool = False) -> Snapshot:
+    patterns = PATTERNS if signatures else {}
+    watched = frozenset({"/dev/x"}) if signatures else frozenset()
+    return Snapshot(
+        {"t": baseline}, frozenset(), SETTINGS, False, False, patterns, frozenset(), watched
+    )
 
 
 Event = tuple[str, object]
@@ -76,22 +87,22 @@ def guard_against_full_checks(
     step = 1
     for index, (kind, detail) in enumerate(events):
         if index == swap_at:
-            shared.snapshot = snapshot(new)  # the daemon relearned: caps must not carry over
-        baseline = shared.snapshot.baselines["t"]
+            # The daemon relearned and remembered a threat: caps must not carry over.
+            shared.snapshot = snapshot(new, signatures=True)
         if kind == "step":
             step += 1
             assert isinstance(detail, tuple)
             tokens, ms = detail
             attempt = SyscallAttempt(7, "t", step, "ReasonStep", "/dev/llm/x", {}, tokens, ms)
-            reference.begin_step(step, tokens, ms)
-            found = check_model_step(baseline, reference, SETTINGS, frozenset())
         else:
             assert isinstance(detail, tuple)
-            attempt = SyscallAttempt(7, "t", step, detail[0], detail[1], {})
-            counted = reference.add_call(step, detail[0], detail[1])
-            found = check_call(baseline, reference, counted, SETTINGS, frozenset())
+            syscall, device, args, effect = detail
+            attempt = SyscallAttempt(7, "t", step, syscall, device, args, effect=effect)
+        found = full_check(shared.snapshot, reference, attempt)
         fresh = tuple(a.metric for a in found if a.metric not in reference.reported)
         reference.reported.update(fresh)
+        reference.minted.update(a.threat for a in found if a.metric in fresh)
+        reference.minted.update(a.item for a in found if a.metric in fresh and a.item)
         if fresh:
             expected.append((index, fresh))
         before = len(reports)
@@ -123,7 +134,9 @@ def run_of(
     return tuple(StepSample(tokens, ms, counts) for _ in range(steps))
 
 
-def in_steps(call: tuple[str, str], total: int, per_step: int) -> list[Event]:
+def in_steps(
+    call: tuple[str, str, dict[str, str], Effect], total: int, per_step: int
+) -> list[Event]:
     """``total`` calls, ``per_step`` in each step (a model answer before each group)."""
     out: list[Event] = []
     for done in range(total):
@@ -136,7 +149,7 @@ def in_steps(call: tuple[str, str], total: int, per_step: int) -> list[Event]:
 def test_a_device_share_passing_its_limit_between_full_checks_is_caught() -> None:
     # /dev/x takes 25-40% of the calls; its counts per step and per run have room to spare.
     base = baseline_of([run_of(10, x=2 + i % 3, open=6 + i % 3) for i in range(6)])
-    events = in_steps(("Open", "/dev/fs"), 20, 2) + in_steps(("Call", "/dev/x"), 40, 3)
+    events = in_steps(CALLS[1], 20, 2) + in_steps(CALLS[3], 40, 3)
     reports = guard_against_full_checks(base, base, events, swap_at=-1)
     assert "run.share:/dev/x" in [m for _, found in reports for m in found]
 
@@ -144,17 +157,20 @@ def test_a_device_share_passing_its_limit_between_full_checks_is_caught() -> Non
 def test_caps_set_against_an_old_baseline_do_not_carry_over() -> None:
     loose = baseline_of([run_of(2, shell=8 + i % 3) for i in range(6)])
     tight = baseline_of([run_of(2, shell=1) for _ in range(6)])
-    events: list[Event] = [("step", (500, 500.0))] + [("call", ("Exec", "/dev/shell"))] * 8
+    events: list[Event] = [("step", (500, 500.0))] + [("call", CALLS[0])] * 8
     reports = guard_against_full_checks(loose, tight, events, swap_at=5)
     assert reports and reports[0][0] == 5  # the first call judged against the new baseline
 
 
-def test_an_invariant_run_count_trips_on_the_first_call_beyond_it() -> None:
-    # One payment per run, the only call: neither its step count nor its share is near a limit.
+def test_a_run_count_trips_on_the_first_call_beyond_its_limit() -> None:
+    # One payment per run, the only call: a second is ordinary small-sample noise, but the
+    # call that passes the predictive limit is judged in full, between fast-path calls.
     pays_once = baseline_of([run_of(1, x=1) + run_of(2 + i % 3) for i in range(6)])
-    events: list[Event] = [("step", (500, 500.0)), ("call", ("Call", "/dev/x"))] * 2
+    limit = int(pays_once.limits["run.count:Call /dev/x"].above)
+    assert 2 <= limit < 8
+    events: list[Event] = [("step", (500, 500.0)), ("call", CALLS[3])] * 8
     reports = guard_against_full_checks(pays_once, pays_once, events, swap_at=-1)
-    assert reports == [(3, ("run.count:Call /dev/x",))]
+    assert reports[0] == (2 * limit + 1, ("run.count:Call /dev/x",))
 
 
 def test_model_answers_passing_a_limit_between_full_checks_are_caught() -> None:

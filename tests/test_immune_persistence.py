@@ -104,6 +104,7 @@ class FakeHost:
 
     def __init__(self) -> None:
         self.signals: list[tuple[int, str, str]] = []
+        self.published: list[Event] = []
 
     def subscribe(self, callback: Callable[[Event], None], syscalls: object = None) -> FakeHost:
         return self
@@ -113,6 +114,9 @@ class FakeHost:
 
     def add_guard(self, guard: Guard) -> None:
         pass
+
+    def publish(self, event: Event) -> None:
+        self.published.append(event)
 
     def remove_guard(self, guard: Guard) -> None:
         pass
@@ -143,6 +147,9 @@ def test_an_enforced_anomaly_pauses_the_subtree_with_origin_immune(tmp_path: Pat
         assert host.signals == [(7, "SIGPAUSE", "immune")]
         assert status.suspended == ()  # the fake's state has no immune reason: not counted
         assert [a.pid for a in status.alerts] == [7]
+        assert [(e.syscall, e.pid, e.args["verdict"]) for e in host.published] == [
+            ("AnomalyAlert", 7, "suspended")
+        ]
     finally:
         immune.stop()
         store.close()

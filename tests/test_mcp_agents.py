@@ -106,9 +106,8 @@ def test_enforce_mode_suspends_a_never_used_write_tool_before_it_runs(notes: Sys
         assert info.state is ProcessState.SUSPENDED
         assert "/dev/mcp/notes/write_note" in info.exit_reason
         notes.sync_events()
-        assert [e.syscall for e in events.of(info.pid) if e.device.endswith("write_note")] == [
-            "Blocked"
-        ]
+        calls = [e for e in events.of(info.pid) if e.device.endswith("write_note")]
+        assert [e.syscall for e in calls if e.syscall != "AnomalyAlert"] == ["Blocked"]
         notes.kill(info.pid, "SIGKILL")
         checker = Recorder(respond(tc("mcp__notes__read_note", name="exfil")), "done")
         agent(notes, "checker", checker, devices=("/dev/mcp/notes/read_note",))

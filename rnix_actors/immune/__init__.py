@@ -93,12 +93,24 @@ class Immune:
             return self._host.resume(pid, origin="user")
         return str(self._ask(ResumeProcess(pid)))
 
-    def clear(self, pid: int) -> int:
-        """Clear ``pid``'s alerts without resuming; returns how many were active. A finished
-        run that was held out of the baseline because of them is learned now."""
+    def learn(self, pid: int) -> int:
+        """``pid``'s run was normal: clear its alerts, forget the threat signatures they
+        created, and learn the run into the baseline (now if it finished, else when it
+        does). Returns how many alerts were active."""
         if self._daemon is None:
             return 0
-        return int(self._ask(ClearAlerts(pid)))
+        return int(self._ask(ClearAlerts(pid, learn=True)))
+
+    def dismiss(self, pid: int) -> int:
+        """Clear ``pid``'s alerts without learning its run (it stays out of the baseline) and
+        without forgetting threat signatures. Returns how many alerts were active."""
+        if self._daemon is None:
+            return 0
+        return int(self._ask(ClearAlerts(pid, learn=False)))
+
+    def clear(self, pid: int) -> int:
+        """The same as `learn` (the name of earlier versions)."""
+        return self.learn(pid)
 
     def forget(self, name: str | None = None, *, all: bool = False) -> int:
         """Forget the threat signature ``name`` (or every one with ``all=True``); returns

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from rnix_actors.immune.detector import Anomaly
+from rnix_actors.immune.describe import Anomaly
 
 MAX_ACTIVE_ALERTS = 200
 """Alerts stay active until cleared; beyond this many the oldest are retired."""
@@ -16,8 +16,13 @@ MAX_ACTIVE_ALERTS = 200
 
 @attrs.frozen
 class Alert:
-    """One anomaly of one process. ``suspended`` says enforce mode suspended the process for
-    it; ``active`` turns false when a user clears it (resume, clear)."""
+    """One anomaly of one process (``AnomalyAlert`` in the seed document). ``suspended``
+    says enforce mode suspended the process for it; ``active`` turns false when a user
+    dismisses it or learns the run, or when its run is learned as recurring variation.
+    ``severity``: ``high`` or ``warn``; ``p``: the finding's tail probability under the
+    baseline; ``item``/``context``/``call_index``: what was new, the kind of call before it,
+    and the run's call count at the finding; ``signature``: the threat signature it created
+    or matched; ``device``: the device called (empty for a model answer)."""
 
     id: int
     pid: int
@@ -34,9 +39,25 @@ class Alert:
     ts: float
     suspended: bool = False
     active: bool = True
+    severity: str = "high"
+    p: float | None = None
+    item: str = ""
+    context: str = ""
+    call_index: int = 0
+    signature: str = ""
+    device: str = ""
 
     @classmethod
-    def of(cls, alert_id: int, pid: int, template: str, a: Anomaly, suspended: bool) -> Alert:
+    def of(
+        cls,
+        alert_id: int,
+        pid: int,
+        template: str,
+        a: Anomaly,
+        suspended: bool,
+        device: str = "",
+        signature: str = "",
+    ) -> Alert:
         return cls(
             alert_id,
             pid,
@@ -52,7 +73,28 @@ class Alert:
             a.known,
             time.time(),
             suspended,
+            True,
+            a.severity,
+            a.p,
+            a.item,
+            a.context,
+            a.call_index,
+            signature or a.signature,
+            device,
         )
+
+    def features(self) -> dict[str, Any]:
+        """The explanation of the alert: which feature fired and with which score."""
+        return {
+            "metric": self.metric,
+            "observed": self.observed,
+            "baseline": [self.low, self.high],
+            "p": self.p,
+            "deviation": self.deviation,
+            "severity": self.severity,
+            "item": self.item,
+            "context": self.context,
+        }
 
     def line(self) -> str:
         """``PID 7: unusual /dev/shell frequency (23/step, baseline: 5-10)``"""
@@ -60,6 +102,7 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self)
+        data["features"] = self.features()
         data["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.ts))
         return data
 
@@ -97,9 +140,9 @@ class AlertBook:
     def has(self, pid: int) -> bool:
         return any(a.pid == pid for a in self._active.values())
 
-    def clear(self, pid: int) -> list[int]:
-        """Deactivate the alerts of ``pid``; returns their ids."""
-        ids = [a.id for a in self._active.values() if a.pid == pid]
-        for alert_id in ids:
-            del self._active[alert_id]
-        return ids
+    def clear(self, pid: int) -> list[Alert]:
+        """Deactivate the alerts of ``pid``; returns them."""
+        gone = [a for a in self._active.values() if a.pid == pid]
+        for alert in gone:
+            del self._active[alert.id]
+        return gone

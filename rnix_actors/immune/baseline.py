@@ -11,17 +11,21 @@ A profile is a set of *metrics*, each a Welford accumulator (count, mean, M2, mi
 ====================================  =========================================================
 
 Every run-level metric gets exactly one value per learned run: a metric first seen in run N
-starts with N-1 zeros, and a run that does not use a known metric adds a zero. The daemon
-owns the mutable `ProfileBuilder`s and publishes frozen `TemplateProfile` snapshots.
+starts with N-1 zeros, and a run that does not use a known metric adds a zero. Besides the
+metrics a profile keeps the run's novelty *items* (kinds of call, destinations, hosts,
+transitions: `rnix_actors.immune.novelty`) with the number of runs that used each, and per
+item class the number of runs after the first that brought a new one. The daemon owns the
+mutable `ProfileBuilder`s and publishes frozen `TemplateProfile` snapshots.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
+from rnix_actors.immune.novelty import MAX_ITEMS, fresh_classes
 from rnix_actors.immune.sample import RunSample, split_key
 
 STEP_COUNT = "step.count"
@@ -55,10 +59,8 @@ class Stats:
     high: float
 
     @property
-    def invariant(self) -> bool:
-        """Every value was the same positive number (a property of the task, e.g. one
-        payment per run). Zero everywhere is not an invariant but an absence."""
-        return self.n > 0 and self.std == 0.0 and self.low == self.high and self.high > 0
+    def total(self) -> float:
+        return self.mean * self.n
 
 
 @attrs.define
@@ -118,6 +120,8 @@ class TemplateProfile:
     runs: int
     stats: Mapping[str, Stats]
     devices: frozenset[str]
+    items: frozenset[str] = frozenset()
+    fresh: Mapping[str, int] = attrs.field(factory=dict)
 
     def get(self, name: str) -> Stats | None:
         return self.stats.get(name)
@@ -165,14 +169,27 @@ class ProfileBuilder:
     """The learning side of one template's profile (owned by the daemon's thread)."""
 
     def __init__(
-        self, template: str, runs: int = 0, metrics: Mapping[str, Welford] | None = None
+        self,
+        template: str,
+        runs: int = 0,
+        metrics: Mapping[str, Welford] | None = None,
+        items: Mapping[str, int] | None = None,
+        fresh: Mapping[str, int] | None = None,
     ) -> None:
         self.template = template
         self.runs = runs
         self.metrics: dict[str, Welford] = dict(metrics or {})
+        self.items: dict[str, int] = dict(items or {})  # item -> runs that used it
+        self.fresh: dict[str, int] = dict(fresh or {})  # class -> later runs with a new one
 
     def learn(self, sample: RunSample) -> None:
         """Add a finished run. Call only after the run was scored against `snapshot`."""
+        if self.runs:
+            for cls in fresh_classes(sample.items, frozenset(self.items)):
+                self.fresh[cls] = self.fresh.get(cls, 0) + 1
+        for item in sample.items:
+            if item in self.items or len(self.items) < MAX_ITEMS:
+                self.items[item] = self.items.get(item, 0) + 1
         for name, column in step_columns(sample).items():
             self._acc(name, runs_before=0).add_all(column)
         values = run_values(sample)
@@ -198,15 +215,5 @@ class ProfileBuilder:
             for name, acc in self.metrics.items()
             if name.startswith(RUN_SHARE + ":") and acc.high > 0
         )
-        return TemplateProfile(self.template, self.runs, stats, devices)
-
-
-def varying_keys(profiles: Iterable[TemplateProfile]) -> frozenset[str]:
-    """Call keys whose run totals varied (spread > 0) in at least one profile."""
-    prefix = RUN_COUNT + ":"
-    return frozenset(
-        name[len(prefix) :]
-        for profile in profiles
-        for name, stats in profile.stats.items()
-        if name.startswith(prefix) and stats.std > 0
-    )
+        items = frozenset(self.items)
+        return TemplateProfile(self.template, self.runs, stats, devices, items, dict(self.fresh))

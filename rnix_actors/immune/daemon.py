@@ -20,15 +20,17 @@ from typing import Any
 
 from rnix_actors.errors import RnixError
 from rnix_actors.immune.alerts import Alert, AlertBook
-from rnix_actors.immune.baseline import ProfileBuilder, TemplateProfile, varying_keys
+from rnix_actors.immune.baseline import ProfileBuilder, TemplateProfile
 from rnix_actors.immune.config import ImmuneConfig
 from rnix_actors.immune.detector import (
+    HIGH,
     Anomaly,
     Baseline,
     Settings,
     compile_baseline,
     score_run,
 )
+from rnix_actors.immune.events import alert_event
 from rnix_actors.immune.guard import Shared, Snapshot
 from rnix_actors.immune.host import ImmuneHost
 from rnix_actors.immune.messages import (
@@ -39,7 +41,8 @@ from rnix_actors.immune.messages import (
     ResumeProcess,
 )
 from rnix_actors.immune.persistence import ImmuneStore, Loaded
-from rnix_actors.immune.sample import RunSample
+from rnix_actors.immune.risk import score_items
+from rnix_actors.immune.sample import RunSample, split_key
 from rnix_actors.immune.status import ImmuneStatus, ProfileSummary
 from rnix_actors.immune.threats import Change, ThreatMemory, ThreatSignature
 from rnix_actors.kernel.base import RnixActor
@@ -78,12 +81,14 @@ class ImmuneDaemon(RnixActor):
         self.shared = shared
         self.builders = loaded.profiles
         self.profiles = {t: b.snapshot() for t, b in self.builders.items()}
-        self.varying = varying_keys(self.profiles.values())
         self.baselines = {t: self._compile(p) for t, p in self.profiles.items()}
         self.threats = ThreatMemory(config.threat_ttl_days, config.max_threats, loaded.threats)
         self.alerts = AlertBook(loaded.alerts, loaded.next_alert_id)
         self.monitoring: dict[int, str] = {}
-        self.alerted: set[int] = set()  # live pids whose run raised an uncleared alert
+        # Live pids whose run raised a finding: the worst severity and the warned metrics.
+        self.alerted: dict[int, tuple[str, frozenset[str]]] = {}
+        # Warn-only runs held out, per template: pid -> the metrics they warned about.
+        self.warned: dict[str, dict[int, frozenset[str]]] = {}
         # In the caller's thread, before start() returns: guards added right after see it.
         self._save_threats(self.threats.prune(time.time()))
         self._publish()
@@ -99,10 +104,10 @@ class ImmuneDaemon(RnixActor):
                 self._guarded(self._anomalies, message)
             case QueryStatus():
                 return self._status()
-            case ClearAlerts(pid=pid):
-                return self._clear(pid)
+            case ClearAlerts(pid=pid, learn=learn):
+                return self._clear(pid, learn)
             case ResumeProcess(pid=pid):
-                self._clear(pid)
+                self._clear(pid, learn=True)
                 return self.host.resume(pid, origin="user")
             case ForgetThreats(name=name, all=every):
                 change = self.threats.forget(name, all=every)
@@ -126,8 +131,7 @@ class ImmuneDaemon(RnixActor):
     def _finished(self, pid: int, template: str, code: int) -> None:
         """Score the finished run, then learn it, or hold it out if it raised an alert."""
         self.monitoring.pop(pid, None)
-        alerted = pid in self.alerted
-        self.alerted.discard(pid)
+        alerted = self.alerted.pop(pid, None)
         record = self.shared.take(pid)
         if record is None or code != 0:
             return  # only completed runs teach what normal looks like
@@ -135,14 +139,36 @@ class ImmuneDaemon(RnixActor):
         sample = record.sample()
         reported = set(record.reported)
         known = self.threats.names() - record.minted
-        found = score_run(self.baselines.get(template), sample, self.settings, known)
+        side = frozenset(k.key for k in record.keys.values() if k.side)
+        baseline = self.baselines.get(template)
+        found = score_run(baseline, sample, side, known)
+        found += score_items(baseline, sample.items, self.settings, self.shared.snapshot.hosts)
         fresh = [a for a in found if a.metric not in reported]
         if fresh:
             self._raise(pid, template, fresh, suspended=False)
-        if alerted or fresh:
-            self.db.hold(pid, sample, time.time())
-        else:
+            alerted = _worse(alerted, fresh)
+        if alerted is None:
             self._learn(sample)
+            return
+        self.db.hold(pid, sample, time.time())
+        severity, metrics = alerted
+        if severity != HIGH:
+            self._recurring(template, pid, metrics)
+
+    def _recurring(self, template: str, pid: int, metrics: frozenset[str]) -> None:
+        """A warn-only run is held; once each of its warnings has recurred in another
+        warn-only run, the warnings describe benign variation: those runs are learned
+        and their alerts retired, with no one clearing them."""
+        held = self.warned.setdefault(template, {})
+        held[pid] = metrics
+        seen: dict[str, int] = {}
+        for warned in held.values():
+            for name in warned:
+                seen[name] = seen.get(name, 0) + 1
+        ready = [p for p, warned in held.items() if all(seen[m] >= 2 for m in warned)]
+        for done in ready:
+            del held[done]
+            self._clear(done, learn=True, forget=False)
 
     def _learn(self, sample: RunSample, held_pid: int | None = None) -> None:
         template = sample.template
@@ -153,37 +179,44 @@ class ImmuneDaemon(RnixActor):
         else:
             self.db.learn_held(builder, held_pid, time.time())
         profile = self.profiles[template] = builder.snapshot()
-        varying = self.varying | varying_keys([profile])
-        if varying != self.varying:  # rare: evidence of variation changes every template
-            self.varying = varying
-            self.baselines = {t: self._compile(p) for t, p in self.profiles.items()}
-        else:
-            self.baselines[template] = self._compile(profile)
+        self.baselines[template] = self._compile(profile)
         self._publish()
 
     def _compile(self, profile: TemplateProfile) -> Baseline:
-        return compile_baseline(profile, self.settings, self.varying)
+        return compile_baseline(profile, self.settings)
 
     def _publish(self) -> None:
         """Swap in a new snapshot for the guards (they never see a half-built one)."""
+        patterns = self.threats.patterns()
         self.shared.snapshot = Snapshot(
             baselines=dict(self.baselines),
             known=self.threats.names(),
             settings=self.settings,
             enforce=not self.config.warn_only,
+            patterns=patterns,
+            hosts=frozenset(
+                i for p in self.profiles.values() for i in p.items if i.startswith("net:")
+            ),
+            watched=frozenset(split_key(key)[1] for key in patterns),
         )
 
     # -- anomalies -----------------------------------------------------------------------------
     def _anomalies(self, msg: AnomalyDetected) -> None:
         # Not conditional on having seen Start: the guard's tell can overtake the event bus.
         # Its Exit cannot (the process tells the kernel only after this), so no leak.
-        self.alerted.add(msg.pid)
-        self._raise(msg.pid, msg.template, msg.anomalies, msg.suspended)
+        self.alerted[msg.pid] = _worse(self.alerted.get(msg.pid), msg.anomalies)
+        self._raise(msg.pid, msg.template, msg.anomalies, msg.suspended, msg.device, msg.step)
         if msg.suspended:
             self._pause_children(msg.pid)
 
     def _raise(
-        self, pid: int, template: str, anomalies: Sequence[Anomaly], suspended: bool
+        self,
+        pid: int,
+        template: str,
+        anomalies: Sequence[Anomaly],
+        suspended: bool,
+        device: str = "",
+        step: int = 0,
     ) -> None:
         now = time.time()
         alerts: list[Alert] = []
@@ -191,18 +224,38 @@ class ImmuneDaemon(RnixActor):
         saved: dict[str, ThreatSignature] = {}
         removed: list[str] = []
         for anomaly in anomalies:
-            alert = Alert.of(self.alerts.next_id(), pid, template, anomaly, suspended)
+            signature = ""
+            if anomaly.severity == HIGH:  # warnings never become threats
+                sig, change = self._remember(anomaly, template, now)
+                signature = sig.key
+                saved.update((s.key, s) for s in change.saved)
+                removed += change.removed
+            alert = Alert.of(
+                self.alerts.next_id(), pid, template, anomaly, suspended, device, signature
+            )
             alerts.append(alert)
             retired += self.alerts.add(alert)
-            _, change = self.threats.record(
-                anomaly.threat, anomaly.metric, template, alert.message, now
-            )
-            saved.update((s.name, s) for s in change.saved)
-            removed += change.removed
             log.warning("immune: %s%s", alert.line(), " (suspended)" if suspended else "")
         self.db.add_alerts(alerts, retired)
         # Saving publishes a snapshot, so a new pattern is known to the guards at once.
         self._save_threats(Change(tuple(saved.values()), tuple(removed)))
+        for alert in alerts:
+            self.host.publish(alert_event(alert, step))
+
+    def _remember(
+        self, anomaly: Anomaly, template: str, now: float
+    ) -> tuple[ThreatSignature, Change]:
+        if anomaly.signature:
+            known = self.threats.get(anomaly.signature)
+            if known is not None:
+                pattern = (known.call, known.item, known.context)
+                return self.threats.record(
+                    known.name, known.metric, template, known.detail, now, pattern
+                )
+        pattern = (anomaly.call, anomaly.item, anomaly.context) if anomaly.item else ("", "", "")
+        return self.threats.record(
+            anomaly.threat, anomaly.metric, template, anomaly.describe(), now, pattern
+        )
 
     def _pause_children(self, pid: int) -> None:
         """The guard suspended the process itself; SIGPAUSE reaches its running subtree."""
@@ -218,12 +271,19 @@ class ImmuneDaemon(RnixActor):
             self._publish()
 
     # -- queries -------------------------------------------------------------------------------
-    def _clear(self, pid: int) -> int:
-        """Clear ``pid``'s alerts; a finished run held out of the baseline is learned now."""
+    def _clear(self, pid: int, learn: bool, forget: bool = True) -> int:
+        """Clear ``pid``'s alerts. ``learn``: the run was normal: forget the signatures its
+        alerts created (with ``forget``) and learn the run (now if it finished and was held,
+        else when it finishes). Otherwise (dismiss) a held run stays out."""
         cleared = self.alerts.clear(pid)
         if cleared:
             self.db.clear_alerts(pid)
-        self.alerted.discard(pid)
+        if not learn:
+            return len(cleared)
+        self.alerted.pop(pid, None)
+        if forget:
+            for key in {a.signature for a in cleared if a.signature}:
+                self._save_threats(self.threats.forget(key))
         if pid not in self.monitoring:
             sample = self.db.held(pid)
             if sample is not None:
@@ -245,6 +305,17 @@ class ImmuneDaemon(RnixActor):
             threats=tuple(self.threats.list()),
             profiles=profile_summaries(self.profiles.values(), self.settings),
         )
+
+
+def _worse(
+    before: tuple[str, frozenset[str]] | None, anomalies: Iterable[Anomaly]
+) -> tuple[str, frozenset[str]]:
+    """The worst severity and the warned metrics of a run, with ``anomalies`` added."""
+    severity, metrics = before or ("warn", frozenset())
+    found = list(anomalies)
+    if any(a.severity == HIGH for a in found):
+        severity = HIGH
+    return severity, metrics | {a.metric for a in found if a.severity != HIGH}
 
 
 def profile_summaries(

@@ -1,29 +1,26 @@
 """Anomaly detection against a template's Normal Profile (DESIGN §8). Pure functions.
 
-A value is anomalous when all of these hold (``k`` is ``deviation_threshold``):
+Every rule is a tail probability under the baseline (`rnix_actors.immune.stats`): a value is
+anomalous when a run like the learned ones would reach it with probability below
+``alpha = P(Z > deviation_threshold)``. Nothing is judged before ``min_samples`` runs.
 
-1. the template has at least ``min_samples`` learned runs (before that nothing is judged);
-2. **deviation**: ``(value - mean) / σ' > k`` with ``σ' = max(σ, σ_floor, rel · |mean|)``,
-   so that a metric with zero variance is not infinitely sensitive;
-3. **growth**: ``value > max_seen · growth + margin``: beyond the historical maximum by a
-   margin, so the normal tail (a step a bit longer than any before) does not alarm;
-4. **floor**: ``value >= floor``: rare-but-normal events (one shell call in a template that
-   seldom uses the shell) stay quiet below an absolute level. A known threat pattern halves
-   the floor (``KNOWN_FLOOR``): memory makes the response faster the second time.
+* counts (calls of one kind per step and per run, steps per run): negative-binomial tails;
+* tokens and step duration: Student-t tails, with a minimum effect size (``FLOORS``);
+* the access mix: a device's share above ``mean + k·σ`` and 20 points above its maximum;
+* novelty (a kind of call, destination or host the template never used): the Beta-Bernoulli
+  probability of its class (`rnix_actors.immune.novelty`).
 
-Exception: a run total that was the same positive number in every one of at least
-``min_samples`` runs (``Stats.invariant``) is a property of the task, like one payment per
-run, and any count above it is anomalous -- unless that kind of call has varied in *any*
-template's baseline (``varying``): if one task naturally repeats a look-up, look-ups are
-not relied on to be fixed anywhere. Evidence is pooled across templates because one
-template's few runs cannot tell a fixed count from a rare repeat. A call to a device the
-template never used is always an anomaly once detection is active.
+Each finding has a *severity*. It is ``high`` when the call is side-effecting (write or
+external, or it names a never-seen network host) or when a read-only finding is rarer than
+``alpha / RISK_WEIGHT_READ``; only high findings suspend in enforce mode and become threat
+signatures. A call matching a threat signature is a high finding whatever the baseline.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -43,37 +40,30 @@ from rnix_actors.immune.baseline import (
     run_values,
     step_columns,
 )
-from rnix_actors.immune.sample import KeyCount, RunRecord, RunSample, split_key
-from rnix_actors.immune.threats import NEW_DEVICE, threat_name
+from rnix_actors.immune.describe import Anomaly
+from rnix_actors.immune.novelty import RISK_WEIGHT_READ
+from rnix_actors.immune.sample import KeyCount, RunRecord, RunSample
+from rnix_actors.immune.stats import alpha, continuous_limit, continuous_tail, count_limit
+from rnix_actors.immune.stats import count_tail as _count_tail
+from rnix_actors.immune.threats import threat_name
 
-KNOWN_FLOOR = 0.5
-"""A known threat pattern needs only this fraction of a metric's absolute floor."""
+__all__ = ["Anomaly", "Baseline", "Limit", "Settings", "check_call", "check_model_step"]
 
 MIX_MIN_CALLS = 10
 """The access mix is judged only once a run made this many calls: early shares are noise."""
 
+FLOORS: Mapping[str, float] = {STEP_TOKENS: 2_000, RUN_TOKENS: 20_000, STEP_DURATION: 10_000}
+"""Minimum effect sizes: a token or time figure below these is never an anomaly."""
 
-@attrs.frozen
-class Gate:
-    """The gates of one metric family (see the module docstring)."""
+REL_SCALE: Mapping[str, float] = {STEP_TOKENS: 0.1, RUN_TOKENS: 0.1, STEP_DURATION: 0.25}
+"""Prior spread of continuous metrics, as a fraction of their mean."""
 
-    floor: float
-    growth: float = 1.5
-    margin: float = 0.0
-    sigma_floor: float = 0.0
-    rel_sigma_floor: float = 0.1
-    exact: bool = False
-
-
-GATES: Mapping[str, Gate] = {
-    STEP_COUNT: Gate(floor=5, sigma_floor=0.5),
-    RUN_COUNT: Gate(floor=10, sigma_floor=0.5, exact=True),
-    RUN_SHARE: Gate(floor=0.5, growth=1.0, margin=0.2, sigma_floor=0.05, rel_sigma_floor=0.0),
-    STEP_TOKENS: Gate(floor=2_000),
-    RUN_TOKENS: Gate(floor=20_000),
-    STEP_DURATION: Gate(floor=10_000, growth=3.0),
-    RUN_STEPS: Gate(floor=10, sigma_floor=0.5),
-}
+SHARE_MARGIN = 0.2
+SHARE_SIGMA_FLOOR = 0.05
+SHARE_FLOOR = 0.5
+HIGH = "high"
+WARN = "warn"
+COUNTS = (STEP_COUNT, RUN_COUNT, RUN_STEPS)
 
 
 @attrs.frozen
@@ -81,132 +71,99 @@ class Settings:
     threshold: float = 2.0
     min_samples: int = 5
 
-
-@attrs.frozen
-class Anomaly:
-    """One deviation: the metric, what was observed, the baseline range (min-max seen) and
-    the deviation in standard deviations (None when the baseline had no variance)."""
-
-    family: str
-    metric: str
-    subject: str
-    observed: float
-    low: float | None
-    high: float | None
-    deviation: float | None
-    threat: str
-    known: bool = False
-
-    def describe(self) -> str:
-        """The alert text after ``PID n:``, in the seed's wording."""
-        text = _describe(self)
-        return f"{text[:-1]}; known threat {self.threat})" if self.known else text
-
-
-def _num(value: float) -> str:
-    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
-
-
-def _range(a: Anomaly) -> str:
-    low, high = a.low or 0.0, a.high or 0.0
-    if a.family == RUN_SHARE:
-        return f"{low:.0%}" if low == high else f"{low:.0%}-{high:.0%}"
-    if a.family == STEP_DURATION:
-        return f"{low / 1000:.1f}-{high / 1000:.1f}s"
-    return _num(low) if low == high else f"{_num(low)}-{_num(high)}"
-
-
-def _describe(a: Anomaly) -> str:
-    family, value, base = a.family, a.observed, _range(a)
-    if family == NEW_DEVICE:
-        return f"access to unusual device {a.subject} (never used by this template)"
-    if family == STEP_COUNT:
-        return f"unusual {a.subject} frequency ({_num(value)}/step, baseline: {base})"
-    if family == RUN_COUNT:
-        return f"unusual {a.subject} volume ({_num(value)}/run, baseline: {base})"
-    if family == RUN_SHARE:
-        return f"unusual device mix ({a.subject} {value:.0%} of calls, baseline: {base})"
-    if family == STEP_TOKENS:
-        return f"token consumption spike ({_num(value)} tokens/step, baseline: {base})"
-    if family == RUN_TOKENS:
-        return f"token consumption spike ({_num(value)} tokens/run, baseline: {base})"
-    if family == STEP_DURATION:
-        return f"unusual step duration ({value / 1000:.1f}s/step, baseline: {base})"
-    return f"unusual run length ({_num(value)} steps, baseline: {base})"
+    @property
+    def alpha(self) -> float:
+        return alpha(self.threshold)
 
 
 @attrs.frozen
 class Limit:
-    """A metric's gates folded into two numbers: a value is anomalous iff it is above
-    ``above`` and at least ``floor`` (``KNOWN_FLOOR`` times that for a known threat)."""
+    """A metric's rule folded into numbers: a value above ``above`` is anomalous; above
+    ``high`` it is high-risk even on a read-only call."""
 
     above: float
-    floor: float
-
-    def hit(self, value: float, known: bool) -> bool:
-        return value > self.above and value >= (self.floor * KNOWN_FLOOR if known else self.floor)
+    high: float
 
 
-def limit_of(stats: Stats, gate: Gate, settings: Settings) -> Limit:
-    """Precompute the gates of one metric (so the hot path is one comparison)."""
-    if gate.exact and stats.n >= settings.min_samples and stats.invariant:
-        return Limit(stats.high, -math.inf)
-    sigma = max(stats.std, gate.sigma_floor, gate.rel_sigma_floor * abs(stats.mean))
-    # deviation > k  <=>  value > mean + k·σ'; growth: value > max · growth + margin.
-    above = max(stats.mean + settings.threshold * sigma, stats.high * gate.growth + gate.margin)
-    return Limit(above, gate.floor)
+def _count_limit(stats: Stats, family: str, runs: int, a: float) -> Limit:
+    # Steps of one run are not independent: per-step evidence weighs as much as the runs.
+    n = float(runs if family == STEP_COUNT else stats.n)
+    total = stats.mean * n
+    return Limit(count_limit(total, n, a), count_limit(total, n, a / RISK_WEIGHT_READ))
 
 
-def deviation_of(
-    value: float, stats: Stats, gate: Gate, settings: Settings, known: bool
-) -> float | None:
-    """The deviation (σ) if ``value`` is anomalous against ``stats``, else None; ``math.inf``
-    when the baseline is an invariant count or has no spread at all."""
-    if not limit_of(stats, gate, settings).hit(value, known):
+def limit_of(name: str, stats: Stats, profile: TemplateProfile, settings: Settings) -> Limit:
+    """The limit of one metric of ``profile`` (so the hot path is one comparison)."""
+    family = family_of(name)[0]
+    a = settings.alpha
+    if family in COUNTS:
+        return _count_limit(stats, family, profile.runs, a)
+    if family == RUN_SHARE:
+        sigma = max(stats.std, SHARE_SIGMA_FLOOR)
+        above = max(stats.mean + settings.threshold * sigma, stats.high + SHARE_MARGIN)
+        return Limit(max(above, SHARE_FLOOR), math.inf)
+    if family in (STEP_TOKENS, STEP_DURATION):
+        a /= max(1.0, _mean_steps(profile))  # judged at every step: the run's rate stays a
+    above = continuous_limit(stats.n, stats.mean, stats.std, REL_SCALE[family], a)
+    return Limit(max(above, FLOORS[family]), -math.inf)
+
+
+def _mean_steps(profile: TemplateProfile) -> float:
+    steps = profile.get(RUN_STEPS)
+    return steps.mean if steps is not None else 1.0
+
+
+def tail_of(name: str, value: float, stats: Stats, profile: TemplateProfile) -> float | None:
+    """P(a learned-like run reaches ``value``) for one metric (None for the access mix)."""
+    family = family_of(name)[0]
+    if family in COUNTS:
+        n = float(profile.runs if family == STEP_COUNT else stats.n)
+        return _count_tail(value, stats.mean * n, n)
+    if family == RUN_SHARE:
         return None
-    if gate.exact and stats.n >= settings.min_samples and stats.invariant:
-        return math.inf
-    sigma = max(stats.std, gate.sigma_floor, gate.rel_sigma_floor * abs(stats.mean))
-    return (value - stats.mean) / sigma if sigma > 0 else math.inf
+    return continuous_tail(value, stats.n, stats.mean, stats.std, REL_SCALE[family])
+
+
+def z_of(p: float | None) -> float | None:
+    """The deviation ``k`` whose normal tail is ``p``: ``p < alpha(k)`` iff ``z_of(p) > k``."""
+    if p is None or p <= 1e-300 or p >= 1.0:
+        return None
+    return round(-statistics.NormalDist().inv_cdf(p), 2)
 
 
 @attrs.frozen
 class Baseline:
-    """A profile compiled for checking: its limits per metric, and per family for metrics
-    it lacks (a metric never seen counts as zero in every run)."""
+    """A profile compiled for checking: limits per metric, and per family for metrics it
+    lacks (they are judged as if one run had shown zero: little evidence either way)."""
 
     profile: TemplateProfile
     limits: Mapping[str, Limit]
     missing: Mapping[str, Limit]
     active: bool
-    varying: frozenset[str] = frozenset()
     # Thresholds filled on first use, read on every check: call key -> (step, run, share);
     # "" -> (step tokens, step duration, run tokens, run steps) for model answers.
     bounds: dict[str, tuple[float, ...]] = attrs.field(factory=dict, eq=False, repr=False)
 
-    def gate(self, family: str, detail: str) -> Gate:
-        gate = GATES[family]
-        return attrs.evolve(gate, exact=False) if gate.exact and detail in self.varying else gate
+
+ZERO = Stats(1, 0.0, 0.0, 0.0, 0.0)
 
 
-def compile_baseline(
-    profile: TemplateProfile, settings: Settings, varying: frozenset[str] = frozenset()
-) -> Baseline:
-    """Precompute the limits of ``profile``; ``varying`` are the call keys whose run totals
-    varied in some template (no invariant rule for them)."""
-    zeros = Stats(profile.runs, 0.0, 0.0, 0.0, 0.0)
-    empty = Baseline(profile, {}, {}, False, varying)
-    limits = {
-        name: limit_of(stats, empty.gate(*family_of(name)), settings)
-        for name, stats in profile.stats.items()
+def compile_baseline(profile: TemplateProfile, settings: Settings) -> Baseline:
+    """Precompute the limits of ``profile``."""
+    limits = {name: limit_of(name, s, profile, settings) for name, s in profile.stats.items()}
+    one = attrs.evolve(profile, runs=1)
+    missing = {
+        family: limit_of(family, ZERO, one, settings)
+        for family in (STEP_COUNT, RUN_COUNT, RUN_SHARE)
     }
-    missing = {family: limit_of(zeros, gate, settings) for family, gate in GATES.items()}
-    return Baseline(profile, limits, missing, profile.runs >= settings.min_samples, varying)
+    for family in (STEP_TOKENS, STEP_DURATION, RUN_TOKENS, RUN_STEPS):
+        missing[family] = limits.get(family) or limit_of(family, ZERO, one, settings)
+    return Baseline(profile, limits, missing, profile.runs >= settings.min_samples)
 
 
 def _subject(family: str, detail: str) -> str:
     if family in (STEP_COUNT, RUN_COUNT):
-        syscall, device = split_key(detail)
+        syscall, _, device = detail.partition(" ")
         # /dev/fs is the one device with several kinds of call (list, read, write).
         return f"{device} {syscall}" if device == "/dev/fs" else device
     return detail
@@ -216,49 +173,33 @@ def judge(
     baseline: Baseline,
     name: str,
     value: float,
-    settings: Settings,
     known: frozenset[str],
+    side: bool = True,
 ) -> Anomaly | None:
-    """Judge one metric value. The fast path is the precomputed limit; names, threat lookup
-    and the anomaly record are only built for a value above it."""
+    """Judge one metric value; ``side``: it counts a side-effecting call. The fast path is
+    the precomputed limit; the record is only built for a value above it."""
     family, detail = family_of(name)
     limit = baseline.limits.get(name) or baseline.missing[family]
     if value <= limit.above:
         return None
+    profile = baseline.profile
+    stats = profile.get(name)
+    if stats is None:
+        stats, profile = ZERO, attrs.evolve(profile, runs=1)
+    p = tail_of(name, value, stats, profile)
     threat = threat_name(family, detail)
-    if not limit.hit(value, threat in known):
-        return None
-    stats = baseline.profile.get(name) or Stats(baseline.profile.runs, 0.0, 0.0, 0.0, 0.0)
-    deviation = deviation_of(value, stats, baseline.gate(family, detail), settings, threat in known)
-    assert deviation is not None  # the limit and the gates agree (tested)
+    high = side or family not in (STEP_COUNT, RUN_COUNT, RUN_SHARE) or value > limit.high
     return Anomaly(
-        family,
-        name,
-        _subject(family, detail),
-        value,
-        stats.low if stats.n else 0.0,
-        stats.high if stats.n else 0.0,
-        None if math.isinf(deviation) else round(deviation, 2),
-        threat,
-        threat in known,
-    )
-
-
-def new_device(device: str, count: int, known: frozenset[str]) -> Anomaly:
-    threat = threat_name(NEW_DEVICE, device)
-    return Anomaly(
-        NEW_DEVICE, metric(NEW_DEVICE, device), device, count, None, None, None, threat,
-        threat in known,
+        family, name, _subject(family, detail), value,
+        stats.low, stats.high, z_of(p), threat, threat in known, p, HIGH if high else WARN,
+        call=detail if family in (STEP_COUNT, RUN_COUNT) else "",
     )  # fmt: skip
 
 
 def _all(
-    baseline: Baseline,
-    values: Iterable[tuple[str, float]],
-    settings: Settings,
-    known: frozenset[str],
+    baseline: Baseline, values: Iterable[tuple[str, float, bool]], known: frozenset[str]
 ) -> list[Anomaly]:
-    found = (judge(baseline, name, value, settings, known) for name, value in values)
+    found = (judge(baseline, name, value, known, side) for name, value, side in values)
     return [a for a in found if a is not None]
 
 
@@ -305,18 +246,14 @@ def check_call(
     settings: Settings,
     known: frozenset[str],
 ) -> list[Anomaly]:
-    """Judge a call just counted into ``record`` (before it runs). When it passes, set the
-    caps of its key and device, so the calls after it need no full check until one of
-    their counts passes a cap (see `KeyCount.within`)."""
+    """Judge the counts of a call just counted into ``record`` (before it runs). When they
+    pass, set the caps of its key and device, so the calls after it need no full check of
+    their counts until one passes a cap. Novelty is judged apart (`judge_items`)."""
     if baseline is None or not baseline.active:
         counted.step_cap = counted.run_cap = counted.dev.cap = NO_CAP
         return []
     key, device, dev = counted.key, counted.device, counted.dev
-    bounds = baseline.bounds.get(key)
-    if bounds is None:
-        if device not in baseline.profile.devices:
-            return [new_device(device, dev.calls, known)]
-        bounds = _bounds(baseline, key, device)
+    bounds = baseline.bounds.get(key) or _bounds(baseline, key, device)
     step_value, run_value, calls = counted.in_step, counted.in_run, record.calls
     share = dev.calls / calls if calls >= MIX_MIN_CALLS else 0.0
     if step_value <= bounds[0] and run_value <= bounds[1] and share <= bounds[2]:
@@ -324,10 +261,11 @@ def check_call(
         dev.cap = _share_cap(bounds[2], dev.calls, calls)
         return []
     step_name, run_name, share_name = _call_metrics(key, device)
-    values = [(step_name, float(step_value)), (run_name, float(run_value))]
+    side = counted.side
+    values = [(step_name, float(step_value), side), (run_name, float(run_value), side)]
     if calls >= MIX_MIN_CALLS:
-        values.append((share_name, share))
-    return _all(baseline, values, settings, known)
+        values.append((share_name, share, side))
+    return _all(baseline, values, known)
 
 
 def check_model_step(
@@ -357,45 +295,39 @@ def check_model_step(
         record.step_caps = (bounds[0], bounds[1], bounds[2], bounds[3])
         return []
     values = (
-        (STEP_TOKENS, float(record.tokens)),
-        (STEP_DURATION, record.duration_ms),
-        (RUN_TOKENS, float(record.run_tokens)),
-        (RUN_STEPS, float(steps)),
+        (STEP_TOKENS, float(record.tokens), True),
+        (STEP_DURATION, record.duration_ms, True),
+        (RUN_TOKENS, float(record.run_tokens), True),
+        (RUN_STEPS, float(steps), True),
     )
-    return _all(baseline, values, settings, known)
+    return _all(baseline, values, known)
 
 
 def score_run(
     baseline: Baseline | None,
     sample: RunSample,
-    settings: Settings,
+    side_keys: frozenset[str],
     known: frozenset[str],
 ) -> list[Anomaly]:
     """Judge a finished run as a whole (before it is learned): the worst step of each
-    per-step metric, the run totals, the final access mix and any never-used device.
-    One anomaly per metric."""
+    per-step metric, the run totals and the final access mix. One anomaly per metric;
+    ``side_keys`` are the run's side-effecting call keys. (Novelty was judged live.)"""
     if baseline is None or not baseline.active:
         return []
     worst = {name: max(values) for name, values in step_columns(sample).items()}
     values = run_values(sample)
     calls = sum(c for s in sample.steps for _, c in s.calls)
-    devices = baseline.profile.devices
-    fresh = {
-        device
-        for name in values
-        for family, device in [family_of(name)]
-        if family == RUN_SHARE and device not in devices
-    }
-    found = [new_device(d, round(values[metric(RUN_SHARE, d)] * calls), known) for d in fresh]
     for name, value in values.items():
         if family_of(name)[0] != RUN_SHARE or calls >= MIX_MIN_CALLS:
             worst[name] = value
-    judged = [(n, v) for n, v in worst.items() if _device(n) not in fresh]
-    return found + _all(baseline, judged, settings, known)
+    judged = [(n, v, _side(n, side_keys)) for n, v in worst.items()]
+    return _all(baseline, judged, known)
 
 
-def _device(name: str) -> str:
+def _side(name: str, side_keys: frozenset[str]) -> bool:
     family, detail = family_of(name)
     if family in (STEP_COUNT, RUN_COUNT):
-        return split_key(detail)[1]
-    return detail if family == RUN_SHARE else ""
+        return detail in side_keys
+    if family == RUN_SHARE:
+        return any(key.endswith(" " + detail) for key in side_keys)
+    return True

@@ -22,9 +22,19 @@ from typing import Any
 import attrs
 import pykka
 
-from rnix_actors.immune.detector import Baseline, Settings, check_call, check_model_step
+from rnix_actors.immune.detector import (
+    HIGH,
+    Anomaly,
+    Baseline,
+    Settings,
+    check_call,
+    check_model_step,
+)
 from rnix_actors.immune.messages import AnomalyDetected
+from rnix_actors.immune.novelty import call_items, has_host
+from rnix_actors.immune.risk import Patterns, judge_items, match_signature
 from rnix_actors.immune.sample import RunRecord
+from rnix_actors.kernel.devices import Effect
 from rnix_actors.kernel.guards import ALLOW, SyscallAttempt, Verdict
 
 log = logging.getLogger(__name__)
@@ -42,6 +52,9 @@ class Snapshot:
     settings: Settings = attrs.field(factory=Settings)
     enforce: bool = False
     stopped: bool = False
+    patterns: Patterns = attrs.field(factory=dict)  # concrete threat signatures by call key
+    hosts: frozenset[str] = frozenset()  # net items some template has learned
+    watched: frozenset[str] = frozenset()  # device paths some signature names
 
 
 class Shared:
@@ -113,10 +126,10 @@ class ImmuneGuard:
                 ):
                     record.begin_step(attempt.step, tokens, attempt.duration_ms)
                     return ALLOW
-            else:
+            elif attempt.device not in snap.watched:
                 counted = record.paths.get((attempt.syscall, attempt.device))
                 step = attempt.step
-                if counted is not None and step == record.step:
+                if counted is not None and step == record.step and self._judged(record, attempt):
                     in_step = counted.in_step + 1 if counted.step == step else 1
                     dev = counted.dev
                     if (
@@ -133,8 +146,23 @@ class ImmuneGuard:
                         counted.in_run += 1
                         dev.calls += 1
                         record.calls += 1
+                        record.pairs.add((record.last, counted))
+                        record.last = counted
                         return ALLOW
         return self._check(snap, record, attempt)
+
+    @staticmethod
+    def _judged(record: RunRecord, attempt: SyscallAttempt) -> bool:
+        """Whether every destination and host of the call was already judged in this run
+        (read-only calls naming no host have none)."""
+        side = attempt.effect is not Effect.READ
+        args = attempt.args
+        if not side and not has_host(args):
+            return True
+        if not args:
+            return True
+        key = record.paths[(attempt.syscall, attempt.device)].key
+        return record.items.issuperset(call_items(key, args, side))
 
     __call__ = check
 
@@ -146,31 +174,53 @@ class ImmuneGuard:
             record = self.shared.record(attempt.pid, attempt.template)
             if record is None:
                 return ALLOW
-        record.arm(snap)
-        baseline = snap.baselines.get(attempt.template)
-        known = self._known(snap, record)
-        if attempt.syscall == "ReasonStep":
-            record.begin_step(attempt.step, attempt.tokens, attempt.duration_ms)
-            found = check_model_step(baseline, record, snap.settings, known)
-        else:
-            counted = record.add_call(attempt.step, attempt.syscall, attempt.device)
-            found = check_call(baseline, record, counted, snap.settings, known)
+        found = full_check(snap, record, attempt)
         if not found:
             return ALLOW
         # One alert per metric and run: after a user resumes, the same deviation passes.
         fresh = tuple(a for a in found if a.metric not in record.reported)
         record.reported.update(a.metric for a in fresh)
         record.minted.update(a.threat for a in fresh if not a.known)
+        record.minted.update(a.item for a in fresh if a.item and not a.known)
         if not fresh:
             return ALLOW
+        high = [a for a in fresh if a.severity == HIGH]
+        suspend = snap.enforce and bool(high)
         self.report(
-            AnomalyDetected(attempt.pid, attempt.template, attempt.step, fresh, snap.enforce)
+            AnomalyDetected(
+                attempt.pid, attempt.template, attempt.step, fresh, suspend, attempt.device
+            )
         )
-        if not snap.enforce:
+        if not suspend:
             return ALLOW
-        return Verdict("suspend", "; ".join(a.describe() for a in fresh), origin="immune")
+        return Verdict("suspend", "; ".join(a.describe() for a in high), origin="immune")
 
-    @staticmethod
-    def _known(snap: Snapshot, record: RunRecord) -> frozenset[str]:
-        # A pattern this very run made known is not a re-appearance of a known threat.
-        return snap.known - record.minted if record.minted else snap.known
+
+def full_check(snap: Snapshot, record: RunRecord, attempt: SyscallAttempt) -> list[Anomaly]:
+    """Count ``attempt`` into ``record`` and judge it in full against ``snap``: what the
+    guard's fast path must agree with (the property test holds them together)."""
+    record.arm(snap)
+    baseline = snap.baselines.get(attempt.template)
+    # A pattern this very run made known is not a re-appearance of a known threat.
+    known = snap.known - record.minted if record.minted else snap.known
+    if attempt.syscall == "ReasonStep":
+        record.begin_step(attempt.step, attempt.tokens, attempt.duration_ms)
+        return check_model_step(baseline, record, snap.settings, known)
+    side = attempt.effect is not Effect.READ
+    before = record.last
+    context = before.key if before is not None else ""
+    counted = record.add_call(attempt.step, attempt.syscall, attempt.device, side)
+    args = attempt.args
+    items = call_items(counted.key, args, side) if args and (side or has_host(args)) else ()
+    learned = baseline.profile.items if baseline is not None else frozenset()
+    found: list[Anomaly] = []
+    signed = match_signature(snap.patterns, learned, counted, items, context, record.calls)
+    if signed is not None and signed.item not in record.minted:
+        found.append(signed)
+    novel = judge_items(baseline, record, counted, items, snap.settings, snap.hosts, context)
+    if novel is not None and not found:
+        found.append(novel)
+    record.items.update(items)
+    counts = check_call(baseline, record, counted, snap.settings, known)
+    found += [attrs.evolve(a, context=context, call_index=record.calls) for a in counts]
+    return found

@@ -26,6 +26,10 @@ class ImmuneHost(Protocol):
         """Call ``callback`` for every event (in the event bus's thread)."""
         ...
 
+    def publish(self, event: Event) -> None:
+        """Publish ``event`` on the event bus (subscribers and the process's log)."""
+        ...
+
     def add_guard(self, guard: Guard) -> None:
         """Install a guard for processes spawned from now on."""
         ...

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import attrs
 
-from rnix_actors.immune.detector import Anomaly
+from rnix_actors.immune.describe import Anomaly
 
 
 @attrs.frozen
 class AnomalyDetected:
-    """A guard found anomalies in ``pid``'s behaviour; ``suspended``: it refused the call and
-    the process is suspending itself (enforce mode)."""
+    """A guard found anomalies in ``pid``'s behaviour at a call to ``device`` (or a model
+    answer); ``suspended``: it refused the call and the process is suspending itself
+    (enforce mode, a high finding)."""
 
     pid: int
     template: str
     step: int
     anomalies: tuple[Anomaly, ...]
     suspended: bool
+    device: str = ""
 
 
 @attrs.frozen
@@ -26,9 +28,12 @@ class QueryStatus:
 
 @attrs.frozen
 class ClearAlerts:
-    """Clear ``pid``'s alerts and let its run into the baseline; answers the number cleared."""
+    """``learn``: the run of ``pid`` was normal: clear its alerts, forget the signatures they
+    created and let the run into the baseline. Not ``learn`` (dismiss): clear the alerts,
+    keep the run out. Answers the number of alerts cleared."""
 
     pid: int
+    learn: bool = True
 
 
 @attrs.frozen

@@ -49,13 +49,41 @@ MIGRATIONS = {
         pid INTEGER PRIMARY KEY, template TEXT NOT NULL, sample TEXT NOT NULL, ts REAL NOT NULL
     )
     """,
+    # Signatures now hold the concrete pattern and are keyed by name and pattern; the
+    # family-level ones of version 1 could be minted by benign runs, so they are dropped.
+    2: """
+    DROP TABLE immune_threats;
+    CREATE TABLE immune_signatures (
+        key TEXT PRIMARY KEY, name TEXT NOT NULL, family TEXT NOT NULL, metric TEXT NOT NULL,
+        template TEXT NOT NULL, detail TEXT NOT NULL, created_at REAL NOT NULL,
+        last_seen REAL NOT NULL, hits INTEGER NOT NULL, call TEXT NOT NULL,
+        item TEXT NOT NULL, context TEXT NOT NULL
+    );
+    CREATE TABLE immune_items (
+        template TEXT NOT NULL, item TEXT NOT NULL, runs INTEGER NOT NULL,
+        PRIMARY KEY (template, item)
+    );
+    CREATE TABLE immune_fresh (
+        template TEXT NOT NULL, class TEXT NOT NULL, runs INTEGER NOT NULL,
+        PRIMARY KEY (template, class)
+    );
+    ALTER TABLE immune_alerts ADD COLUMN severity TEXT NOT NULL DEFAULT 'high';
+    ALTER TABLE immune_alerts ADD COLUMN p REAL;
+    ALTER TABLE immune_alerts ADD COLUMN item TEXT NOT NULL DEFAULT '';
+    ALTER TABLE immune_alerts ADD COLUMN context TEXT NOT NULL DEFAULT '';
+    ALTER TABLE immune_alerts ADD COLUMN call_index INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE immune_alerts ADD COLUMN signature TEXT NOT NULL DEFAULT '';
+    ALTER TABLE immune_alerts ADD COLUMN device TEXT NOT NULL DEFAULT ''
+    """,
 }
 
 _ALERT_COLUMNS = (
     "id, pid, template, family, metric, threat, message, observed, low, high, deviation, "
-    "known, ts, suspended, active"
+    "known, ts, suspended, active, severity, p, item, context, call_index, signature, device"
 )
-_THREAT_COLUMNS = "name, family, metric, template, detail, created_at, last_seen, hits"
+_THREAT_COLUMNS = (
+    "name, family, metric, template, detail, created_at, last_seen, hits, call, item, context"
+)
 
 
 @attrs.frozen
@@ -84,7 +112,7 @@ class ImmuneStore:
             profiles = _load_profiles(conn)
             threats = [
                 ThreatSignature(*row)
-                for row in conn.execute(f"SELECT {_THREAT_COLUMNS} FROM immune_threats")
+                for row in conn.execute(f"SELECT {_THREAT_COLUMNS} FROM immune_signatures")
             ]
             rows = conn.execute(
                 f"SELECT {_ALERT_COLUMNS} FROM immune_alerts WHERE active = 1 ORDER BY id"
@@ -99,18 +127,17 @@ class ImmuneStore:
 
     def save_threats(self, saved: Iterable[ThreatSignature], removed: Iterable[str]) -> None:
         with self.store.transaction() as conn:
-            conn.executemany("DELETE FROM immune_threats WHERE name = ?", [(n,) for n in removed])
+            conn.executemany("DELETE FROM immune_signatures WHERE key = ?", [(k,) for k in removed])
             conn.executemany(
-                f"INSERT OR REPLACE INTO immune_threats ({_THREAT_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [attrs.astuple(s) for s in saved],
+                f"INSERT OR REPLACE INTO immune_signatures (key, {_THREAT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(s.key, *attrs.astuple(s)) for s in saved],
             )
 
     def add_alerts(self, alerts: Iterable[Alert], retired: Iterable[int]) -> None:
         with self.store.transaction() as conn:
             conn.executemany(
-                f"INSERT INTO immune_alerts ({_ALERT_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO immune_alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 22)})",
                 [attrs.astuple(a) for a in alerts],
             )
             conn.executemany(
@@ -124,6 +151,14 @@ class ImmuneStore:
                 "UPDATE immune_alerts SET active = 0 WHERE pid = ? AND active = 1", (pid,)
             )
             return int(cursor.rowcount)
+
+    def held_runs(self, template: str) -> list[tuple[int, RunSample]]:
+        """The held runs of ``template``, oldest first."""
+        with self.store.transaction() as conn:
+            rows = conn.execute(
+                "SELECT pid, sample FROM immune_held WHERE template = ? ORDER BY ts", (template,)
+            ).fetchall()
+        return [(int(pid), RunSample.from_json(json.loads(text))) for pid, text in rows]
 
     def hold(self, pid: int, sample: RunSample, now: float) -> None:
         """Keep an alerted run out of the baseline until it is cleared."""
@@ -165,6 +200,14 @@ def _save_profile(conn: sqlite3.Connection, builder: ProfileBuilder, now: float)
             for name, w in builder.metrics.items()
         ],
     )
+    conn.executemany(
+        "INSERT OR REPLACE INTO immune_items VALUES (?, ?, ?)",
+        [(builder.template, item, runs) for item, runs in builder.items.items()],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO immune_fresh VALUES (?, ?, ?)",
+        [(builder.template, cls, runs) for cls, runs in builder.fresh.items()],
+    )
 
 
 def _load_profiles(conn: sqlite3.Connection) -> dict[str, ProfileBuilder]:
@@ -176,6 +219,12 @@ def _load_profiles(conn: sqlite3.Connection) -> dict[str, ProfileBuilder]:
     for template, name, n, mean, m2, low, high in rows:
         builder = builders.setdefault(str(template), ProfileBuilder(str(template)))
         builder.metrics[str(name)] = Welford(int(n), float(mean), float(m2), low, high)
+    for template, item, runs in conn.execute("SELECT template, item, runs FROM immune_items"):
+        builder = builders.setdefault(str(template), ProfileBuilder(str(template)))
+        builder.items[str(item)] = int(runs)
+    for template, cls, runs in conn.execute("SELECT template, class, runs FROM immune_fresh"):
+        builder = builders.setdefault(str(template), ProfileBuilder(str(template)))
+        builder.fresh[str(cls)] = int(runs)
     return builders
 
 

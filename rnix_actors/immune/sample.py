@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from rnix_actors.immune.novelty import call_item, seq_item
+
 _PROC_PID = re.compile(r"^/proc/\d+(/.*)?$")
 
 MAX_PATHS = 256
@@ -64,10 +66,12 @@ class StepSample:
 
 @attrs.frozen
 class RunSample:
-    """A finished run of ``template``."""
+    """A finished run of ``template``; ``items`` are its novelty items (the kinds of call,
+    destinations, hosts and transitions it used: `rnix_actors.immune.novelty`)."""
 
     template: str
     steps: tuple[StepSample, ...] = ()
+    items: frozenset[str] = frozenset()
 
     def run_counts(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -77,12 +81,17 @@ class RunSample:
         return totals
 
     def to_json(self) -> dict[str, Any]:
-        return {"template": self.template, "steps": [s.to_json() for s in self.steps]}
+        return {
+            "template": self.template,
+            "steps": [s.to_json() for s in self.steps],
+            "items": sorted(self.items),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunSample:
         steps = tuple(StepSample.from_json(s) for s in data["steps"])
-        return cls(str(data["template"]), steps)
+        items = frozenset(str(i) for i in data.get("items", ()))
+        return cls(str(data["template"]), steps, items)
 
 
 UNARMED = -1
@@ -113,13 +122,15 @@ class KeyCount:
     """
 
     __slots__ = (
-        "dev", "device", "earlier", "in_run", "in_step", "key", "run_cap", "step", "step_cap",
+        "dev", "device", "earlier", "in_run", "in_step", "key", "run_cap", "side", "step",
+        "step_cap",
     )  # fmt: skip
 
-    def __init__(self, key: str, device: str, dev: DeviceCount) -> None:
+    def __init__(self, key: str, device: str, dev: DeviceCount, side: bool = True) -> None:
         self.key = key
         self.device = device
         self.dev = dev
+        self.side = side  # the device declared a side effect (write or external)
         self.step = 0
         self.in_step = 0
         self.earlier: list[tuple[int, int]] = []  # (step, calls) of the steps before ``step``
@@ -169,6 +180,9 @@ class RunRecord:
         self.step_caps = UNARMED_STEP
         self.reported: set[str] = set()  # metrics already alerted in this run
         self.minted: set[str] = set()  # threat names this run made known (not a re-match)
+        self.items: set[str] = set()  # destinations and hosts used (novelty items)
+        self.last: KeyCount | None = None  # the kind of the previous call
+        self.pairs: set[tuple[KeyCount | None, KeyCount]] = set()  # transitions made
 
     def begin_step(self, step: int, tokens: int, duration_ms: float) -> None:
         """A model answer for ``step`` arrived (before any of its calls run)."""
@@ -180,8 +194,9 @@ class RunRecord:
         self.duration_ms = duration_ms
         self.run_tokens += tokens
 
-    def add_call(self, step: int, syscall: str, path: str) -> KeyCount:
-        """Count one attempted call of ``syscall`` on ``path``; returns its key's counts."""
+    def add_call(self, step: int, syscall: str, path: str, side: bool = True) -> KeyCount:
+        """Count one attempted call of ``syscall`` on ``path`` (``side``: its device declared
+        a side effect); returns its key's counts."""
         if step != self.step:  # no model answer seen for this step (guard added mid-run)
             self.begin_step(step, 0, 0.0)
         counted = self.paths.get((syscall, path))
@@ -193,11 +208,13 @@ class RunRecord:
                 dev = self.devices.get(device)
                 if dev is None:
                     dev = self.devices[device] = DeviceCount()
-                counted = self.keys[key] = KeyCount(key, device, dev)
+                counted = self.keys[key] = KeyCount(key, device, dev, side)
             if len(self.paths) < MAX_PATHS:
                 self.paths[(syscall, path)] = counted
         counted.count(step)
         self.calls += 1
+        self.pairs.add((self.last, counted))
+        self.last = counted
         return counted
 
     def arm(self, against: object) -> None:
@@ -229,4 +246,12 @@ class RunRecord:
                 StepSample(tokens, ms, tuple(sorted(calls.get(step, none).items())))
                 for step, tokens, ms in steps
             ),
+            frozenset(self.novelty_items()),
         )
+
+    def novelty_items(self) -> set[str]:
+        """Every novelty item of the run so far: kinds of call, destinations, transitions."""
+        items = set(self.items)
+        items.update(call_item(k.key, k.side) for k in self.keys.values())
+        items.update(seq_item(a.key if a else "", b.key) for a, b in self.pairs)
+        return items

@@ -11,7 +11,7 @@ import attrs
 from rnix_actors.drivers.base import ToolCall
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import Cancelled
-from rnix_actors.kernel.devices import DeviceCall, permission_error
+from rnix_actors.kernel.devices import DeviceCall, Effect, device_effect, permission_error
 from rnix_actors.kernel.guards import SyscallAttempt
 from rnix_actors.kernel.spec import ProcessSpec
 from rnix_actors.kernel.tools import ToolPlan
@@ -40,6 +40,7 @@ class SyscallRunner:
         self.flush = flush
         # The whitelist of a process never changes: decide each path once.
         self._denials: dict[str, str | None] = {}
+        self._effects: dict[tuple[str, str], Effect] = {}
 
     def check_step(
         self, step: int, args: dict[str, Any], tokens: int, duration_ms: float
@@ -77,7 +78,18 @@ class SyscallRunner:
             return Outcome(f"Tool error ({call.name}): {denial}", f"{ErrorCode.PERMISSION}|{path}")
         guards = spec.guards
         attempt = (
-            SyscallAttempt(spec.pid, spec.template.name, step, plan.syscall, path, args)
+            SyscallAttempt(
+                spec.pid,
+                spec.template.name,
+                step,
+                plan.syscall,
+                path,
+                args,
+                0,
+                0.0,
+                plan.op,
+                self._effect(path, plan.op),
+            )
             if guards
             else None
         )
@@ -127,6 +139,20 @@ class SyscallRunner:
             return Outcome(f"Tool error ({call.name}): {message}", f"{ErrorCode.INTERNAL}|{path}")
         self.emit(plan.syscall, path, args, result=_preview(result), duration_ms=_ms(started))
         return Outcome(result)
+
+    def _effect(self, path: str, op: str) -> Effect:
+        """What the device at ``path`` declares ``op`` does (decided once per path and op);
+        a path no device covers is ``EXTERNAL`` (the call itself will fail)."""
+        found = self._effects.get((path, op))
+        if found is None:
+            try:
+                _, device, subpath = self.spec.devices.lookup(path)
+                found = device_effect(device, op, subpath)
+            except DeviceError:
+                found = Effect.EXTERNAL
+            if len(self._effects) < 1024:
+                self._effects[(path, op)] = found
+        return found
 
 
 def _ms(started: float) -> float:

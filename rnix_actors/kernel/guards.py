@@ -12,12 +12,18 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
+from rnix_actors.kernel.devices import Effect
+
 
 class SyscallAttempt(NamedTuple):
     """A syscall about to run, or (``syscall == "ReasonStep"``) a model answer about to be
     acted on: then ``tokens`` and ``duration_ms`` describe the LLM call and ``args`` holds the
     number of tool calls. A non-allow verdict on a step suspends the process before any of
     the step's tool calls runs.
+
+    ``op`` is the device operation (``read``, ``write``, ``call``...) and ``effect`` what the
+    device declares the call does (`Effect`; a device that does not say, or a path no device
+    covers, is ``EXTERNAL``), so that a guard can weigh a side-effecting call before it runs.
 
     A named tuple, not an attrs class: one is built for every syscall while a guard is
     installed, and it is built about twice as fast.
@@ -31,6 +37,8 @@ class SyscallAttempt(NamedTuple):
     args: Mapping[str, Any]
     tokens: int = 0
     duration_ms: float = 0.0
+    op: str = ""
+    effect: Effect = Effect.EXTERNAL
 
 
 @attrs.frozen

@@ -1,0 +1,169 @@
+"""Small-sample predictive statistics: how likely a value is under a template's baseline.
+
+Every detector rule asks one question: *if this run were like the learned ones, how likely
+is a value at least this extreme?* (a one-sided tail probability of the posterior
+predictive distribution). A value is anomalous when that probability is below
+``alpha(deviation_threshold)``, the one-sided normal tail of ``k`` standard deviations
+(2.0 → 2.3%, 3.0 → 0.13%), so raising the threshold can only remove alarms.
+
+* **Counts** (calls of one kind per run or per step, steps per run): Poisson with a
+  Gamma(``COUNT_SHAPE``, ``COUNT_RATE``) prior on the rate; the predictive is negative
+  binomial. Eight runs of exactly one call give P(2 or more) ≈ 28%: a history of 1s does
+  not make a 2 a rare event, but 6 is (P ≈ 0.3%).
+* **Continuous values** (tokens, durations): normal with unknown mean and variance, and a
+  prior of ``SCALE_PRIOR_N`` pseudo-observations of spread ``rel_scale × mean``; the
+  predictive is a Student t. Zero variance is a small sample, not a certainty.
+* **Novelty** (a call, destination or transition never seen): Beta-Bernoulli. After ``n``
+  runs of which ``d`` (not counting the first) brought something new of that kind, the next
+  run brings something new with probability ``(d + a) / (n + a + b)``; the prior ``a, b``
+  says how common such novelty is before any evidence (see `rnix_actors.immune.novelty`).
+
+Pure functions, no state.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+COUNT_SHAPE = 0.5
+"""Gamma prior shape of a count's rate (half a pseudo-event)."""
+COUNT_RATE = 0.5
+"""Gamma prior rate of a count's rate (half a pseudo-run)."""
+SCALE_PRIOR_N = 2.0
+"""Pseudo-observations behind the prior spread of a continuous metric."""
+MAX_COUNT = 1 << 20
+
+
+def alpha(k: float) -> float:
+    """The one-sided normal tail beyond ``k`` standard deviations: P(Z > k)."""
+    return 0.5 * math.erfc(k / math.sqrt(2.0))
+
+
+def _nb_params(total: float, n: float) -> tuple[float, float]:
+    """Negative binomial (r, p) of the next count after ``n`` observations summing to
+    ``total`` (Gamma-Poisson): P(X = x) = C(x + r - 1, x) p^r (1 - p)^x."""
+    r = COUNT_SHAPE + total
+    p = (COUNT_RATE + n) / (COUNT_RATE + n + 1.0)
+    return r, p
+
+
+def count_tail(value: float, total: float, n: float) -> float:
+    """P(X >= value) for the next count, after ``n`` observations summing to ``total``."""
+    x = math.ceil(value)
+    if x <= 0:
+        return 1.0
+    r, p = _nb_params(total, n)
+    pmf = p**r
+    below = 0.0
+    for i in range(x):
+        below += pmf
+        pmf *= (r + i) / (i + 1) * (1.0 - p)
+    return max(0.0, 1.0 - below)
+
+
+@functools.lru_cache(maxsize=65536)
+def count_limit(total: float, n: float, a: float) -> int:
+    """The largest count that is *not* anomalous at tail level ``a``: every count above it
+    has P(X >= count) < a. Cached: profiles are compiled again after every learned run."""
+    r, p = _nb_params(total, n)
+    pmf = p**r
+    tail = 1.0  # P(X >= x) for the current x
+    x = 0
+    while x < MAX_COUNT:
+        tail -= pmf
+        if tail < a:
+            return x
+        pmf *= (r + x) / (x + 1) * (1.0 - p)
+        x += 1
+    return MAX_COUNT
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta (Lentz's method)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for num in (
+            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-12:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_tail(t: float, df: float) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom."""
+    if t <= 0:
+        return 1.0 - t_tail(-t, df) if t < 0 else 0.5
+    return 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(a: float, df: float) -> float:
+    """The t with P(T > t) = ``a`` (bisection; cached, as thresholds repeat)."""
+    low, high = 0.0, 1.0
+    while t_tail(high, df) > a and high < 1e6:
+        high *= 2.0
+    for _ in range(100):
+        mid = (low + high) / 2.0
+        if t_tail(mid, df) > a:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def predictive_scale(n: int, mean: float, std: float, rel_scale: float) -> tuple[float, float]:
+    """(scale, degrees of freedom) of the Student-t predictive of the next value, after ``n``
+    values with this mean and sample standard deviation, the prior spread being
+    ``rel_scale × |mean|`` worth ``SCALE_PRIOR_N`` observations."""
+    prior = rel_scale * abs(mean)
+    df = SCALE_PRIOR_N + max(0, n - 1)
+    var = (SCALE_PRIOR_N * prior * prior + max(0, n - 1) * std * std) / df
+    return math.sqrt(var * (1.0 + 1.0 / max(n, 1))), df
+
+
+def continuous_limit(n: int, mean: float, std: float, rel_scale: float, a: float) -> float:
+    """The largest value that is not anomalous at tail level ``a``."""
+    scale, df = predictive_scale(n, mean, std, rel_scale)
+    return mean + t_quantile(a, df) * scale
+
+
+def continuous_tail(value: float, n: int, mean: float, std: float, rel_scale: float) -> float:
+    """P(next value >= ``value``)."""
+    scale, df = predictive_scale(n, mean, std, rel_scale)
+    if scale <= 0:
+        return 0.0 if value > mean else 1.0
+    return t_tail((value - mean) / scale, df)
+
+
+def novelty_p(fresh_runs: int, runs: int, a: float, b: float) -> float:
+    """Predictive probability that the next run brings something new of a kind that
+    ``fresh_runs`` of ``runs`` learned runs brought (the first run, which brings everything,
+    is not counted in either)."""
+    later = max(0, runs - 1)
+    return (min(fresh_runs, later) + a) / (later + a + b)
