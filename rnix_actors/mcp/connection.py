@@ -140,10 +140,8 @@ class ServerConnection:
         closed = anyio.Event()
         opened_at = None
         with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errlog:
-            client = Client(
-                _watched(self._transport(errlog), closed),
-                read_timeout_seconds=self.config.timeout,
-            )
+            # No read timeout of the SDK's own: `request` bounds each call.
+            client = Client(_watched(self._transport(errlog), closed))
             try:
                 # The handshake has a deadline; the session, once open, has none.
                 with anyio.CancelScope(
