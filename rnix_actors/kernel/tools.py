@@ -186,6 +186,8 @@ def plan_tool_call(call: ToolCall) -> ToolPlan:
             raise ToolInputError(ErrorCode.INVALID, device, "'input' must be an object")
         if path_within(device, PROC) or path_within(device, LLM) or _mcp_server(device):
             return ToolPlan("device", "Read", device, "read", dict(raw))
+        if path_within(device, MCP):  # an MCP tool runs an action, like a command
+            return ToolPlan("device", "Exec", device, "call", dict(raw))
         return ToolPlan("device", "Write", device, "call", dict(raw))
     if name == "spawn":
         agent = _require_str(call, "agent", "spawn")
