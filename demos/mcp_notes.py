@@ -34,7 +34,9 @@ def make_project(root: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(DATA / "notes_server.py", root / "tools" / "notes_server.py")
     mcp_yaml = (DATA / "mcp.yaml").read_text()
-    (rnix / "mcp.yaml").write_text(mcp_yaml.replace("command: python", f"command: {sys.executable}"))
+    (rnix / "mcp.yaml").write_text(
+        mcp_yaml.replace("command: python", f"command: {sys.executable}")
+    )
     shutil.copy(DATA / "librarian.yaml", rnix / "agents" / "librarian.yaml")
     shutil.copy(DATA / "librarian-replay.yaml", rnix / "replay" / "librarian.yaml")
     (root / "notes.json").write_text(json.dumps(NOTES))
