@@ -37,6 +37,14 @@ class SpawnError(RnixError):
     """A spawn was refused: unknown agent, empty device intersection, depth cap, bad options."""
 
 
+class UnknownAgent(SpawnError):
+    """A spawn named an agent template that does not exist."""
+
+
+class BadWorkdir(SpawnError):
+    """A spawn's work dir is missing, is ``/``, or lies outside what agents may use."""
+
+
 class NoSuchProcess(RnixError):
     """The PID is not known to this system."""
 

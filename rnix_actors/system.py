@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import pykka
 
+from rnix_actors.catalog import Catalog, Changes
 from rnix_actors.compose import ComposeEngine
 from rnix_actors.config import Config, load_config
 from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse
@@ -34,8 +35,9 @@ from rnix_actors.drivers.http import build_drivers
 from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
-from rnix_actors.errors import NoSuchProcess, SpawnError, SystemStopped
+from rnix_actors.errors import BadWorkdir, NoSuchProcess, SystemStopped, UnknownAgent
 from rnix_actors.immune import Immune, ImmuneConfig, attach_immune, immune_config_from
+from rnix_actors.introspect import ProcessDetail, inspect_process
 from rnix_actors.kernel.asking import ask
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, Effect, HostDevice
@@ -50,7 +52,6 @@ from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
-from rnix_actors.loader import load_skills, load_templates
 from rnix_actors.mcp import attach_mcp, project_servers
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
@@ -106,8 +107,7 @@ class System:
         self.immune_config: ImmuneConfig = immune or immune_config_from(self.config)
         self._immune: Immune | None = None
         conf_dirs = [shipped_conf_dir()] + ([project_rnix] if load_project else [])
-        self._skills: dict[str, Skill] = load_skills(conf_dirs)
-        self._templates: dict[str, AgentTemplate] = load_templates(conf_dirs, self._skills)
+        self._catalog = Catalog(conf_dirs)
         self._drivers: dict[str, Driver] = {}
         self.devices = DeviceRegistry()
         self.table = ProcessTable()
@@ -168,11 +168,11 @@ class System:
             "kernel.allowed_workdirs in .rnix/config.yaml"
         )
         if path == Path(path.anchor):
-            raise SpawnError(f"spawn rejected: the work dir may not be {path} ({fix})")
+            raise BadWorkdir(f"spawn rejected: the work dir may not be {path} ({fix})")
         if not any(path.is_relative_to(root) for root in roots):
-            raise SpawnError(f"spawn rejected: the work dir {path} is outside the project ({fix})")
+            raise BadWorkdir(f"spawn rejected: the work dir {path} is outside the project ({fix})")
         if any(path.is_relative_to(p.resolve()) for p in self.protected_dirs()):
-            raise SpawnError(
+            raise BadWorkdir(
                 f"spawn rejected: the work dir {path} is inside the rnix state or config dir, "
                 "which agents may not reach; use a project dir"
             )
@@ -201,8 +201,8 @@ class System:
                 bus=self._bus,
                 devices=self.devices,
                 drivers=lambda name: self._drivers.get(name),
-                templates=lambda name: self._templates.get(name),
-                skills=lambda: self._skills,
+                templates=lambda name: self._catalog.templates.get(name),
+                skills=lambda: self._catalog.skills,
                 workdir=self.project_dir,
                 sigterm_grace=self.config.kernel.sigterm_grace,
                 tracker=self.tracker,
@@ -213,7 +213,7 @@ class System:
                 self._kernel,
                 self._bus,
                 self.table,
-                templates=lambda name: self._templates.get(name),
+                templates=lambda name: self._catalog.templates.get(name),
                 register_driver=self.register_driver,
                 tracker=self.tracker,
             )
@@ -355,18 +355,24 @@ class System:
     # -- templates, drivers, devices ---------------------------------------------------------
     @property
     def templates(self) -> dict[str, AgentTemplate]:
-        return dict(self._templates)
+        return dict(self._catalog.templates)
 
     @property
     def skills(self) -> dict[str, Skill]:
-        return dict(self._skills)
+        return dict(self._catalog.skills)
 
     def add_template(self, template: AgentTemplate) -> None:
         """Define (or replace) an agent template in Python."""
-        self._templates = {**self._templates, template.name: template}
+        self._catalog.add_template(template)
 
     def add_skill(self, skill: Skill) -> None:
-        self._skills = {**self._skills, skill.name: skill}
+        self._catalog.add_skill(skill)
+
+    def reload_templates(self) -> Changes:
+        """Pick up agent templates and skills added, changed or removed on disk since the
+        last look (`spawn` does this too); returns what changed. Raises `ConfigError` for a
+        broken file, keeping the templates as they were."""
+        return self._catalog.refresh()
 
     def register_driver(self, driver: Driver) -> None:
         """Make an LLM driver available to templates whose ``driver`` is ``driver.name``."""
@@ -411,7 +417,7 @@ class System:
     def load_supervisors(self, path: Path | str | None = None) -> list[SupervisorSpec]:
         """Specs from ``path`` (default: ``<project>/.rnix/supervisors.yaml``), validated."""
         file = Path(path) if path is not None else self.project_dir / ".rnix" / "supervisors.yaml"
-        return load_supervisors(file, lambda name: name in self._templates)
+        return load_supervisors(file, lambda name: name in self._catalog.templates)
 
     def tree(self) -> list[SupervisorView]:
         """The supervision trees (live ones queried, finished ones with their final status)."""
@@ -445,9 +451,15 @@ class System:
         for an unknown agent, an unknown driver or an empty device set, `SystemStopped` when
         the system is not running and `Unresponsive` when the kernel does not answer.
         """
-        if isinstance(agent, str) and agent not in self._templates:
-            known = ", ".join(sorted(self._templates)) or "none"
-            raise SpawnError(f"unknown agent '{agent}'; known agents: {known}")
+        if isinstance(agent, str):
+            self._catalog.refresh()  # a few stat calls; parses only files that changed
+            templates = self._catalog.templates
+            if agent not in templates:
+                known = ", ".join(sorted(templates)) or "none"
+                raise UnknownAgent(
+                    f"unknown agent '{agent}'; known agents: {known} (templates are read from "
+                    f"{self.project_dir / '.rnix' / 'agents'}/<name>.yaml)"
+                )
         request = SpawnRequest(
             template=agent,
             intent=intent,
@@ -516,6 +528,15 @@ class System:
         # A running process's row is older than its live figures: take the table's.
         live = {p.pid: p for p in self.table.list() if not p.finished}
         return [live.get(p.pid, p) for p in rows]
+
+    def inspect(self, pid: int, tail: int = 10) -> ProcessDetail:
+        """Everything known about ``pid``: its record, children, subtree rollup, limits,
+        breaker counts, owning supervisor, the last ``tail`` context messages and the immune
+        daemon's alerts on it. Raises `NoSuchProcess` for a PID this state dir never ran."""
+        detail = inspect_process(self, pid, tail)
+        if detail is None:
+            raise NoSuchProcess(pid)
+        return detail
 
     def rollup(self, pid: int) -> Rollup:
         """``pid`` and all its descendants added up (processes, running, suspended, tokens,

@@ -85,7 +85,7 @@ def test_errors_carry_codes(server: DaemonServer) -> None:
         cases = [
             (("info",), {"pid": 99}, "NO_SUCH_PROCESS"),
             (("info",), {"pid": "x"}, "BAD_PARAMS"),
-            (("spawn",), {"agent": "nobody", "intent": "x"}, "SPAWN_ERROR"),
+            (("spawn",), {"agent": "nobody", "intent": "x"}, "NO_SUCH_AGENT"),
             (("kill",), {"pid": 1, "signal": "SIGFOO"}, "BAD_PARAMS"),
             (("nope",), {}, "UNKNOWN_METHOD"),
             (("shutdown",), {}, "UNAVAILABLE"),  # no daemon process behind this server
@@ -188,7 +188,7 @@ def test_run_streams_a_spawn_from_its_start(server: DaemonServer) -> None:
         assert end["process"]["exit_reason"] == "max steps exceeded"
         with pytest.raises(ApiError) as caught:
             client.stream("run", agent="nobody", intent="x")
-        assert caught.value.code == "SPAWN_ERROR"
+        assert caught.value.code == "NO_SUCH_AGENT"
 
 
 def test_closing_the_server_ends_open_streams_with_shutdown(system: System) -> None:

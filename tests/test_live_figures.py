@@ -113,3 +113,57 @@ def test_a_subtree_rolls_up_its_descendants(system: System) -> None:
     release.set()
     system.wait(pid, timeout=10)
     assert system.rollup(pid).tokens == 56
+
+
+def test_inspect_shows_a_running_process_context_and_breaker(system: System, project: Path) -> None:
+    in_step2 = threading.Event()
+    release = threading.Event()
+
+    def brain(request: LLMRequest) -> LLMResponse | str:
+        if request.step == 1:
+            return LLMResponse(
+                content="I will read a file that is not there.",
+                tool_calls=(call("read_file", path="missing.txt"),),
+                input_tokens=30,
+            )
+        in_step2.set()
+        assert release.wait(10)
+        return LLMResponse(content="done", input_tokens=1)
+
+    agent(system, "reader", brain, max_tokens=1000)
+    pid = system.spawn("reader", "read it")
+    assert in_step2.wait(10)
+    detail = system.inspect(pid)
+    assert detail.live and detail.info.steps == 2 and detail.info.token_budget == 1000
+    roles = [entry.role for entry in detail.context]
+    assert roles == ["user", "assistant", "tool"]
+    assert detail.context[1].tool_calls == ('read_file {"path": "missing.txt"}',)
+    assert detail.breaker[0] == 1 and detail.breaker[2].startswith("NOT_FOUND|")
+    assert detail.limits is not None and detail.limits.max_tokens == 1000
+    path = socket_path(system.state_dir)
+    with DaemonServer(path, Service(system, socket=path)):
+        shown = CliRunner().invoke(cli, ["--project-dir", str(project), "inspect", str(pid)])
+        assert shown.exit_code == 0, shown.output
+        assert "tokens:" in shown.stdout and "30/1,000" in shown.stdout
+        assert "assistant: I will read a file that is not there." in shown.stdout
+        data = json.loads(
+            CliRunner()
+            .invoke(cli, ["--project-dir", str(project), "inspect", str(pid), "--json"])
+            .stdout
+        )
+        assert data["live"] is True and data["breaker"]["errors"] == 1
+    release.set()
+    system.wait(pid, timeout=10)
+
+
+def test_inspect_a_finished_process_reads_its_event_log(system: System, project: Path) -> None:
+    pid = system.spawn("doc-writer", "document")
+    system.wait(pid, timeout=10)
+    system.sync_events()
+    detail = system.inspect(pid, tail=100)
+    assert not detail.live and detail.context
+    assert detail.context[0].role == "user"
+    assert any(entry.role == "assistant" for entry in detail.context)
+    missing = CliRunner().invoke(cli, ["--project-dir", str(project), "inspect", "999", "--json"])
+    assert missing.exit_code == 1
+    assert json.loads(missing.stdout)["error"]["code"] == "NO_SUCH_PROCESS"

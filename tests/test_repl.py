@@ -162,7 +162,7 @@ def test_a_failing_stage_stops_the_pipeline(api: LocalApi) -> None:
         ("kill 1 --signal", "--signal needs a signal name (SIGTERM, SIGKILL"),
         ("kill 99", "error: no such process: PID 99"),
         ("kill 99 -s SIGNOPE", "error: unknown signal 'SIGNOPE'"),
-        ("watch", "usage: watch PID"),
+        ("watch 1 2", "usage: watch [PID] [-v]"),
         ("spawn onlyagent", 'usage: spawn AGENT "intent"'),
         ("spawn nobody x", "error: unknown agent 'nobody'; known agents: code-analyst"),
         ("ps | spawn a x", "only spawn commands can be piped, got 'ps'"),
@@ -200,7 +200,7 @@ def complete(completer: ShellCompleter, text: str) -> list[str]:
 
 def test_completion_of_commands_agents_pids_and_signals() -> None:
     completer = ShellCompleter(lambda: ["code-analyst", "doc-writer"], lambda: (3, 12))
-    assert complete(completer, "")[:3] == ["exit", "help", "immune"]
+    assert complete(completer, "")[:3] == ["agents", "exit", "help"]
     assert complete(completer, "pa") == ["pause"]
     assert complete(completer, "spawn co") == ["code-analyst"]
     assert complete(completer, "spawn code-analyst 'x' | spawn d") == ["doc-writer"]
@@ -295,3 +295,50 @@ def test_shell_dash_c_and_a_script_on_stdin(project: Path) -> None:
     assert result.exit_code == 1
     assert "0 active, 2 total" in result.stdout and "unknown command 'nope'" in result.stdout
     assert "No active processes." not in result.stdout  # stopped at the failing line
+
+
+def test_the_shell_follows_a_process_again_after_pause_and_resume(
+    system: System, api: LocalApi
+) -> None:
+    in_step1 = threading.Event()
+    release = threading.Event()
+
+    def brain(request: LLMRequest) -> LLMResponse | str:
+        if request.step == 1:
+            in_step1.set()
+            assert release.wait(10)
+            return respond(call("list_files"))
+        return "finished after the pause"
+
+    agent(system, "pausable", brain)
+    lines = Lines()
+    shell = Shell(api, lines, background=True)
+    try:
+        assert shell.execute("spawn pausable 'work'")
+        assert in_step1.wait(10)
+        pid = system.ps()[0].pid
+        assert shell.execute(f"pause {pid}")
+        release.set()
+        lines.wait_for(f"(resume {pid} to continue)")
+        assert shell.execute(f"resume {pid}")
+        lines.wait_for("finished after the pause")
+        lines.wait_for(f"[kernel] PID {pid} exited(0) completed")
+    finally:
+        shell.close()
+
+
+def test_shell_parity_commands(system: System, api: LocalApi) -> None:
+    lines = Lines()
+    shell = Shell(api, lines)
+    assert shell.execute("spawn doc-writer 'document'")
+    assert shell.execute("ps -a -q")
+    assert "1" in lines.lines
+    assert shell.execute("inspect 1")
+    lines.wait_for("PID 1  doc-writer  dead")
+    assert shell.execute("logs 1 -n 3")
+    assert shell.execute("agents")
+    lines.wait_for("code-analyst (replay):")
+    assert shell.execute("immune similarity")
+    lines.wait_for("security-scanner")
+    assert not shell.execute("inspect 999")
+    lines.wait_for("error: no such process: PID 999")

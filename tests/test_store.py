@@ -99,3 +99,27 @@ def test_component_schemas_apply_once_and_refuse_newer(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="immune schema version 2 is newer"):
         store.ensure_schema("immune", {1: "CREATE TABLE profiles (k TEXT PRIMARY KEY)"})
     store.close()
+
+
+def test_a_version_1_store_gains_the_cost_and_budget_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    from rnix_actors.store.db import _MIGRATIONS
+
+    path = tmp_path / "rnix.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_MIGRATIONS[1])
+    conn.execute("CREATE TABLE component_schema (component TEXT PRIMARY KEY, version INTEGER)")
+    conn.execute("INSERT INTO component_schema VALUES ('kernel', 1)")
+    conn.execute(
+        "INSERT INTO processes(pid, uuid, ppid, template, intent, state, depth, "
+        "allowed_devices, created_at) VALUES (1, 'u', 0, 't', 'i', 'dead', 0, '[]', 1.0)"
+    )
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    try:
+        (old,) = store.list_processes()
+        assert (old.pid, old.cost_usd, old.token_budget) == (1, 0.0, 0)
+    finally:
+        store.close()

@@ -58,6 +58,23 @@ def stop(obj: Context, as_json: bool) -> None:
         out(f"daemon stopped (pid {pid})")
 
 
+@daemon.command("reload")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def reload(obj: Context, as_json: bool) -> None:
+    """Make the daemon re-read agent templates and skills now (it also does on each spawn)."""
+    client = obj.require_daemon(as_json, "cannot reload")
+    try:
+        with client:
+            data = client.call("reload")
+    except ApiError as exc:
+        fail(exc.message, as_json, exc.code)
+    if as_json:
+        emit_json({"ok": True, **data})
+    else:
+        out(f"templates reloaded: {data['text']}")
+
+
 @daemon.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj

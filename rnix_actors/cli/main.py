@@ -32,6 +32,7 @@ from rnix_actors.cli.text import terminal_width, wrap
 from rnix_actors.errors import RnixError
 from rnix_actors.ipc.local import Api
 from rnix_actors.ipc.protocol import ApiError, event_from_wire, process_from_wire
+from rnix_actors.ipc.service import api_error
 from rnix_actors.supervision.views import ChildView, SupervisorView
 
 COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
@@ -43,6 +44,7 @@ COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
     ("rnix_actors.cli.proc_cmd", "resume", None),
     ("rnix_actors.cli.proc_cmd", "watch", None),
     ("rnix_actors.cli.proc_cmd", "logs", None),
+    ("rnix_actors.cli.proc_cmd", "inspect", None),
     ("rnix_actors.cli.daemon_cmd", "daemon", None),
     ("rnix_actors.cli.shell.command", "shell", None),
     ("rnix_actors.cli.immune_cmd", "immune", None),
@@ -50,10 +52,15 @@ COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
     ("rnix_actors.cli.topology_cmd", "topology", None),
     ("rnix_actors.cli.topology_cmd", "similarity", "immune"),
     ("rnix_actors.cli.mcp_cmd", "mcp", None),
+    ("rnix_actors.cli.topology_cmd", "migrations", None),
+    ("rnix_actors.cli.admin_cmd", "agents", None),
+    ("rnix_actors.cli.admin_cmd", "prune", None),
+    ("rnix_actors.cli.admin_cmd", "completion", None),
 )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="rnix", message="%(prog)s %(version)s")
 @click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -105,8 +112,9 @@ def follow_run(
 @click.option("--max-steps", type=click.IntRange(min=0), help="Override the step limit.")
 @click.option(
     "--workdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Sandbox root for /dev/fs and /dev/shell. Default: the project dir.",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Sandbox root for /dev/fs and /dev/shell (an existing directory). Default: the "
+    "project dir.",
 )
 @click.option(
     "--timeout",
@@ -130,6 +138,8 @@ def run(
     model: str | None,
 ) -> None:
     """Run one AGENT on INTENT and print its result (in the daemon if one runs)."""
+    if not intent.strip():
+        raise click.BadParameter("the intent must not be empty", param_hint="INTENT")
     params: dict[str, Any] = {"agent": agent, "intent": intent, "max_steps": max_steps}
     params.update(provider=provider, model=model, origin="cli")
     if workdir is not None:
@@ -143,8 +153,11 @@ def run(
         else:
             with obj.embedded() as api:
                 record = _run_with_timeout(api, params, as_json, timeout)
-    except (RnixError, ApiError) as exc:
-        fail(str(exc), as_json)
+    except ApiError as exc:
+        fail(exc.message, as_json, exc.code)
+    except RnixError as exc:
+        error = api_error(exc)
+        fail(error.message, as_json, error.code)
     info = process_from_wire(record)
     if as_json:
         keys = ("pid", "exit_code", "exit_reason", "result", "tokens_used", "steps")
@@ -173,15 +186,15 @@ def _run_with_timeout(
         finally:
             done.set()
 
-    def terminate(why: str) -> None:
+    def terminate(why: str, origin: str = "user") -> None:
         if pids:
-            api.call("kill", pid=pids[0], signal="SIGTERM")
+            api.call("kill", pid=pids[0], signal="SIGTERM", origin=origin)
             out(f"[kernel] PID {pids[0]}: SIGTERM sent ({why})", err=True)
 
     threading.Thread(target=target, name="rnix-run", daemon=True).start()
     try:
         if not done.wait(timeout):
-            terminate(f"timed out after {timeout:g}s")
+            terminate(f"timed out after {timeout:g}s", "timeout")
         done.wait()
     except KeyboardInterrupt:
         terminate("Ctrl-C")

@@ -1,4 +1,4 @@
-"""``rnix kill|pause|resume|watch|logs``: signals and events of one process.
+"""``rnix kill|pause|resume|watch|logs|inspect``: signals, events and details of a process.
 
 Signals and ``watch`` need the daemon (a live process exists only inside the system that runs
 it); ``logs`` reads ``<state>/proc/<pid>/events.jsonl`` and works without one.
@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from rnix_actors.cli.common import Context, emit_json, fail, out
-from rnix_actors.cli.render import end_line, event_text
+from rnix_actors.cli.render import end_line, event_text, inspect_text
 from rnix_actors.cli.text import wrap
-from rnix_actors.errors import RnixError
+from rnix_actors.errors import NoSuchProcess, RnixError
 from rnix_actors.ipc.protocol import ApiError, event_from_wire
 from rnix_actors.kernel.process import Signal
 from rnix_actors.messages.events import Event
@@ -258,3 +258,39 @@ def logs(
 
     with client:
         _pump(stream, on_frame)
+
+
+@click.command()
+@click.argument("pid", type=click.IntRange(min=1))
+@click.option(
+    "--tail",
+    "-n",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many of the last context messages to show.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Whole messages, not their first lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def inspect(obj: Context, pid: int, tail: int, verbose: bool, as_json: bool) -> None:
+    """Everything about PID: template, state, parent and children, devices, limits and
+    budget, breaker counts, supervisor, the last context messages and the immune view. Live
+    from the daemon when one runs it, else from the store and its event log."""
+    client = obj.daemon()
+    try:
+        if client is not None:
+            with client:
+                detail = client.call("inspect", pid=pid, tail=tail)
+        else:
+            detail = obj.system().inspect(pid, tail).to_dict()
+    except ApiError as exc:
+        fail(exc.message, as_json, exc.code)
+    except NoSuchProcess as exc:
+        fail(str(exc), as_json, "NO_SUCH_PROCESS")
+    except RnixError as exc:
+        fail(str(exc), as_json)
+    if as_json:
+        emit_json(detail)
+    else:
+        out(inspect_text(detail, verbose))

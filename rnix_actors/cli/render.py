@@ -255,3 +255,81 @@ def daemon_status(status: Mapping[str, Any]) -> str:
     ]
     width = max(len(key) for key, _ in rows) + 1
     return "\n".join(f"{(key + ':').ljust(width)} {value}" for key, value in rows)
+
+
+def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
+    """``rnix inspect``: a `ProcessDetail` dict (as the daemon sends it) for people."""
+    info = process_from_wire(detail["process"])
+    now = time.time()
+    lines = [f"PID {info.pid}  {info.template}  {info.state}"]
+    fields: list[tuple[str, str]] = [
+        ("intent", info.intent),
+        ("uuid", info.uuid),
+        ("parent", f"PID {info.ppid}" if info.ppid else "none (started at depth 0)"),
+        ("depth", str(info.depth)),
+        (
+            "children",
+            ", ".join(
+                f"PID {c['pid']} {c['template']} {c['state']}" for c in detail.get("children") or []
+            )
+            or "none",
+        ),
+        ("devices", ", ".join(info.allowed_devices) or "none"),
+        ("supervisor", detail.get("supervisor") or "none"),
+        ("step", f"{info.steps}" + (f" ({info.activity})" if info.activity else "")),
+        ("tokens", tokens_text(info)),
+        ("cost", f"${info.cost_usd:.4f}" if info.cost_usd else "not priced"),
+        ("elapsed", duration_text(info.elapsed(now))),
+    ]
+    if info.exit_code is not None:
+        fields.append(("exit", f"{info.exit_code} {info.exit_reason}"))
+    limits = detail.get("limits")
+    if limits:
+        fields.append(
+            (
+                "limits",
+                f"max_steps {limits['max_steps'] or 'unlimited'}, max_tokens "
+                f"{limits['max_tokens'] or 'unlimited'}, step_timeout "
+                f"{limits['step_timeout'] or 'none'}s, context_slots {limits['context_slots']}",
+            )
+        )
+    breaker = detail.get("breaker") or {}
+    last = f", last {breaker['last']}" if breaker.get("last") else ""
+    fields.append(
+        ("breaker", f"{breaker.get('errors', 0)} errors, run {breaker.get('run', 0)}{last}")
+    )
+    rollup = detail.get("rollup")
+    if rollup and rollup["processes"] > 1:
+        fields.append(
+            (
+                "subtree",
+                f"{rollup['processes']} processes ({rollup['running']} running, "
+                f"{rollup['suspended']} suspended), {rollup['tokens']:,} tokens"
+                + (f", ${rollup['cost_usd']:.4f}" if rollup["cost_usd"] else ""),
+            )
+        )
+    immune = detail.get("immune") or {}
+    alerts = immune.get("alerts") or []
+    fields.append(
+        (
+            "immune",
+            ("suspended by the immune daemon; " if immune.get("suspended") else "")
+            + (f"{len(alerts)} alert(s)" if alerts else "no alerts"),
+        )
+    )
+    key_width = max(len(k) for k, _ in fields) + 1
+    hang = " " * (key_width + 3)
+    for key, value in fields:
+        lines.append(wrap(f"{(key + ':').ljust(key_width)} {value}", indent="  ", hang=hang))
+    for alert in alerts:
+        text = f"PID {alert.get('pid')}: {alert.get('message', '')}"
+        lines.append(wrap(text, indent="    ", hang="      "))
+    context = detail.get("context") or []
+    source = "live" if detail.get("live") else "from the event log"
+    lines.append(f"  context ({len(context)} last messages, {source}):")
+    for entry in context:
+        text = entry["text"] if verbose else _first_line(entry["text"])
+        calls = "; ".join(entry.get("tool_calls") or [])
+        shown = text + (f" → calls {calls}" if calls else "")
+        lines.append(wrap(f"{entry['role']}: {shown or '(empty)'}", indent="    ", hang="      "))
+    return "\n".join(lines)

@@ -49,6 +49,8 @@ class Code:
     MALFORMED = "MALFORMED"  # not JSON, not an object, or a field of the wrong type
     UNKNOWN_METHOD = "UNKNOWN_METHOD"
     BAD_PARAMS = "BAD_PARAMS"
+    NO_SUCH_AGENT = "NO_SUCH_AGENT"  # a spawn named an unknown agent template
+    BAD_WORKDIR = "BAD_WORKDIR"  # a spawn's work dir is missing or not allowed
     NO_SUCH_PROCESS = "NO_SUCH_PROCESS"
     SPAWN_ERROR = "SPAWN_ERROR"
     CONFIG_ERROR = "CONFIG_ERROR"

@@ -8,6 +8,11 @@ Methods (params → result):
 
 - ``ping`` → ``{version, pid}``; ``status`` → counts, immune mode, paths, uptime
 - ``ps {all?}`` → ``{processes}``; ``info {pid}`` → ``{process}``; ``templates`` → ``{templates}``
+- ``reload`` → ``{added, changed, removed, text}`` (templates and skills re-read from disk)
+- ``events {pid, tail?}`` → ``{pid, events}`` (its event log); ``similarity {agent?}`` →
+  ``{pairs, text, min_migration_similarity}``
+- ``inspect {pid, tail?}`` → `ProcessDetail.to_dict` (record, children, rollup, limits,
+  breaker, supervisor, context tail, immune alerts)
 - ``tree`` → ``{supervisors, processes}`` (live supervision trees and every known process)
 - ``wait {pid, timeout?}`` → ``{process}`` once it exited or is suspended (TIMEOUT after
   ``timeout`` seconds, at most 600)
@@ -31,7 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from rnix_actors import __version__
-from rnix_actors.errors import ConfigError, NoSuchProcess, RnixError, SpawnError, SystemStopped
+from rnix_actors.errors import (
+    BadWorkdir,
+    ConfigError,
+    NoSuchProcess,
+    RnixError,
+    SpawnError,
+    SystemStopped,
+    UnknownAgent,
+)
+from rnix_actors.introspect import read_event_log
 from rnix_actors.ipc.protocol import (
     ApiError,
     Code,
@@ -44,9 +58,14 @@ from rnix_actors.ipc.protocol import (
 from rnix_actors.ipc.streams import EventStream
 from rnix_actors.kernel.process import ProcessState, Signal
 from rnix_actors.mcp.api import mcp_call, mcp_list
+from rnix_actors.migration import matrix_text, ranked_text
 from rnix_actors.system import System
+from rnix_actors.templates import AgentTemplate, Skill, effective_devices
 
 log = logging.getLogger(__name__)
+
+KILL_ORIGINS = ("user", "timeout")
+"""Who a client may say sent a signal: a person, or a command's own ``--timeout``."""
 
 MAX_WAIT = 600
 """Longest ``wait`` in seconds (a client that needs longer waits again or follows)."""
@@ -61,6 +80,10 @@ def api_error(exc: BaseException) -> ApiError:
         return exc
     if isinstance(exc, NoSuchProcess):
         return ApiError(Code.NO_SUCH_PROCESS, str(exc))
+    if isinstance(exc, UnknownAgent):
+        return ApiError(Code.NO_SUCH_AGENT, str(exc))
+    if isinstance(exc, BadWorkdir):
+        return ApiError(Code.BAD_WORKDIR, str(exc))
     if isinstance(exc, SpawnError):
         return ApiError(Code.SPAWN_ERROR, str(exc))
     if isinstance(exc, ConfigError):
@@ -73,6 +96,21 @@ def api_error(exc: BaseException) -> ApiError:
         return ApiError(Code.BAD_PARAMS, str(exc))
     log.exception("internal error", exc_info=exc)
     return ApiError(Code.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def template_summary(template: AgentTemplate, skills: dict[str, Skill]) -> dict[str, Any]:
+    """What ``rnix agents`` shows of a template (``devices``: with its skills' devices)."""
+    return {
+        "name": template.name,
+        "description": template.description,
+        "skills": list(template.skills),
+        "devices": sorted(effective_devices(template, skills)),
+        "driver": template.driver,
+        "model": template.model,
+        "max_steps": template.limits.max_steps,
+        "max_tokens": template.limits.max_tokens,
+        "source": template.source,
+    }
 
 
 def attach_immune_if_available(system: System) -> Any:
@@ -110,6 +148,12 @@ class Service:
             "info": lambda p: {"process": self.system.info(param_int(p, "pid")).to_dict()},
             "wait": self._wait,
             "templates": self._templates,
+            "events": self._events,
+            "reload": self._reload,
+            "similarity": self._similarity,
+            "inspect": lambda p: self.system.inspect(
+                param_int(p, "pid"), param_opt_int(p, "tail", minimum=1) or 10
+            ).to_dict(),
             "tree": self._tree,
             "spawn": lambda p: {"pid": self._spawn(p)},
             "kill": self._kill,
@@ -217,12 +261,46 @@ class Service:
         return {"processes": [p.to_dict() for p in procs]}
 
     def _templates(self, params: Params) -> Result:
-        templates = self.system.templates
+        self.system.reload_templates()
+        skills = self.system.skills
+        templates = sorted(self.system.templates.items())
+        return {"templates": [template_summary(t, skills) for _, t in templates]}
+
+    def _reload(self, params: Params) -> Result:
+        changes = self.system.reload_templates()
         return {
-            "templates": [
-                {"name": name, "description": t.description, "driver": t.driver}
-                for name, t in sorted(templates.items())
-            ]
+            "added": list(changes.added),
+            "changed": list(changes.changed),
+            "removed": list(changes.removed),
+            "text": changes.text(),
+        }
+
+    def _events(self, params: Params) -> Result:
+        pid = param_int(params, "pid")
+        tail = param_opt_int(params, "tail", minimum=1)
+        events = read_event_log(self.system.events_file(pid))
+        if tail is not None:
+            events = events[-tail:]
+        return {"pid": pid, "events": [e.to_dict() for e in events]}
+
+    def _similarity(self, params: Params) -> Result:
+        matrix = self.system.migration.matrix()
+        agent = param_opt_str(params, "agent")
+        if agent is not None and agent not in matrix.agents:
+            raise ApiError(
+                Code.BAD_PARAMS,
+                f"unknown agent {agent!r}; known agents: {', '.join(matrix.agents)}",
+            )
+        minimum = self.system.immune_config.min_migration_similarity
+        pairs = matrix.similar(agent) if agent else matrix.pairs()
+        text = ranked_text(matrix, agent, minimum) if agent else matrix_text(matrix)
+        return {
+            "min_migration_similarity": minimum,
+            "pairs": [
+                {"a": s.a, "b": s.b, "score": s.score, "skill": s.skill, "history": s.history}
+                for s in pairs
+            ],
+            "text": text,
         }
 
     def _tree(self, params: Params) -> Result:
@@ -256,10 +334,24 @@ class Service:
             signal = Signal.parse(name)
         except ValueError as exc:
             raise ApiError(Code.BAD_PARAMS, str(exc)) from None
-        return self._signal(param_int(params, "pid"), signal)
+        origin = param_opt_str(params, "origin") or "user"
+        if origin not in KILL_ORIGINS:
+            raise ApiError(Code.BAD_PARAMS, f"param 'origin' must be one of {KILL_ORIGINS}")
+        return self._signal(param_int(params, "pid"), signal, origin)
 
-    def _signal(self, pid: int, signal: Signal) -> Result:
-        outcome = self.system.kill(pid, signal, origin="user")
+    def _signal(self, pid: int, signal: Signal, origin: str = "user") -> Result:
+        known = self.system.table.get(pid)
+        if known is None:
+            known = next((p for p in self.system.ps(all=True) if p.pid == pid), None)
+        if known is not None and known.finished:
+            # Idempotent, like the kernel's answer for a process it still lists: a stop of
+            # something already stopped is not a failure, but it says what happened.
+            outcome = (
+                f"noop: PID {pid} already exited ({known.state}, exit {known.exit_code} "
+                f"{known.exit_reason})"
+            )
+            return {"pid": pid, "signal": str(signal), "outcome": outcome}
+        outcome = self.system.kill(pid, signal, origin=origin)
         return {"pid": pid, "signal": str(signal), "outcome": outcome}
 
     def _require_immune(self) -> Any:

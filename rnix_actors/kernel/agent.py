@@ -19,7 +19,7 @@ from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.cancel import Cancelled
 from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState
 from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
-from rnix_actors.kernel.spec import ProcessSpec
+from rnix_actors.kernel.spec import CONTEXT_TAIL, ProcessSpec
 from rnix_actors.kernel.tools import ToolInputError, device_tools, plan_tool_call, tool_specs
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import (
@@ -139,6 +139,7 @@ class AgentProcess(RnixActor):
         figures.steps = self.step
         figures.step_started_at = time.time()
         figures.activity = "llm"
+        self._snapshot()
         if self.mailbox:
             self.messages.extend(Message("user", text) for text in self.mailbox)
             self.mailbox.clear()
@@ -159,6 +160,7 @@ class AgentProcess(RnixActor):
             self._finish(ExitCode.COMPLETED, "completed")
             return
         self.messages.append(Message("assistant", response.content, response.tool_calls))
+        self._snapshot()
         self.pending.extend(response.tool_calls)
         if verdict is not None:
             self._suspend(ExitCode.SUSPENDED, verdict)
@@ -343,7 +345,15 @@ class AgentProcess(RnixActor):
             return True
         return False
 
+    def _snapshot(self) -> None:
+        """Publish the context tail and breaker counts for ``inspect`` (immutable values)."""
+        figures = self.spec.control.figures
+        figures.context = tuple(self.messages[-CONTEXT_TAIL:])
+        breaker = self.breaker
+        figures.breaker = (breaker.total, breaker.run, breaker.last or "")
+
     def _suspend(self, code: ExitCode, reason: str) -> None:
+        self._snapshot()
         self.state = ProcessState.SUSPENDED
         self.emit("Suspend", args={"reason": reason})
         self._report_state(ExitStatus(code, reason, self.result))
@@ -371,6 +381,7 @@ class AgentProcess(RnixActor):
     def _finish(self, code: ExitCode, reason: str) -> None:
         if self.state in (ProcessState.ZOMBIE, ProcessState.DEAD):
             return
+        self._snapshot()
         self.state = ProcessState.ZOMBIE
         self.pending.clear()
         result = self.result if code == ExitCode.COMPLETED or self.result else reason

@@ -33,6 +33,13 @@ class LiveFigures:
     cost_usd: float = 0.0
     step_started_at: float | None = None  # wall-clock start of the step in flight
     activity: str = ""  # what the step in flight is doing: "llm", "tool read_file", "child 7"
+    # Immutable snapshots taken at step boundaries and model answers (for ``inspect``): the
+    # last `CONTEXT_TAIL` context messages and the breaker's (total, run, last fingerprint).
+    context: tuple[Any, ...] = ()
+    breaker: tuple[int, int, str] = (0, 0, "")
+
+
+CONTEXT_TAIL = 20
 
 
 @attrs.define

@@ -141,6 +141,11 @@ class ProcessTable:
             info = self._procs.get(pid)
             return None if info is None else overlay(info, self._figures.get(pid))
 
+    def figures(self, pid: int) -> LiveFigures | None:
+        """The live figures of a process that has not finished, or None."""
+        with self._cond:
+            return self._figures.get(pid)
+
     def subtree(self, pid: int) -> Iterator[int]:
         """``pid`` and its descendants, parents before children."""
         stack = [pid]

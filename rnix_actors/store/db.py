@@ -41,6 +41,10 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX processes_template ON processes(template);
     """,
+    2: """
+    ALTER TABLE processes ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+    ALTER TABLE processes ADD COLUMN token_budget INTEGER NOT NULL DEFAULT 0
+    """,
 }
 
 
@@ -149,11 +153,13 @@ class Store:
             conn.executemany(
                 "INSERT INTO processes(pid, uuid, ppid, template, intent, state, depth, "
                 "allowed_devices, created_at, ended_at, exit_code, exit_reason, result, "
-                "tokens_used, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "tokens_used, steps, cost_usd, token_budget) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(pid) DO UPDATE SET state=excluded.state, "
                 "ended_at=excluded.ended_at, exit_code=excluded.exit_code, "
                 "exit_reason=excluded.exit_reason, result=excluded.result, "
-                "tokens_used=excluded.tokens_used, steps=excluded.steps",
+                "tokens_used=excluded.tokens_used, steps=excluded.steps, "
+                "cost_usd=excluded.cost_usd",
                 [
                     (
                         info.pid,
@@ -171,6 +177,8 @@ class Store:
                         info.result,
                         info.tokens_used,
                         info.steps,
+                        info.cost_usd,
+                        info.token_budget,
                     )
                     for info in rows
                 ],
@@ -181,11 +189,32 @@ class Store:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT pid, uuid, ppid, template, intent, state, depth, allowed_devices, "
-                "created_at, exit_code, exit_reason, result, tokens_used, steps, ended_at "
+                "created_at, exit_code, exit_reason, result, tokens_used, steps, ended_at, "
+                "cost_usd, token_budget "
                 "FROM processes ORDER BY pid DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_row_to_info(row) for row in rows]
+
+    def dead_before(self, before: float) -> list[int]:
+        """PIDs of dead processes that ended before ``before`` (a Unix time)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT pid FROM processes WHERE state = 'dead' AND ended_at < ? ORDER BY pid",
+                (before,),
+            ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def prune_dead(self, before: float) -> list[int]:
+        """Delete the rows of dead processes that ended before ``before``; returns their PIDs.
+        PIDs are never reused: the counter is untouched."""
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT pid FROM processes WHERE state = 'dead' AND ended_at < ? ORDER BY pid",
+                (before,),
+            ).fetchall()
+            conn.execute("DELETE FROM processes WHERE state = 'dead' AND ended_at < ?", (before,))
+        return [int(row[0]) for row in rows]
 
     def close(self) -> None:
         """Give back the unused rest of the PID block (if no one reserved after us), close."""
@@ -217,4 +246,6 @@ def _row_to_info(row: tuple[Any, ...]) -> ProcessInfo:
         tokens_used=int(row[12]),
         steps=int(row[13]),
         ended_at=None if row[14] is None else float(row[14]),
+        cost_usd=float(row[15]),
+        token_budget=int(row[16]),
     )

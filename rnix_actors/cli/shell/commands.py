@@ -20,10 +20,10 @@ from rnix_actors.cli.render import (
     end_line,
     event_line,
     exit_line,
-    process_table,
-    process_tree,
     result_block,
 )
+from rnix_actors.cli.shell import views
+from rnix_actors.cli.shell.help import ALIASES, HELP, SIGNALS, CommandHelp, UsageError, pid_arg
 from rnix_actors.cli.shell.parse import (
     ShellSyntaxError,
     nearest,
@@ -34,13 +34,9 @@ from rnix_actors.cli.shell.parse import (
 )
 from rnix_actors.ipc.local import Api, Stream
 from rnix_actors.ipc.protocol import ApiError, event_from_wire, process_from_wire
-from rnix_actors.kernel.process import ProcessState, Signal
+from rnix_actors.kernel.process import ProcessState
 
 Echo = Callable[[str], None]
-
-
-class UsageError(Exception):
-    """Bad arguments; the shell prints the command's usage."""
 
 
 class ExitShell(Exception):
@@ -54,40 +50,6 @@ class Stage:
     max_steps: int | None = None
 
 
-@attrs.frozen
-class CommandHelp:
-    usage: str
-    summary: str
-
-
-HELP: dict[str, CommandHelp] = {
-    "spawn": CommandHelp(
-        'spawn AGENT "intent" [--max-steps N] [| spawn AGENT "intent" ...]',
-        "start an agent; with |, each stage's result becomes the next stage's input",
-    ),
-    "ps": CommandHelp("ps [--all]", "list live processes (--all: every process ever run)"),
-    "tree": CommandHelp("tree", "supervision trees and the process tree"),
-    "kill": CommandHelp("kill PID [--signal NAME]", "send a signal (default SIGTERM)"),
-    "pause": CommandHelp("pause PID", "suspend PID and its running subtree (SIGPAUSE)"),
-    "resume": CommandHelp("resume PID", "resume PID and its subtree (SIGRESUME)"),
-    "watch": CommandHelp("watch PID", "live events of PID until it exits; Ctrl-C stops"),
-    "immune": CommandHelp(
-        "immune status | immune resume PID | immune forget NAME|--all",
-        "immune monitoring: mode, alerts, threat memory",
-    ),
-    "help": CommandHelp("help [COMMAND]", "list commands, or explain one"),
-    "exit": CommandHelp("exit", "leave the shell (also Ctrl-D)"),
-}
-ALIASES = {"quit": "exit", "?": "help"}
-SIGNALS = [s.value for s in Signal]
-
-
-def _pid(text: str, usage: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise UsageError(f"PID must be a positive integer, got {text!r}\nusage: {usage}")
-    return int(text)
-
-
 class Shell:
     """Runs shell commands against ``api``; thread-safe `close` ends background jobs."""
 
@@ -99,13 +61,17 @@ class Shell:
         self._jobs: set[threading.Thread] = set()
         self._streams: set[Stream] = set()
         self._closed = False
+        self._suspended: set[int] = set()  # suspended processes this shell was following
         self._handlers: dict[str, Callable[[list[str]], bool]] = {
-            "ps": self._ps,
-            "tree": self._tree,
+            "ps": lambda a: views.ps_command(self.api, self.echo, a),
+            "tree": lambda a: views.tree_command(self.api, self.echo, a),
             "kill": self._kill,
             "pause": lambda a: self._signal(a, "pause", "SIGPAUSE"),
             "resume": lambda a: self._signal(a, "resume", "SIGRESUME"),
             "watch": self._watch,
+            "inspect": lambda a: views.inspect_command(self.api, self.echo, a),
+            "logs": lambda a: views.logs_command(self.api, self.echo, a),
+            "agents": lambda a: views.agents_command(self.api, self.echo, a),
             "immune": self._immune,
             "help": self._help,
             "exit": self._exit,
@@ -181,9 +147,13 @@ class Shell:
         return Stage(args[0], " ".join(args[1:]), max_steps)
 
     def _spawn(self, stages: list[Stage]) -> bool:
+        return self._start_job(self._run_stages, stages)
+
+    def _start_job(self, target: Callable[[Any], bool], arg: Any) -> bool:
+        """Run ``target(arg)`` now (a foreground shell) or as a background job."""
         if not self.background:
-            return self._run_stages(stages)
-        job = threading.Thread(target=self._run_stages, args=(stages,), name="rnix-shell-job")
+            return target(arg)
+        job = threading.Thread(target=target, args=(arg,), name="rnix-shell-job")
         job.daemon = True
         with self._lock:
             if self._closed:
@@ -237,12 +207,16 @@ class Shell:
             return None
         info = process_from_wire(record)
         if info.state is ProcessState.SUSPENDED:
+            with self._lock:
+                self._suspended.add(pid)
             self.echo(f"{exit_line(info)} (resume {pid} to continue)")
         else:
             self.echo(result_block(info, time.monotonic() - started))
         return record
 
-    def _follow(self, stream: Stream, pid: int, quiet: bool = False) -> dict[str, Any]:
+    def _follow(
+        self, stream: Stream, pid: int | None, quiet: bool = False, verbose: bool = False
+    ) -> dict[str, Any]:
         """Print a stream's events (not with ``quiet``); returns its ``end`` data."""
         with self._lock:
             self._streams.add(stream)
@@ -254,7 +228,7 @@ class Shell:
                 event = event_from_wire(frame["data"])
                 if quiet or (event.pid == pid and event.syscall == "Start"):
                     continue  # "spawned PID n" was printed already
-                line = event_line(event)
+                line = event_line(event, verbose)
                 if line:
                     self.echo(line)
             return {"reason": "disconnected"}
@@ -263,23 +237,6 @@ class Shell:
                 self._streams.discard(stream)
 
     # -- the other commands ------------------------------------------------------------------
-    def _ps(self, args: list[str]) -> bool:
-        if args not in ([], ["--all"], ["-a"]):
-            raise UsageError(f"usage: {HELP['ps'].usage}")
-        wire = self.api.call("ps", all=bool(args))["processes"]
-        procs = [process_from_wire(p) for p in wire]
-        self.echo(process_table(procs) if procs else "No active processes.")
-        return True
-
-    def _tree(self, args: list[str]) -> bool:
-        if args:
-            raise UsageError(f"usage: {HELP['tree'].usage}")
-        data = self.api.call("tree")
-        for sup in data["supervisors"]:
-            self.echo(f"supervisor {sup['path']} {sup['strategy']} {sup['status']}")
-        self.echo(process_tree([process_from_wire(p) for p in data["processes"]]))
-        return True
-
     def _kill(self, args: list[str]) -> bool:
         usage = HELP["kill"].usage
         signal = "SIGTERM"
@@ -291,29 +248,64 @@ class Shell:
                 signal, args = args[at + 1], args[:at] + args[at + 2 :]
         if len(args) != 1:
             raise UsageError(f"usage: {usage}")
-        return self._send(_pid(args[0], usage), signal)
+        return self._send(pid_arg(args[0], usage), signal)
 
     def _signal(self, args: list[str], name: str, signal: str) -> bool:
         if len(args) != 1:
             raise UsageError(f"usage: {HELP[name].usage}")
-        return self._send(_pid(args[0], HELP[name].usage), signal)
+        return self._send(pid_arg(args[0], HELP[name].usage), signal)
 
     def _send(self, pid: int, signal: str) -> bool:
         result = self.api.call("kill", pid=pid, signal=signal)
         self.echo(f"[kernel] PID {pid}: signal sent ({result['signal']}): {result['outcome']}")
+        with self._lock:
+            followed = pid in self._suspended
+            if signal == "SIGRESUME":
+                self._suspended.discard(pid)
+        if followed and signal == "SIGRESUME":
+            self._start_job(self._follow_resumed, pid)
         return True
 
-    def _watch(self, args: list[str]) -> bool:
-        if len(args) != 1:
-            raise UsageError(f"usage: {HELP['watch'].usage}")
-        pid = _pid(args[0], HELP["watch"].usage)
-        stream = self.api.stream("watch", pid=pid)
-        self.echo(f"[watch] PID {pid} (Ctrl-C to stop)")
+    def _follow_resumed(self, pid: int) -> bool:
+        """Follow a process this shell started again after ``resume``, to its end."""
         try:
-            end = self._follow(stream, pid)
+            started = time.monotonic()
+            stream = self.api.stream("follow", pid=pid)
+            end = self._follow(stream, pid, quiet=self.background)
+            record = end.get("process")
+            if not isinstance(record, dict):
+                self.echo(end_line(end, pid))
+                return False
+            info = process_from_wire(record)
+            if info.state is ProcessState.SUSPENDED:
+                with self._lock:
+                    self._suspended.add(pid)
+                self.echo(f"{exit_line(info)} (resume {pid} to continue)")
+            else:
+                self.echo(result_block(info, time.monotonic() - started))
+            return info.exit_code == 0
+        except ApiError as exc:
+            self.echo(f"error: {exc.message}")
+            return False
+        finally:
+            with self._lock:
+                self._jobs.discard(threading.current_thread())
+
+    def _watch(self, args: list[str]) -> bool:
+        usage = HELP["watch"].usage
+        verbose = "-v" in args
+        rest = [a for a in args if a != "-v"]
+        if len(rest) > 1:
+            raise UsageError(f"usage: {usage}")
+        pid = pid_arg(rest[0], usage) if rest else None
+        stream = self.api.stream("watch", pid=pid)
+        what = f"PID {pid}" if pid is not None else "every process"
+        self.echo(f"[watch] {what} (Ctrl-C to stop)")
+        try:
+            end = self._follow(stream, pid, verbose=verbose)
         except KeyboardInterrupt:
             stream.close()
-            self.echo(f"\n[watch] stopped watching PID {pid}")  # after the terminal's ^C
+            self.echo(f"\n[watch] stopped watching {what}")  # after the terminal's ^C
             return True
         self.echo(end_line(end, pid))
         return True
@@ -323,12 +315,15 @@ class Shell:
         if args == ["status"]:
             self.echo(str(self.api.call("immune_status")["text"]))
         elif len(args) == 2 and args[0] == "resume":
-            result = self.api.call("immune_resume", pid=_pid(args[1], usage))
+            result = self.api.call("immune_resume", pid=pid_arg(args[1], usage))
             self.echo(f"PID {result['pid']}: {result['outcome']}")
         elif args == ["forget", "--all"]:
             self.echo(f"forgot {self.api.call('immune_forget', all=True)['forgotten']}")
         elif len(args) == 2 and args[0] == "forget":
             self.echo(f"forgot {self.api.call('immune_forget', name=args[1])['forgotten']}")
+        elif args[:1] == ["similarity"] and len(args) <= 2:
+            agent = args[1] if len(args) == 2 else None
+            self.echo(str(self.api.call("similarity", agent=agent)["text"]))
         else:
             raise UsageError(usage)
         return True

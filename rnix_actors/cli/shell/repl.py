@@ -21,7 +21,8 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
-from rnix_actors.cli.shell.commands import HELP, SIGNALS, Echo, ExitShell, Shell
+from rnix_actors.cli.shell.commands import Echo, ExitShell, Shell
+from rnix_actors.cli.shell.help import HELP, SIGNALS
 from rnix_actors.cli.shell.parse import current_segment
 from rnix_actors.ipc.local import Api, Stream
 from rnix_actors.ipc.protocol import ApiError
@@ -33,7 +34,7 @@ HISTORY_NAME = "shell_history"
 _REFRESH_ON = frozenset(
     {"Start", "ReasonStep", "Exit", "Suspend", "Resume", "Signal", "Blocked", "Denied"}
 )
-_PID_COMMANDS = frozenset({"kill", "pause", "resume", "watch"})
+_PID_COMMANDS = frozenset({"kill", "pause", "resume", "watch", "inspect", "logs"})
 
 
 class Snapshot:

@@ -1,0 +1,114 @@
+"""`Catalog`: the skills and agent templates a system knows, kept in step with their files.
+
+Templates and skills come from the shipped ``conf/`` and the project's ``.rnix/``; a host adds
+more in Python. `refresh` looks at the YAML files' sizes and modification times (a few
+``stat`` calls) and reloads when one was added, removed or changed, so that a long-running
+daemon picks up a template written after it started. A reload that fails (a broken file)
+raises `ConfigError` naming the file and keeps the previous catalog whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from rnix_actors.loader import load_skills, load_templates
+from rnix_actors.templates import AgentTemplate, Skill
+
+log = logging.getLogger(__name__)
+
+Stamp = tuple[tuple[str, int, int], ...]
+
+
+@attrs.frozen
+class Changes:
+    """What a reload changed, by template name."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def text(self) -> str:
+        parts = [
+            f"{label} {', '.join(names)}"
+            for label, names in (
+                ("added", self.added),
+                ("changed", self.changed),
+                ("removed", self.removed),
+            )
+            if names
+        ]
+        return "; ".join(parts) or "nothing changed"
+
+
+def stamp(dirs: Sequence[Path]) -> Stamp:
+    """Path, size and mtime of every skill and template file under ``dirs``."""
+    found = []
+    for base in dirs:
+        for kind in ("skills", "agents"):
+            folder = base / kind
+            try:
+                entries = sorted(folder.glob("*.yaml"))
+            except OSError:
+                continue
+            for path in entries:
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue
+                found.append((str(path), info.st_size, info.st_mtime_ns))
+    return tuple(found)
+
+
+class Catalog:
+    """Thread-safe: readers get immutable dicts; `refresh` and `add_*` replace them whole."""
+
+    def __init__(self, dirs: Sequence[Path]) -> None:
+        self._dirs = tuple(dirs)
+        self._lock = threading.Lock()
+        self._added_templates: dict[str, AgentTemplate] = {}
+        self._added_skills: dict[str, Skill] = {}
+        self._stamp = stamp(self._dirs)
+        self.skills: dict[str, Skill] = load_skills(self._dirs)
+        self.templates: dict[str, AgentTemplate] = load_templates(self._dirs, self.skills)
+
+    def add_template(self, template: AgentTemplate) -> None:
+        with self._lock:
+            self._added_templates[template.name] = template
+            self.templates = {**self.templates, template.name: template}
+
+    def add_skill(self, skill: Skill) -> None:
+        with self._lock:
+            self._added_skills[skill.name] = skill
+            self.skills = {**self.skills, skill.name: skill}
+
+    def refresh(self) -> Changes:
+        """Reload if a file changed; returns what changed (empty when nothing did). Raises
+        `ConfigError` for a broken file, leaving the catalog as it was."""
+        now = stamp(self._dirs)
+        if now == self._stamp:
+            return Changes()
+        with self._lock:
+            if now == self._stamp:
+                return Changes()
+            skills = {**load_skills(self._dirs), **self._added_skills}
+            templates = {**load_templates(self._dirs, skills), **self._added_templates}
+            old = self.templates
+            changes = Changes(
+                added=tuple(sorted(set(templates) - set(old))),
+                changed=tuple(
+                    sorted(n for n in set(templates) & set(old) if templates[n] != old[n])
+                ),
+                removed=tuple(sorted(set(old) - set(templates))),
+            )
+            self.skills, self.templates, self._stamp = skills, templates, now
+        if changes:
+            log.info("agent templates reloaded: %s", changes.text())
+        return changes
