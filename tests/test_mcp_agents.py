@@ -26,11 +26,17 @@ from mcp_fixtures import (
     tc,
     write_mcp_yaml,
 )
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 from test_http_driver import ChatServer, driver, text, tools
 
 from rnix_actors import AgentTemplate, LLMRequest, LLMResponse, ProcessState, System
 from rnix_actors.cli.main import cli
+from rnix_actors.cli.shell.commands import Shell
+from rnix_actors.cli.shell.repl import ShellCompleter
 from rnix_actors.immune import ImmuneConfig
+from rnix_actors.ipc.local import LocalApi
+from rnix_actors.ipc.service import Service
 
 
 @pytest.fixture
@@ -86,7 +92,9 @@ READS = [
 WRITE = [respond(tc("mcp__notes__write_note", name="exfil", text="secrets")), "done"]
 
 
-def test_enforce_mode_suspends_a_never_used_write_tool_before_it_runs(notes: System) -> None:
+def test_enforce_mode_lets_a_new_read_tool_pass_and_suspends_a_new_write_tool(
+    notes: System,
+) -> None:
     immune = notes.set_immune(ImmuneConfig(warn_only=False))
     try:
         scripts = {"write": WRITE}
@@ -100,6 +108,13 @@ def test_enforce_mode_suspends_a_never_used_write_tool_before_it_runs(notes: Sys
             assert notes.wait(notes.spawn("librarian", f"read {i}"), timeout=30).exit_code == 0
         notes.sync_events()
         assert immune.status().profiles[0].runs == 5
+        # A never-used tool that only reads (readOnlyHint) is not a risk on its own.
+        scripts["look"] = [
+            respond(tc("mcp__notes__search", query="x"), tc("mcp__notes__pid")),
+            "ok",
+        ]
+        looked = notes.wait(notes.spawn("librarian", "look"), timeout=30)
+        assert (looked.exit_code, looked.result) == (0, "ok")
         events = Collector()
         notes.subscribe(events)
         info = notes.wait(notes.spawn("librarian", "write"), timeout=30)
@@ -198,3 +213,30 @@ def test_secrets_never_reach_events_logs_errors_state_or_json(
     assert "[REDACTED]" in blob and "/dev/mcp/notes/token_digest" in blob  # the scan saw them
     assert TOKEN not in blob
     assert HEADER_TOKEN not in blob
+
+
+def test_the_shell_lists_calls_and_completes_mcp_tools(notes: System) -> None:
+    lines: list[str] = []
+    api = LocalApi(Service(notes))
+    try:
+        shell = Shell(api, lines.append)
+        shell.execute("mcp list")
+        assert (
+            "  tool search [read]  Find notes whose name or text contains the query."
+            in "\n".join(lines)
+        )
+        lines.clear()
+        shell.execute("""mcp call notes search '{"query": "milk"}'""")
+        shell.execute("""mcp call notes fail '{"message": "no"}'""")
+        assert lines[0] == "groceries" and lines[1].startswith("tool error: tool 'fail' failed")
+        completer = ShellCompleter(list, tuple, lambda: shell.mcp_tools)
+        assert complete(completer, "mc") == ["mcp"]
+        assert complete(completer, "mcp call no") == ["notes"]
+        assert complete(completer, "mcp call notes re") == ["read_note"]
+        assert complete(completer, "/dev/mcp/notes/wr") == ["/dev/mcp/notes/write_note"]
+    finally:
+        api.close()
+
+
+def complete(completer: ShellCompleter, text: str) -> list[str]:
+    return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]

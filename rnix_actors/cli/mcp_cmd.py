@@ -54,9 +54,7 @@ def list_servers(obj: Context, as_json: bool) -> None:
 
 def server_lines(entry: dict[str, Any]) -> list[str]:
     """One server as text: a head line, then its tools, resources and prompts."""
-    state = entry["state"]
-    colour = {"running": "green", "disabled": "bright_black"}.get(state, "yellow")
-    head = f"{style(entry['name'], bold=True)}  {entry['device']}  {style(state, fg=colour)}"
+    head = f"{entry['name']}  {entry['device']}  {entry['state']}"
     head += f"  {entry['transport']}: {entry['target']}"
     if entry.get("restarts"):
         head += f"  (restarts: {entry['restarts']})"

@@ -9,6 +9,7 @@ its output appears as it comes; otherwise it runs in the foreground (scripts, ``
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from rnix_actors.cli.mcp_cmd import server_lines
 from rnix_actors.cli.render import (
     end_line,
     event_line,
@@ -62,6 +64,7 @@ class Shell:
         self._streams: set[Stream] = set()
         self._closed = False
         self._suspended: set[int] = set()  # suspended processes this shell was following
+        self.mcp_tools: dict[str, list[str]] = {}  # server -> tool names, for completion
         self._handlers: dict[str, Callable[[list[str]], bool]] = {
             "ps": lambda a: views.ps_command(self.api, self.echo, a),
             "tree": lambda a: views.tree_command(self.api, self.echo, a),
@@ -73,6 +76,7 @@ class Shell:
             "logs": lambda a: views.logs_command(self.api, self.echo, a),
             "agents": lambda a: views.agents_command(self.api, self.echo, a),
             "immune": self._immune,
+            "mcp": self._mcp,
             "help": self._help,
             "exit": self._exit,
         }
@@ -328,12 +332,37 @@ class Shell:
             raise UsageError(usage)
         return True
 
+    def _mcp(self, args: list[str]) -> bool:
+        usage = f"usage: {HELP['mcp'].usage}"
+        if args == ["list"]:
+            servers = self.api.call("mcp_list", connect=True)["servers"]
+            self.remember_mcp(servers)
+            for entry in servers:
+                self.echo("\n".join(server_lines(entry)))
+            return True
+        if len(args) not in (3, 4) or args[0] != "call":
+            raise UsageError(usage)
+        try:
+            arguments = json.loads(args[3] if len(args) == 4 else "{}")
+        except ValueError:
+            raise UsageError(f"JSON must be a JSON object in quotes\n{usage}") from None
+        if not isinstance(arguments, dict):
+            raise UsageError(f"JSON must be a JSON object\n{usage}")
+        result = self.api.call("mcp_call", server=args[1], tool=args[2], arguments=arguments)
+        self.echo(result["text"] if result["ok"] else f"tool error: {result['error']}")
+        return True
+
+    def remember_mcp(self, servers: list[dict[str, Any]]) -> None:
+        self.mcp_tools = {s["name"]: [t["name"] for t in s["tools"]] for s in servers}
+
     def _help(self, args: list[str]) -> bool:
         if not args:
             width = max(len(name) for name in HELP)
             for name, command in HELP.items():
                 self.echo(f"  {name.ljust(width)}  {command.summary}")
-            self.echo("Commands are separated by ';'. Tab completes commands, agents and PIDs.")
+            self.echo(
+                "Commands are separated by ';'. Tab completes commands, agents, PIDs and MCP tools."
+            )
             return True
         name = ALIASES.get(args[0], args[0])
         entry: CommandHelp | None = HELP.get(name)

@@ -40,6 +40,10 @@ HELP: dict[str, CommandHelp] = {
         "immune status | immune resume PID | immune forget NAME|--all | immune similarity [AGENT]",
         "immune monitoring: mode, alerts, threat memory",
     ),
+    "mcp": CommandHelp(
+        "mcp list | mcp call SERVER TOOL [JSON]",
+        "MCP servers (/dev/mcp/<server>) and their tools; call one tool",
+    ),
     "help": CommandHelp("help [COMMAND]", "list commands, or explain one"),
     "exit": CommandHelp("exit", "leave the shell (also Ctrl-D)"),
 }

@@ -113,11 +113,18 @@ class Monitor:
 
 class ShellCompleter(Completer):
     """Commands first; then agent names after ``spawn``, live PIDs after the PID commands,
-    signal names after ``--signal``, command names after ``help``."""
+    signal names after ``--signal``, command names after ``help``, MCP servers and tools after
+    ``mcp call``, and MCP device paths for any word that starts with ``/dev/mcp``."""
 
-    def __init__(self, templates: Callable[[], Iterable[str]], pids: Callable[[], Iterable[int]]):
+    def __init__(
+        self,
+        templates: Callable[[], Iterable[str]],
+        pids: Callable[[], Iterable[int]],
+        mcp: Callable[[], dict[str, list[str]]] = dict,
+    ):
         self.templates = templates
         self.pids = pids
+        self.mcp = mcp
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -128,8 +135,12 @@ class ShellCompleter(Completer):
             parts.append("")
         word = parts[-1]
         before = parts[:-1]
-        if not before:
-            choices: Iterable[str] = [*HELP, "quit"]
+        if word.startswith("/dev/mcp"):
+            servers = self.mcp()
+            choices: Iterable[str] = [f"/dev/mcp/{s}" for s in servers]
+            choices = [*choices, *(f"/dev/mcp/{s}/{t}" for s, ts in servers.items() for t in ts)]
+        elif not before:
+            choices = [*HELP, "quit"]
         elif before[-1] in ("--signal", "-s") and before[0] == "kill":
             choices = SIGNALS
         elif len(before) == 1 and before[0] == "spawn":
@@ -140,11 +151,21 @@ class ShellCompleter(Completer):
             choices = list(HELP)
         elif len(before) == 1 and before[0] == "immune":
             choices = ["status", "resume", "forget"]
+        elif before[:1] == ["mcp"]:
+            choices = self._mcp_words(before)
         else:
             return
         for choice in sorted(set(choices)):
             if choice.startswith(word):
                 yield Completion(choice, start_position=-len(word))
+
+    def _mcp_words(self, before: list[str]) -> list[str]:
+        if len(before) == 1:
+            return ["list", "call"]
+        if before[1] != "call" or len(before) > 3:
+            return []
+        servers = self.mcp()
+        return list(servers) if len(before) == 2 else servers.get(before[2], [])
 
 
 def make_history(state_dir: Path | None) -> History:
@@ -179,13 +200,16 @@ class Repl:
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
             history=make_history(state_dir),
-            completer=ShellCompleter(lambda: self._templates, self._pids),
+            completer=ShellCompleter(lambda: self._templates, self._pids, self._mcp_tools),
             bottom_toolbar=self.toolbar,
             complete_while_typing=False,
             input=input,
             output=output,
         )
         self.monitor = Monitor(api, echo, self._invalidate)
+
+    def _mcp_tools(self) -> dict[str, list[str]]:
+        return self.shell.mcp_tools
 
     def _pids(self) -> tuple[int, ...]:
         return self.monitor.snapshot.pids
@@ -206,6 +230,8 @@ class Repl:
     def run(self) -> None:
         with contextlib.suppress(ApiError):
             self._templates = [t["name"] for t in self.api.call("templates")["templates"]]
+        with contextlib.suppress(ApiError):  # tools of servers that ran; `mcp list` adds more
+            self.shell.remember_mcp(self.api.call("mcp_list")["servers"])
         self.monitor.start()
         try:
             while True:
