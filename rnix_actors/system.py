@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
@@ -67,6 +67,9 @@ from rnix_actors.supervision.views import SupervisorView
 from rnix_actors.supervision.yamlspec import load_supervisors
 from rnix_actors.templates import AgentTemplate, Skill
 from rnix_actors.topology import Topology, attach_topology
+
+if TYPE_CHECKING:
+    from rnix_actors.dashboard import Dashboard
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,7 @@ class System:
         self._topology: Topology | None = None
         self._migration: Migration | None = None
         self._compose: ComposeEngine | None = None
+        self._dashboards: list[Dashboard] = []
         self.replay = ReplayDriver()
         self.register_driver(self.replay)
         # HTTP providers cost nothing until an agent uses one (clients are created lazily).
@@ -238,6 +242,10 @@ class System:
         Threads that are still blocked in a call that ignores cancellation (a host device or
         driver) after ``timeout`` seconds are logged and abandoned.
         """
+        with self._lock:
+            dashboards, self._dashboards = self._dashboards, []
+        for dashboard in dashboards:
+            dashboard.stop(timeout)
         with self._lock:
             kernel, bus, store = self._kernel, self._bus, self._store
             process_log, self._process_log = self._process_log, None
@@ -568,6 +576,18 @@ class System:
         if bus is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 bus.tell(event)
+
+    def serve_dashboard(self, port: int = 0) -> Dashboard:
+        """Serve the live web dashboard on 127.0.0.1:``port`` (0: a free port) until its
+        ``stop()`` or this system's; ``url`` carries the session token. Raises
+        `rnix_actors.dashboard.DashboardError` (port taken) and `SystemStopped`."""
+        from rnix_actors.dashboard import serve_dashboard
+
+        self._require()
+        dashboard = serve_dashboard(self, port)
+        with self._lock:
+            self._dashboards.append(dashboard)
+        return dashboard
 
     def sync_events(self, timeout: float = ASK_TIMEOUT) -> None:
         """Return once every event published before this call reached the subscribers and

@@ -21,6 +21,9 @@ Methods (params → result):
 - ``immune_status`` → ``{status, text}``; ``immune_resume {pid}``; ``immune_forget {name?|all}``
 - ``mcp_list {connect?}`` → ``{servers}``; ``mcp_call {server, tool, arguments?, timeout?}`` →
   ``{ok, text}`` or ``{ok: false, code, error}`` (a tool error)
+- ``dashboard {port?, stop?}`` → ``{url, port, already_running}``: serve the web dashboard
+  (127.0.0.1 only; one per daemon, kept until ``stop`` or shutdown); ``stop: true`` →
+  ``{stopped}``
 - ``shutdown`` → ``{stopping: true}`` (the daemon then stops its system)
 - streaming: ``watch {pid?}``, ``follow {pid}``, ``run {<spawn params>}`` (spawn + follow)
 """
@@ -141,6 +144,8 @@ class Service:
         self._lock = threading.Lock()
         self._streams: set[EventStream] = set()
         self._closed = False
+        self._dashboard: Any = None
+        self._dashboard_lock = threading.Lock()
         self._unary: dict[str, Callable[[Params], Result]] = {
             "ping": lambda p: {"version": __version__, "pid": os.getpid()},
             "status": self._status,
@@ -162,6 +167,7 @@ class Service:
             "immune_status": self._immune_status,
             "immune_resume": self._immune_resume,
             "immune_forget": self._immune_forget,
+            "dashboard": self._serve_dashboard,
             "shutdown": self._shutdown,
             "mcp_list": self._mcp_list,
             "mcp_call": self._mcp_call,
@@ -385,6 +391,26 @@ class Service:
         server, tool = param_str(params, "server"), param_str(params, "tool")
         timeout = float(param_opt_int(params, "timeout", minimum=1) or MAX_WAIT)
         return mcp_call(self.system.mcp, server, tool, arguments, timeout)
+
+    def _serve_dashboard(self, params: Params) -> Result:
+        port = param_opt_int(params, "port", minimum=0)
+        with self._dashboard_lock:
+            board = self._dashboard
+            if param_bool(params, "stop"):
+                self._dashboard = None
+                if board is not None:
+                    board.stop()
+                return {"stopped": board is not None}
+            if board is not None and board.running:
+                if port not in (None, 0, board.port):
+                    raise ApiError(
+                        Code.BAD_PARAMS,
+                        f"the dashboard already serves on port {board.port}; stop it first "
+                        "(rnix dashboard --stop)",
+                    )
+                return {"url": board.url, "port": board.port, "already_running": True}
+            board = self._dashboard = self.system.serve_dashboard(port or 0)
+        return {"url": board.url, "port": board.port, "already_running": False}
 
     def _shutdown(self, params: Params) -> Result:
         callback = self.on_shutdown
