@@ -459,6 +459,18 @@ class System:
         for an unknown agent, an unknown driver or an empty device set, `SystemStopped` when
         the system is not running and `Unresponsive` when the kernel does not answer.
         """
+        request = self.spawn_request(
+            agent, intent, devices=devices, workdir=workdir, max_steps=max_steps, model=model,
+            driver=driver, owner=owner, origin=origin,
+        )  # fmt: skip
+        pid: int = ask(self._require(), request, ASK_TIMEOUT, "kernel")
+        return pid
+
+    def spawn_request(
+        self, agent: str | AgentTemplate, intent: str, **options: Any
+    ) -> SpawnRequest:
+        """The `SpawnRequest` that `spawn` sends the kernel (same options and checks).
+        `rnix_actors.aio` sends it without blocking a thread."""
         if isinstance(agent, str):
             self._catalog.refresh()  # a few stat calls; parses only files that changed
             templates = self._catalog.templates
@@ -468,19 +480,14 @@ class System:
                     f"unknown agent '{agent}'; known agents: {known} (templates are read from "
                     f"{self.project_dir / '.rnix' / 'agents'}/<name>.yaml)"
                 )
-        request = SpawnRequest(
+        devices, workdir = options.pop("devices", None), options.pop("workdir", None)
+        return SpawnRequest(
             template=agent,
             intent=intent,
             devices=None if devices is None else tuple(devices),
             workdir=None if workdir is None else self.check_workdir(workdir),
-            max_steps=max_steps,
-            model=model,
-            driver=driver,
-            owner=owner,
-            origin=origin,
+            **options,
         )
-        pid: int = ask(self._require(), request, ASK_TIMEOUT, "kernel")
-        return pid
 
     def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:
         """Block until the process has exited or is suspended; return its final info.
