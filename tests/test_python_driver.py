@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import Collector, agent
 
+from rnix_actors import System
 from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse, Message, ToolCall
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.errors import DriverError
@@ -106,3 +108,14 @@ def test_release_is_a_no_op() -> None:
     driver = PythonDriver("host", lambda req: "x")
     driver.release(3)
     assert driver.complete(request(), CancelToken()).content == "x"
+
+
+def test_a_host_function_reports_usage_and_duration(system: System) -> None:
+    events = Collector()
+    system.subscribe(events, ["ReasonStep"])
+    answer = LLMResponse(content="done", input_tokens=40, output_tokens=2, duration_ms=1234.5)
+    agent(system, "timed", lambda request: answer, devices=("/dev/fs",))
+    info = system.run("timed", "go", timeout=10)
+    system.sync_events()
+    (step,) = events.of(info.pid, "ReasonStep")
+    assert (step.tokens, step.duration_ms) == (42, 1234.5)

@@ -64,13 +64,18 @@ class LLMRequest:
 
 @attrs.frozen
 class LLMResponse:
-    """What the model answered. No tool calls means ``content`` is the final answer."""
+    """What the model answered. No tool calls means ``content`` is the final answer.
+
+    ``duration_ms``: how long the model took, when the driver knows better than the wall
+    clock around the call (a host function replaying or simulating a model); None: the
+    kernel measures it."""
 
     content: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     input_tokens: int = 0
     output_tokens: int = 0
     stop_reason: str = ""
+    duration_ms: float | None = None
     cost_usd: float = 0.0  # what the answer cost, where the provider prices it (0: not priced)
 
     @property

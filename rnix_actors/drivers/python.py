@@ -2,8 +2,12 @@
 
 ``PythonDriver(name, fn)`` calls ``fn(request)`` once per reasoning step. ``fn`` may look at
 ``request.step``, ``request.messages`` and the rest of the `LLMRequest`, and returns an
-`LLMResponse` (text and/or tool calls) or a plain ``str``, which is a final answer. The driver is
-called from agent threads, so ``fn`` must be thread-safe if several processes use it.
+`LLMResponse` (text and/or tool calls) or a plain ``str``, which is a final answer. An
+`LLMResponse` reports the step's usage (``input_tokens``, ``output_tokens``) and, if the
+function knows it (a simulated or remote model), its ``duration_ms``; the kernel records
+those instead of its own estimate and wall-clock measurement (the immune daemon learns
+them). The driver is called from agent threads, so ``fn`` must be thread-safe if several
+processes use it.
 """
 
 from __future__ import annotations

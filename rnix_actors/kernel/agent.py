@@ -150,7 +150,8 @@ class AgentProcess(RnixActor):
         self.tokens += response.tokens
         figures.tokens = self.tokens
         figures.cost_usd += response.cost_usd
-        duration_ms = (time.monotonic() - started) * 1000
+        reported = response.duration_ms
+        duration_ms = (time.monotonic() - started) * 1000 if reported is None else reported
         args = {"tool_calls": len(response.tool_calls)}
         self.emit("ReasonStep", args=args, duration_ms=duration_ms, tokens=response.tokens)
         verdict = self.syscalls.check_step(self.step, args, response.tokens, duration_ms)
