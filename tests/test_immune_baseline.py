@@ -134,7 +134,6 @@ def test_run_record_closes_steps_and_builds_the_same_sample() -> None:
     assert (record.steps, record.calls, record.run_tokens) == (2, 3, 120)
     items = {"call.read:Open /dev/fs", "call.side:Exec /dev/shell", "net:example.org"}
     items |= {"seq:>Open /dev/fs", "seq:Open /dev/fs>Exec /dev/shell"}
-    items |= {"seq:Exec /dev/shell>Exec /dev/shell"}
     assert record.sample() == RunSample(
         "t",
         (

@@ -5,7 +5,8 @@ anomalous when a run like the learned ones would reach it with probability below
 ``alpha = P(Z > deviation_threshold)``. Nothing is judged before ``min_samples`` runs.
 
 * counts (calls of one kind per step and per run, steps per run): negative-binomial tails;
-* tokens and step duration: Student-t tails, with a minimum effect size (``FLOORS``);
+* tokens and step duration: Student-t tails, never below the highest value a learned run
+  reached, with a minimum effect size (``FLOORS``);
 * the access mix: a device's share above ``mean + k·σ`` and 20 points above its maximum;
 * novelty (a kind of call, destination or host the template never used): the Beta-Bernoulli
   probability of its class (`rnix_actors.immune.novelty`).
@@ -85,19 +86,27 @@ class Limit:
     high: float
 
 
-def _count_limit(stats: Stats, family: str, runs: int, a: float) -> Limit:
+def _count_limit(stats: Stats, family: str, runs: int, a: float, side: bool) -> Limit:
     # Steps of one run are not independent: per-step evidence weighs as much as the runs.
     n = float(runs if family == STEP_COUNT else stats.n)
     total = stats.mean * n
-    return Limit(count_limit(total, n, a), count_limit(total, n, a / RISK_WEIGHT_READ))
+    if side:
+        return Limit(count_limit(total, n, a), count_limit(total, n, a))
+    # A read-only excess must be RISK_WEIGHT_READ times rarer to alert, and that again
+    # to be high (suspend, become a threat signature).
+    w = RISK_WEIGHT_READ
+    return Limit(count_limit(total, n, a / w), count_limit(total, n, a / (w * w)))
 
 
-def limit_of(name: str, stats: Stats, profile: TemplateProfile, settings: Settings) -> Limit:
-    """The limit of one metric of ``profile`` (so the hot path is one comparison)."""
+def limit_of(
+    name: str, stats: Stats, profile: TemplateProfile, settings: Settings, side: bool = True
+) -> Limit:
+    """The limit of one metric of ``profile`` (so the hot path is one comparison);
+    ``side``: the metric counts a side-effecting kind of call."""
     family = family_of(name)[0]
     a = settings.alpha
     if family in COUNTS:
-        return _count_limit(stats, family, profile.runs, a)
+        return _count_limit(stats, family, profile.runs, a, side or family == RUN_STEPS)
     if family == RUN_SHARE:
         sigma = max(stats.std, SHARE_SIGMA_FLOOR)
         above = max(stats.mean + settings.threshold * sigma, stats.high + SHARE_MARGIN)
@@ -105,7 +114,9 @@ def limit_of(name: str, stats: Stats, profile: TemplateProfile, settings: Settin
     if family in (STEP_TOKENS, STEP_DURATION):
         a /= max(1.0, _mean_steps(profile))  # judged at every step: the run's rate stays a
     above = continuous_limit(stats.n, stats.mean, stats.std, REL_SCALE[family], a)
-    return Limit(max(above, FLOORS[family]), -math.inf)
+    # Tokens and durations are heavy-tailed (one long final answer per run): a value some
+    # learned run reached is never anomalous, whatever the fitted tail says.
+    return Limit(max(above, stats.high, FLOORS[family]), -math.inf)
 
 
 def _mean_steps(profile: TemplateProfile) -> float:
@@ -150,15 +161,31 @@ ZERO = Stats(1, 0.0, 0.0, 0.0, 0.0)
 
 def compile_baseline(profile: TemplateProfile, settings: Settings) -> Baseline:
     """Precompute the limits of ``profile``."""
-    limits = {name: limit_of(name, s, profile, settings) for name, s in profile.stats.items()}
+    limits = {
+        name: limit_of(name, s, profile, settings, _side_metric(name, profile.items))
+        for name, s in profile.stats.items()
+    }
     one = attrs.evolve(profile, runs=1)
     missing = {
         family: limit_of(family, ZERO, one, settings)
         for family in (STEP_COUNT, RUN_COUNT, RUN_SHARE)
     }
+    for family in (STEP_COUNT, RUN_COUNT):
+        missing[family + READ_ONLY] = limit_of(family, ZERO, one, settings, side=False)
     for family in (STEP_TOKENS, STEP_DURATION, RUN_TOKENS, RUN_STEPS):
         missing[family] = limits.get(family) or limit_of(family, ZERO, one, settings)
     return Baseline(profile, limits, missing, profile.runs >= settings.min_samples)
+
+
+READ_ONLY = "/read"
+"""Suffix of the `Baseline.missing` entries of read-only kinds of call."""
+
+
+def _side_metric(name: str, items: frozenset[str]) -> bool:
+    """Whether a count metric counts a side-effecting kind of call (by the profile's items;
+    a kind of call the profile cannot place is side-effecting)."""
+    family, detail = family_of(name)
+    return family not in (STEP_COUNT, RUN_COUNT) or f"call.read:{detail}" not in items
 
 
 def _subject(family: str, detail: str) -> str:
@@ -179,7 +206,10 @@ def judge(
     """Judge one metric value; ``side``: it counts a side-effecting call. The fast path is
     the precomputed limit; the record is only built for a value above it."""
     family, detail = family_of(name)
-    limit = baseline.limits.get(name) or baseline.missing[family]
+    limit = baseline.limits.get(name)
+    if limit is None:
+        counted = family in (STEP_COUNT, RUN_COUNT) and not side
+        limit = baseline.missing[family + READ_ONLY if counted else family]
     if value <= limit.above:
         return None
     profile = baseline.profile
@@ -188,7 +218,8 @@ def judge(
         stats, profile = ZERO, attrs.evolve(profile, runs=1)
     p = tail_of(name, value, stats, profile)
     threat = threat_name(family, detail)
-    high = side or family not in (STEP_COUNT, RUN_COUNT, RUN_SHARE) or value > limit.high
+    high = value > limit.high if family in (STEP_COUNT, RUN_COUNT, RUN_SHARE) else True
+    high = high or (side and family == RUN_SHARE)
     return Anomaly(
         family, name, _subject(family, detail), value,
         stats.low, stats.high, z_of(p), threat, threat in known, p, HIGH if high else WARN,

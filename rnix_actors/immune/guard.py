@@ -129,7 +129,11 @@ class ImmuneGuard:
             elif attempt.device not in snap.watched:
                 counted = record.paths.get((attempt.syscall, attempt.device))
                 step = attempt.step
-                if counted is not None and step == record.step and self._judged(record, attempt):
+                if (
+                    counted is not None
+                    and step == record.step
+                    and (not attempt.args or self._judged(record, counted.key, attempt))
+                ):
                     in_step = counted.in_step + 1 if counted.step == step else 1
                     dev = counted.dev
                     if (
@@ -146,22 +150,20 @@ class ImmuneGuard:
                         counted.in_run += 1
                         dev.calls += 1
                         record.calls += 1
-                        record.pairs.add((record.last, counted))
-                        record.last = counted
+                        if record.last is not counted:
+                            record.pairs.add((record.last, counted))
+                            record.last = counted
                         return ALLOW
         return self._check(snap, record, attempt)
 
     @staticmethod
-    def _judged(record: RunRecord, attempt: SyscallAttempt) -> bool:
+    def _judged(record: RunRecord, key: str, attempt: SyscallAttempt) -> bool:
         """Whether every destination and host of the call was already judged in this run
         (read-only calls naming no host have none)."""
         side = attempt.effect is not Effect.READ
         args = attempt.args
         if not side and not has_host(args):
             return True
-        if not args:
-            return True
-        key = record.paths[(attempt.syscall, attempt.device)].key
         return record.items.issuperset(call_items(key, args, side))
 
     __call__ = check
@@ -212,11 +214,14 @@ def full_check(snap: Snapshot, record: RunRecord, attempt: SyscallAttempt) -> li
     counted = record.add_call(attempt.step, attempt.syscall, attempt.device, side)
     args = attempt.args
     items = call_items(counted.key, args, side) if args and (side or has_host(args)) else ()
-    learned = baseline.profile.items if baseline is not None else frozenset()
     found: list[Anomaly] = []
-    signed = match_signature(snap.patterns, learned, counted, items, context, record.calls)
-    if signed is not None and signed.item not in record.minted:
-        found.append(signed)
+    # Signatures apply where the template knows what is normal: a template still learning
+    # (a new task that really pays) must not be kept from learning by another's attack.
+    if baseline is not None and baseline.active:
+        learned = baseline.profile.items
+        signed = match_signature(snap.patterns, learned, counted, items, context, record.calls)
+        if signed is not None and signed.item not in record.minted:
+            found.append(signed)
     novel = judge_items(baseline, record, counted, items, snap.settings, snap.hosts, context)
     if novel is not None and not found:
         found.append(novel)

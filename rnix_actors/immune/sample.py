@@ -213,8 +213,9 @@ class RunRecord:
                 self.paths[(syscall, path)] = counted
         counted.count(step)
         self.calls += 1
-        self.pairs.add((self.last, counted))
-        self.last = counted
+        if self.last is not counted:  # transitions between different kinds of call
+            self.pairs.add((self.last, counted))
+            self.last = counted
         return counted
 
     def arm(self, against: object) -> None:
