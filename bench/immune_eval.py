@@ -13,9 +13,14 @@ Part 1, synthetic: the shipped templates (code-analyst, doc-writer, security-sca
 their shipped scripts with natural variation; then held-out benign runs and attacks (shell
 burst, file enumeration, token drain, a never-used device, and, in a second wave, a smaller
 reappearance of a known pattern).
-Part 2, public traces: AgentDojo (``../shared/data/agentdojo``): each user task is a template,
-each tool a host device ``/dev/<suite>/<tool>``; attacked runs splice an injection task's
-calls in after an injection point, as AgentDojo scores attacks.
+Part 2, public traces: AgentDojo (``../shared/data/agentdojo``, or ``--data``): each user
+task is a template, each tool a host device ``/dev/<suite>/<tool>`` registered with its real
+effect; attacked runs splice an injection task's calls in after an injection point, as
+AgentDojo scores attacks. Three benign-variation models (one never used to choose a
+setting), a tuning and a held-out half of each suite, and an ROC table over
+``deviation_threshold`` (`dojo_eval`, `dojo_models`, `dojo_sim`); then the default
+threshold end to end in a real `System`, with every attack repeated to measure threat
+memory.
 Part 3, overhead: events/s handled by the daemon vs raw Pykka tell, and agent steps/s with
 the immune system on vs off, measured in the same run.
 """
@@ -24,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import os
 import random
@@ -40,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import dojo_eval
 import pykka
 
 from rnix_actors import AgentTemplate, Event, Limits, LLMRequest, LLMResponse, System, ToolCall
@@ -62,11 +67,6 @@ VARIATION_SYNTHETIC = (
     "tokens per step x lognormal(0, 0.25); p=0.3 an extra look-up step (list_files, glob or "
     "read_file; 'ls' for shell templates); p=0.2 a read-only call repeated in its step; "
     "0-3 ms simulated model latency"
-)
-VARIATION_AGENTDOJO = (
-    "each read-only call (get_/search_/read_/list_) repeated with p=0.2; p=0.3 one extra "
-    "look-up (a read-only tool of the task) at a random later step; one call per step; "
-    "tokens 300+120/step x lognormal(0, 0.25); writes are never repeated or dropped"
 )
 
 
@@ -315,62 +315,6 @@ def part_synthetic(root: Path, rng: random.Random, quick: bool) -> dict[str, Any
     return evaluate("synthetic", root, setup, train, test)
 
 
-# -- part 2: AgentDojo ---------------------------------------------------------------------------
-READ_ONLY = ("get_", "search_", "read_", "list_")
-
-
-Calls = list[tuple[dict[str, Any], bool]]
-
-
-def dojo_plan(rng: random.Random, template: str, suite: str, calls: Calls, label: str) -> Plan:
-    def tool(c: dict[str, Any]) -> ToolCall:
-        return ToolCall("", f"/dev/{suite}/{c['function']}", dict(c.get("args") or {}))
-
-    steps: list[list[tuple[ToolCall, bool]]] = []
-    reads = [c for c, bad in calls if not bad and c["function"].startswith(READ_ONLY)]
-    for c, bad in calls:
-        steps.append([(tool(c), bad)])
-        if not bad and c["function"].startswith(READ_ONLY) and rng.random() < 0.2:
-            steps.append([(tool(c), False)])
-    if reads and rng.random() < 0.3:
-        steps.insert(rng.randrange(1, len(steps) + 1), [(tool(rng.choice(reads)), False)])
-    tokens = [noisy(rng, 300 + 120 * i) for i in range(len(steps) + 1)]
-    return Plan(template, label, steps, tokens)
-
-
-def part_agentdojo(root: Path, rng: random.Random, quick: bool, data: Path) -> dict[str, Any]:
-    n_train, n_benign = (6, 5) if quick else (10, 10)
-    suites = [json.loads((data / f"{s}.json").read_text()) for s in ("banking", "workspace")]
-    train, test = [], []
-    for suite in suites:
-        name = suite["suite"]
-        for task in suite["user_tasks"]:
-            template = f"{name}-{task['id'].replace('_', '-')}"
-            benign = [(c, False) for c in task["calls"]]
-            train += [dojo_plan(rng, template, name, benign, "benign") for _ in range(n_train)]
-            test += [dojo_plan(rng, template, name, benign, "benign") for _ in range(n_benign)]
-            for point in task["injection_points"]:
-                k = point["call_index"]
-                for injection in suite["injection_tasks"]:
-                    spliced = benign[: k + 1] + [(c, True) for c in injection["calls"]]
-                    spliced += benign[k + 1 :]
-                    test.append(dojo_plan(rng, template, name, spliced, injection["id"]))
-    rng.shuffle(test)
-
-    def setup(system: System) -> None:
-        for suite in suites:
-            for tool in suite["tools"]:
-                system.register_device(f"/dev/{suite['suite']}/{tool}", lambda call: "ok")
-            for task in suite["user_tasks"]:
-                name = f"{suite['suite']}-{task['id'].replace('_', '-')}"
-                devices = (f"/dev/{suite['suite']}",)
-                system.add_template(AgentTemplate(name=name, devices=devices, driver=DRIVER))
-
-    result = evaluate("agentdojo", root, setup, train, test)
-    result["by_kind"] = {}  # per injection task is too long to print usefully
-    return result
-
-
 # -- part 3: overhead ----------------------------------------------------------------------------
 class Counter(pykka.ThreadingActor):
     def __init__(self, target: int, done: threading.Event) -> None:
@@ -536,7 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--data", type=Path, default=DATA, help="AgentDojo traces directory")
     parser.add_argument(
-        "--only", choices=("synthetic", "agentdojo", "overhead"), help="run one part only"
+        "--only",
+        choices=("synthetic", "agentdojo", "roc", "overhead"),
+        help="run one part only (roc: the AgentDojo sweep without the end-to-end run)",
     )
     args = parser.parse_args(argv)
     # Every detection is logged as a warning by the daemon; the figures below sum them up.
@@ -552,10 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only in (None, "synthetic"):
             synthetic = part_synthetic(root / "p1", rng, args.quick)
             report("[1] synthetic: shipped templates", synthetic, VARIATION_SYNTHETIC)
-        if args.only in (None, "agentdojo"):
+        if args.only in (None, "agentdojo", "roc"):
             if (args.data / "banking.json").exists():
-                dojo = part_agentdojo(root / "p2", rng, args.quick, args.data)
-                report("[2] AgentDojo traces (banking + workspace)", dojo, VARIATION_AGENTDOJO)
+                dojo_eval.print_roc(dojo_eval.roc(args.data, args.seed, args.quick))
+                if args.only != "roc":
+                    e2e = dojo_eval.end_to_end(args.data, args.seed, args.quick)
+                    dojo_eval.print_end_to_end(e2e, 2.0)
             else:
                 print(
                     f"\n[2] AgentDojo traces: SKIPPED: data not found at {args.data} (expected "
