@@ -23,7 +23,18 @@ from rnix_actors.state import KeepLogs
 from rnix_actors.yamlsrc import YamlMap, load_yaml
 
 SECTIONS = ("kernel", "immune", "topology", "shell", "fs")
-KERNEL_KEYS = ("sigterm_grace", "shell_timeout", "event_log", "event_log_keep", "allowed_workdirs")
+KERNEL_KEYS = (
+    "sigterm_grace",
+    "shell_timeout",
+    "event_log",
+    "event_log_keep",
+    "allowed_workdirs",
+    "max_processes",
+    "spawn_rate",
+    "spawn_failures",
+    "spawn_window",
+)
+_COUNT_KEYS = ("max_processes", "spawn_rate", "spawn_failures")
 KEEP_KEYS = ("max_mb", "max_days")
 FS_KEYS = ("hardlinks",)
 HARDLINK_MODES = ("outside", "refuse")
@@ -39,7 +50,10 @@ class KernelConfig:
     seconds a ``/dev/shell`` command may run; ``event_log``: write per-process events.jsonl;
     ``event_log_keep``: how many logs of finished processes to keep (YAML ``max_mb``,
     ``max_days``; unbounded by default);
-    ``allowed_workdirs``: dirs outside the project that a spawn may name as its work dir.
+    ``allowed_workdirs``: dirs outside the project that a spawn may name as its work dir;
+    ``max_processes``: live processes in the system; ``spawn_rate`` / ``spawn_failures``:
+    agent spawns / failed agent spawns per process tree within ``spawn_window`` seconds
+    (0 turns a bound off; see `rnix_actors.kernel.treebounds`).
     """
 
     sigterm_grace: float = attrs.field(default=10.0, validator=_positive)
@@ -47,6 +61,10 @@ class KernelConfig:
     event_log: bool = True
     event_log_keep: KeepLogs = attrs.field(factory=KeepLogs)
     allowed_workdirs: tuple[str, ...] = ()
+    max_processes: int = 2000
+    spawn_rate: int = 100
+    spawn_failures: int = 12
+    spawn_window: float = attrs.field(default=10.0, validator=_positive)
 
 
 @attrs.frozen
@@ -141,6 +159,8 @@ def _kernel_values(fields: YamlMap) -> dict[str, Any]:
             values[key] = _keep_value(fields.get_map(key))
         elif key == "allowed_workdirs":
             values[key] = fields.get_str_list(key, item=_absolute_dir)
+        elif key in _COUNT_KEYS:
+            values[key] = fields.get_int(key, 0, minimum=0)
         else:
             values[key] = fields.get_float(key, 0.0, minimum=0.0, exclusive_minimum=True)
     return values

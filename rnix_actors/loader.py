@@ -43,7 +43,15 @@ TEMPLATE_KEYS = (
     "limits",
     "shell",
 )
-LIMIT_KEYS = ("max_steps", "max_tokens", "step_timeout", "context_slots")
+LIMIT_KEYS = (
+    "max_steps",
+    "max_tokens",
+    "step_timeout",
+    "context_slots",
+    "max_descendants",
+    "max_tree_tokens",
+    "max_tree_cost",
+)
 MIN_CONTEXT_SLOTS = 4
 
 _Item = TypeVar("_Item", Skill, AgentTemplate)
@@ -125,6 +133,9 @@ def limits_from_fields(fields: YamlMap) -> Limits:
         context_slots=fields.get_int(
             "context_slots", default.context_slots, minimum=MIN_CONTEXT_SLOTS
         ),
+        max_descendants=fields.get_int("max_descendants", default.max_descendants, minimum=0),
+        max_tree_tokens=fields.get_int("max_tree_tokens", default.max_tree_tokens, minimum=0),
+        max_tree_cost=fields.get_float("max_tree_cost", default.max_tree_cost, minimum=0.0),
     )
 
 

@@ -52,6 +52,7 @@ from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
+from rnix_actors.kernel.treebounds import tree_limits
 from rnix_actors.mcp import attach_mcp, project_servers
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
@@ -209,6 +210,7 @@ class System:
                 skills=lambda: self._catalog.skills,
                 workdir=self.project_dir,
                 sigterm_grace=self.config.kernel.sigterm_grace,
+                bounds=tree_limits(self.config.kernel),
                 tracker=self.tracker,
                 threads=self._threads,
             )

@@ -14,16 +14,26 @@ from rnix_actors.shellconf import ShellSettings
 DEFAULT_MAX_STEPS = 50
 DEFAULT_STEP_TIMEOUT = 300.0
 DEFAULT_CONTEXT_SLOTS = 256
+DEFAULT_MAX_DESCENDANTS = 100
 
 
 @attrs.frozen
 class Limits:
-    """Per-process limits. ``0`` means unlimited for steps, tokens and the step timeout."""
+    """Per-process limits. ``0`` means unlimited for steps, tokens, the step timeout and the
+    tree bounds.
+
+    ``max_descendants``, ``max_tree_tokens`` and ``max_tree_cost`` apply to a process started
+    at depth 0 and everything its agents spawn below it (its tree): processes ever spawned in
+    it, and its rolled-up tokens and cost (the root is suspended, ``budget_exhausted``).
+    """
 
     max_steps: int = DEFAULT_MAX_STEPS
     max_tokens: int = 0
     step_timeout: float = DEFAULT_STEP_TIMEOUT
     context_slots: int = DEFAULT_CONTEXT_SLOTS
+    max_descendants: int = DEFAULT_MAX_DESCENDANTS
+    max_tree_tokens: int = 0
+    max_tree_cost: float = 0.0
 
 
 @attrs.frozen

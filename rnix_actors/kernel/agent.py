@@ -17,15 +17,17 @@ from rnix_actors.errors import DriverError, RnixError
 from rnix_actors.kernel.agent_syscalls import SyscallRunner
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.cancel import Cancelled
-from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState
+from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState, Signal
 from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
 from rnix_actors.kernel.spec import CONTEXT_TAIL, ProcessSpec
 from rnix_actors.kernel.tools import ToolInputError, device_tools, plan_tool_call, tool_specs
+from rnix_actors.kernel.treebounds import BUDGET_ORIGIN
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import (
     DeliverMail,
     ProcessExited,
     ProcessStateChanged,
+    SendSignal,
     SpawnRequest,
 )
 from rnix_actors.messages.process import (
@@ -99,7 +101,7 @@ class AgentProcess(RnixActor):
                 self._child_exited(message)
             case Pause(origin=origin):
                 if self.state is ProcessState.RUNNING:
-                    self._suspend(ExitCode.SUSPENDED, f"paused by {origin}")
+                    self._suspend(ExitCode.SUSPENDED, self._pause_reason(origin))
             case Resume(origin=origin):
                 self._resume(origin)
             case Terminate():
@@ -113,6 +115,19 @@ class AgentProcess(RnixActor):
                 self.stop()
         return None
 
+    def _charge_tree(self, response: LLMResponse) -> None:
+        """Add this answer to the tree's spend; the first to cross its limit pauses the root
+        (and so the whole tree) with the reason kept in the shared budget."""
+        budget = self.spec.tree_budget
+        if budget is not None and budget.add(response.tokens, response.cost_usd):
+            self.spec.kernel.tell(SendSignal(budget.root, Signal.SIGPAUSE, BUDGET_ORIGIN))
+
+    def _pause_reason(self, origin: str) -> str:
+        budget = self.spec.tree_budget
+        if origin == BUDGET_ORIGIN and budget is not None and budget.reason:
+            return budget.reason
+        return f"paused by {origin}"
+
     def _ready(self) -> bool:
         return self.state is ProcessState.RUNNING and self.waiting is None and not self.pending
 
@@ -122,7 +137,11 @@ class AgentProcess(RnixActor):
             return
         control = self.spec.control
         if control.pause.is_set():  # SIGPAUSE arrived while this step message was queued
-            self._suspend(ExitCode.SUSPENDED, f"paused by {control.pause_origin}")
+            self._suspend(ExitCode.SUSPENDED, self._pause_reason(control.pause_origin))
+            return
+        budget = self.spec.tree_budget
+        if budget is not None and budget.reason:  # the tree's budget is spent: a hard cap
+            self._suspend(ExitCode.SUSPENDED, budget.reason)
             return
         limits = self.spec.template.limits
         if self.spec.max_steps and self.step >= self.spec.max_steps:
@@ -150,6 +169,7 @@ class AgentProcess(RnixActor):
         self.tokens += response.tokens
         figures.tokens = self.tokens
         figures.cost_usd += response.cost_usd
+        self._charge_tree(response)
         reported = response.duration_ms
         duration_ms = (time.monotonic() - started) * 1000 if reported is None else reported
         args = {"tool_calls": len(response.tool_calls)}
@@ -222,7 +242,9 @@ class AgentProcess(RnixActor):
             if self._check_stop():
                 return
             if self.spec.control.pause.is_set():
-                self._suspend(ExitCode.SUSPENDED, f"paused by {self.spec.control.pause_origin}")
+                self._suspend(
+                    ExitCode.SUSPENDED, self._pause_reason(self.spec.control.pause_origin)
+                )
                 return
             call = self.pending.popleft()
             self._execute(call)

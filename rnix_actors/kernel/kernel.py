@@ -39,6 +39,7 @@ from rnix_actors.kernel.spawning import plan_spawn
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.kernel.threads import AgentThreads
+from rnix_actors.kernel.treebounds import TreeBounds, TreeLimits
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.kernel import (
     DeliverMail,
@@ -86,6 +87,9 @@ class KernelDeps:
     sigterm_grace: float = 10.0
     tracker: ThreadTracker | None = None
     threads: AgentThreads | None = None  # where agent processes run
+    bounds: TreeLimits = attrs.field(
+        factory=TreeLimits
+    )  # breadth, size and rate bounds of process trees
 
 
 @attrs.define
@@ -105,6 +109,7 @@ class Kernel(RnixActor):
         self.live: dict[int, _Live] = {}
         self.guards: tuple[Guard, ...] = ()
         self.deadlines = Deadlines("KernelDeadlines")
+        self.bounds = TreeBounds(deps.bounds)
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -149,6 +154,7 @@ class Kernel(RnixActor):
     def _spawn(self, req: SpawnRequest) -> int:
         parent = self._parent(req.parent_pid) if req.parent_pid else None
         plan = plan_spawn(req, parent, self.deps.templates, self.deps.drivers, self.deps.skills())
+        self.bounds.admit(req.parent_pid, req.agent_spawn)
         template, depth, devices = plan.template, plan.depth, plan.devices
         pid = self.deps.store.allocate_pid()
         info = ProcessInfo(
@@ -164,6 +170,7 @@ class Kernel(RnixActor):
             token_budget=template.limits.max_tokens,
         )
         control = ProcessControl()
+        budget = self.bounds.started(pid, req.parent_pid, req.agent_spawn, template.limits)
         spec = ProcessSpec(
             pid=pid,
             uuid=info.uuid,
@@ -184,6 +191,7 @@ class Kernel(RnixActor):
             control=control,
             tracker=self.deps.tracker,
             threads=self.deps.threads,
+            tree_budget=budget,
         )
         self.deps.table.put(info)  # the store sees the process once it runs: one row less
         self.deps.table.track(pid, control.figures)
@@ -210,6 +218,7 @@ class Kernel(RnixActor):
             ref = AgentProcess.start(spec)
         except Exception as exc:  # e.g. no thread could be started: record it, start nothing
             reason = f"start failed: {type(exc).__name__}: {exc}"
+            self.bounds.exited(pid, failed_agent_spawn=False)
             self.deps.table.put(attrs.evolve(running, state=ProcessState.ZOMBIE))
             self._save(
                 attrs.evolve(
@@ -338,6 +347,7 @@ class Kernel(RnixActor):
         """Record the exit (→ zombie), reap (→ dead), then notify parent and owner."""
         pid = info.pid
         live = self.live.pop(pid)
+        self.bounds.exited(pid, live.agent_spawn and not exit_status.ok)
         if live.timer is not None:
             live.timer.cancel()
         ended = attrs.evolve(

@@ -14,6 +14,7 @@ from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.threads import AgentThreads
+from rnix_actors.kernel.treebounds import TreeBudget
 from rnix_actors.templates import AgentTemplate
 
 
@@ -90,3 +91,4 @@ class ProcessSpec:
     control: ProcessControl
     tracker: ThreadTracker | None = None
     threads: AgentThreads | None = None  # pooled threads (None: a new thread per process)
+    tree_budget: TreeBudget | None = None  # shared by the process's tree (None: unlimited)
