@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.shell_completion import ShellComplete
 from click.testing import CliRunner
 from helpers import Collector, agent, respond
 from mcp_fixtures import (
@@ -240,3 +241,12 @@ def test_the_shell_lists_calls_and_completes_mcp_tools(notes: System) -> None:
 
 def complete(completer: ShellCompleter, text: str) -> list[str]:
     return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
+
+
+def test_shell_completion_of_mcp_call_names_servers(project: Path, markers: Path) -> None:
+    write_mcp_yaml(project, {"notes": stdio_server(markers), "nothing": stdio_server(markers)})
+    completer = ShellComplete(cli, {}, "rnix", "_RNIX_COMPLETE")
+    base = ["--project-dir", str(project), "mcp", "call"]
+    assert [c.value for c in completer.get_completions(base, "no")] == ["notes", "nothing"]
+    # Without a daemon there is no session to ask for tools, and nothing is started.
+    assert completer.get_completions([*base, "notes"], "se") == []

@@ -9,14 +9,19 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from rnix_actors.cli.common import Context, emit_json, fail, out, style
 from rnix_actors.errors import RnixError
+from rnix_actors.ipc.control import find_daemon
 from rnix_actors.ipc.local import Api
 from rnix_actors.ipc.protocol import ApiError
+from rnix_actors.mcp import project_servers
+from rnix_actors.paths import shipped_conf_dir
+from rnix_actors.system import resolve_state_dir
 
 
 @click.group("mcp")
@@ -71,9 +76,39 @@ def server_lines(entry: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _root_paths(ctx: click.Context) -> tuple[Path, Path]:
+    params = ctx.find_root().params
+    project = Path(params.get("project_dir") or Path.cwd()).resolve()
+    return project, resolve_state_dir(project, params.get("state_dir"))
+
+
+def complete_server(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Server names of mcp.yaml (read only: nothing starts)."""
+    try:
+        servers = project_servers(_root_paths(ctx)[0], shipped_conf_dir(), True)
+    except RnixError:
+        return []
+    return [name for name, c in servers.items() if c.enabled and name.startswith(incomplete)]
+
+
+def complete_tool(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Tool names of the server, from the running daemon (none without one)."""
+    client = find_daemon(_root_paths(ctx)[1])
+    if client is None:
+        return []
+    try:
+        with client:
+            servers = client.call("mcp_list")["servers"]
+    except (RnixError, ApiError, OSError):
+        return []
+    server = ctx.params.get("server")
+    tools = [t["name"] for s in servers if s["name"] == server for t in s["tools"]]
+    return [name for name in tools if name.startswith(incomplete)]
+
+
 @mcp.command("call")
-@click.argument("server")
-@click.argument("tool")
+@click.argument("server", shell_complete=complete_server)
+@click.argument("tool", shell_complete=complete_tool)
 @click.argument("arguments", default="{}", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
