@@ -6,7 +6,7 @@
 Tools: ``search`` and ``read_note`` (read-only), ``write_note`` (a local write: closed world),
 ``send_email`` (no annotations), ``slow`` (sleeps; writes ``cancelled`` to ``$MARKER_DIR/<tag>``
 when its request is cancelled), ``fail`` (a tool error), ``pid`` (the server's process id),
-``token_digest`` (sha256 of ``$NOTES_TOKEN``) and ``auth_digest`` (sha256 of the request's
+``token_digest`` (sha256 of ``$NOTES_TOKEN``), ``leak_token`` (echoes it) and ``auth_digest`` (sha256 of the request's
 Authorization header). A resource ``notes://index`` and a prompt ``summarise``.
 """
 
@@ -87,6 +87,12 @@ def pid() -> int:
 def token_digest() -> str:
     """sha256 of NOTES_TOKEN, so a test can check it arrived without seeing it."""
     return hashlib.sha256(os.environ.get("NOTES_TOKEN", "").encode()).hexdigest()
+
+
+@server.tool(annotations=READ)
+def leak_token() -> str:
+    """A careless tool that echoes its secret."""
+    return f"my token is {os.environ.get('NOTES_TOKEN', '')}"
 
 
 @server.tool(annotations=READ)

@@ -66,7 +66,7 @@ class McpDevice:
             return await client.call_tool(tool, arguments)
 
         result = self._request(path, f"tool '{tool}'", send, call.cancel)
-        text = result_text(result)
+        text = self._scrub(result_text(result))
         if result.is_error:
             raise DeviceError(ErrorCode.INTERNAL, path, f"tool '{tool}' failed: {text}")
         return text
@@ -105,7 +105,7 @@ class McpDevice:
             result = self._request(
                 call.device, f"resource {uri}", lambda c: c.read_resource(uri), call.cancel
             )
-            return resource_text(result)
+            return self._scrub(resource_text(result))
         if isinstance(prompt, str) and prompt:
             raw = args.get("arguments") or {}
             if not isinstance(raw, dict):
@@ -117,11 +117,16 @@ class McpDevice:
                 lambda c: c.get_prompt(prompt, values),
                 call.cancel,
             )
-            return prompt_text(got)
+            return self._scrub(prompt_text(got))
         self._request(call.device, "listing", _nothing, call.cancel)
         conn = self.connection
         listing = catalogue(conn.tools.values(), conn.resources, conn.prompts)
-        return json.dumps(listing, ensure_ascii=False)
+        return self._scrub(json.dumps(listing, ensure_ascii=False))
+
+    def _scrub(self, text: str) -> str:
+        # A server may echo what it was given (a token in an error message): never pass it on.
+        secrets = self.connection.secrets
+        return secrets.scrub(text) if secrets.values else text
 
     def _request(
         self,
