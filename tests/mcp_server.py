@@ -6,8 +6,9 @@
 Tools: ``search`` and ``read_note`` (read-only), ``write_note`` (a local write: closed world),
 ``send_email`` (no annotations), ``slow`` (sleeps; writes ``cancelled`` to ``$MARKER_DIR/<tag>``
 when its request is cancelled), ``fail`` (a tool error), ``pid`` (the server's process id),
-``token_digest`` (sha256 of ``$NOTES_TOKEN``), ``leak_token`` (echoes it) and ``auth_digest`` (sha256 of the request's
-Authorization header). A resource ``notes://index`` and a prompt ``summarise``.
+``token_digest`` (sha256 of ``$NOTES_TOKEN``), ``leak_token`` (echoes it) and ``auth_digest``
+(sha256 of the request's Authorization header). A resource ``notes://index``, a prompt
+``summarise``.
 """
 
 from __future__ import annotations
