@@ -30,6 +30,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -184,6 +185,10 @@ async def report(system: System, rounds: int, calls: int, batch: int, per_agent:
             agent_ratios.append(a / d)
     via_device = statistics.median(device_ratios)
     via_agent = statistics.median(agent_ratios)
+    cores = os.cpu_count() or 1
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {cores} cores (a loaded machine inflates waits)"
+    )
     print("1. round trip of one MCP tool call (stdio, the SDK's MCPServer, read-only search)")
     print(direct.line("direct with the SDK client"))
     print(device.line("through the device layer"))
