@@ -298,6 +298,11 @@ class AsyncSystem:
         self._streams.add(stream)
         return stream
 
+    async def sync_events(self) -> None:
+        """Return once every event published before the call reached the subscribers (the
+        queues of the event streams, too) and the logs."""
+        await self._call(self.system.sync_events)
+
     async def supervise(self, spec: SupervisorSpec) -> AsyncSupervisorHandle:
         """`System.supervise`; children may have ``async def`` brains."""
         spec = self._with_async_brains(spec, f"/{spec.name}")
