@@ -17,6 +17,7 @@ state (SQLite, per-process ``events.jsonl``) in the state dir (``.rnix/`` by def
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import logging
 import threading
@@ -390,6 +391,7 @@ class System:
 
     def register_llm(self, name: str, fn: Callable[[LLMRequest], LLMResponse | str]) -> None:
         """Shortcut: a host callable decides each step (the python driver)."""
+        _not_async(fn, f"brain {name!r}", "register_llm")
         self.register_driver(PythonDriver(name, fn))
 
     def register_device(
@@ -408,6 +410,7 @@ class System:
         daemon weighs a never-seen side-effecting call as riskier than a never-seen look-up.
         A device that does not say is ``EXTERNAL``.
         """
+        _not_async(handler, f"device {path}", "register_device")
         self.devices.register(path, HostDevice(handler, description, blocking, effect))
 
     def add_guard(self, guard: Guard) -> None:
@@ -618,3 +621,11 @@ class System:
         data = info.to_dict()
         data.pop("result", None)
         return data
+
+
+def _not_async(fn: object, what: str, method: str) -> None:
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"{what} is an async def: register it with rnix_actors.aio.AsyncSystem.{method}, "
+            "which runs it on your event loop"
+        )

@@ -346,3 +346,19 @@ def test_an_async_brain_without_a_running_loop_fails_the_process_cleanly(project
     with system.system as sync:  # the same System driven from threads, no loop
         info = sync.run("orphan", "x", timeout=30)
     assert info.exit_code == 1 and "event loop is not running" in info.exit_reason
+
+
+def test_the_thread_api_refuses_async_handlers_with_the_fix(project: Path) -> None:
+    async def brain(request: LLMRequest) -> str:
+        return "x"
+
+    async def device(call_: DeviceCall) -> str:
+        return "x"
+
+    from rnix_actors import System
+
+    plain = System(project, state="memory")
+    with pytest.raises(TypeError, match=r"AsyncSystem\.register_llm"):
+        plain.register_llm("b", brain)
+    with pytest.raises(TypeError, match=r"AsyncSystem\.register_device"):
+        plain.register_device("/dev/host/x", device)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from rnix_actors.aio.bridge import AsyncPythonDriver, LoopBridge, async_device, 
 from rnix_actors.aio.events import DEFAULT_MAXSIZE, EventStream
 from rnix_actors.aio.running import SpawnWatch
 from rnix_actors.aio.supervision import AsyncSupervisorHandle
-from rnix_actors.errors import NoSuchProcess, SystemStopped
+from rnix_actors.errors import NoSuchProcess, RnixError, SystemStopped
 from rnix_actors.kernel.devices import DeviceCall, Effect
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.messages.kernel import SendSignal
@@ -41,6 +42,7 @@ from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
 from rnix_actors.system import System
 from rnix_actors.templates import AgentTemplate, Skill
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 ASK_TIMEOUT = 30.0  # as the thread API: a kernel that does not answer is `Unresponsive`
 SETTLED = (ProcessState.DEAD, ProcessState.SUSPENDED)
@@ -255,8 +257,10 @@ class AsyncSystem:
         if how is False:
             return
         signal = Signal.SIGKILL if how is True else how
-        # Shielded: a second cancellation must not leave the signal unsent.
-        await asyncio.shield(self.kill(pid, signal, "cancel"))
+        try:  # shielded: a second cancellation must not leave the signal unsent
+            await asyncio.shield(self.kill(pid, signal, "cancel"))
+        except RnixError as exc:  # gone, or the system stopping: the cancellation goes on
+            log.info("kill_on_cancel of PID %d: %s", pid, exc)
 
     async def kill(
         self, pid: int, signal: Signal | str = Signal.SIGTERM, origin: str = "user"
