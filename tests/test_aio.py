@@ -22,6 +22,7 @@ from rnix_actors import (
     LLMResponse,
     NoSuchProcess,
     ProcessState,
+    SpawnError,
     SupervisorSpec,
     SystemStopped,
 )
@@ -362,3 +363,28 @@ def test_the_thread_api_refuses_async_handlers_with_the_fix(project: Path) -> No
         plain.register_llm("b", brain)
     with pytest.raises(TypeError, match=r"AsyncSystem\.register_device"):
         plain.register_device("/dev/host/x", device)
+
+
+def test_run_reports_spawn_errors_and_timeouts_like_the_thread_api(project: Path) -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def held(request: LLMRequest) -> str:
+            await release.wait()
+            return "late"
+
+        async with AsyncSystem(project, state="memory") as system:
+            system.register_llm("held", held)
+            system.add_template(template("held", "held"))
+            with pytest.raises(SpawnError, match="driver 'nope'"):
+                await system.run("held", "x", driver="nope")
+            with pytest.raises(SpawnError, match="unknown agent 'ghost'"):
+                await system.run("ghost", "x")
+            with pytest.raises(TimeoutError, match=r"PID \d+ still running after 0.05s"):
+                await system.run("held", "slow", timeout=0.05)
+            (proc,) = await system.ps()
+            assert proc.state is ProcessState.RUNNING  # a timeout does not kill it
+            release.set()
+            assert (await system.wait(proc.pid, timeout=30)).result == "late"
+
+    run_loop(main)
