@@ -47,7 +47,7 @@ stroke-dasharray:6 4}.edge.reinforced path{stroke:var(--gold);stroke-width:4}
 .ev-other{fill:#49a078}.msg{white-space:pre-wrap;font-family:ui-monospace,monospace;
 font-size:12px;margin:0}.role{font-weight:600;color:var(--mute);font-size:12px}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:12px}@media(max-width:900px){
-.cols{grid-template-columns:1fr}}code{font-size:12px}
+.cols{grid-template-columns:1fr}}code{font-size:12px}.procs td:last-child{white-space:nowrap}
 """
 
 SCRIPT = r"""
@@ -59,6 +59,14 @@ SCRIPT = r"""
     url.searchParams.delete('token');
     history.replaceState(null, '', url.pathname + url.search + url.hash);
   }
+  function ages() {
+    const now = Date.now() / 1000;
+    for (const span of document.querySelectorAll('.since')) {
+      span.textContent = Math.max(0, Math.round(now - Number(span.dataset.since))) + 's';
+    }
+  }
+  ages();
+  setInterval(ages, 1000);
   let updates = 0;
   function apply(changes) {
     for (const [rid, change] of Object.entries(changes)) {
@@ -79,6 +87,7 @@ SCRIPT = r"""
         const node = document.getElementById(key); if (node) box.appendChild(node);
       }
     }
+    ages();
     updates += 1;
     document.body.dataset.updates = String(updates);
   }

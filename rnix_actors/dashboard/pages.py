@@ -33,6 +33,12 @@ def state_badge(info: ProcessInfo) -> str:
     return f'<span class="state state-{esc(state)}"{why}>{esc(state)}</span>'
 
 
+def since(ts: float | None) -> str:
+    """How long ago ``ts`` was, counted by the page's script (so that a row's HTML does not
+    change every second and live updates carry only real changes)."""
+    return "" if ts is None else f' <span class="since" data-since="{ts:.3f}"></span>'
+
+
 def pid_link(pid: int) -> str:
     return f'<a href="/process/{pid}">{pid}</a>'
 
@@ -59,10 +65,7 @@ def _step(info: ProcessInfo, row: Row) -> str:
     limit = row.limits.max_steps if row.limits is not None and row.limits.max_steps else 0
     text = f"{info.steps}/{limit}" if limit else str(info.steps)
     if info.state is ProcessState.RUNNING and info.activity:
-        since = (
-            "" if info.step_started_at is None else f" {time.time() - info.step_started_at:.0f}s"
-        )
-        text += f' <span class="mute">{esc(info.activity)}{since}</span>'
+        text += f' <span class="mute">{esc(info.activity)}{since(info.step_started_at)}</span>'
     return text
 
 

@@ -8,7 +8,15 @@ from typing import Any
 
 from rnix_actors.dashboard.data import alerts_by_pid, immune_status, process_events
 from rnix_actors.dashboard.html import Page, Region, esc
-from rnix_actors.dashboard.pages import action_buttons, money, pid_link, stat, state_badge, tokens
+from rnix_actors.dashboard.pages import (
+    action_buttons,
+    money,
+    pid_link,
+    since,
+    stat,
+    state_badge,
+    tokens,
+)
 from rnix_actors.dashboard.svg_plots import timeline_svg
 from rnix_actors.errors import NoSuchProcess
 from rnix_actors.kernel.process import ProcessInfo
@@ -35,7 +43,10 @@ def _head(info: ProcessInfo, alerts: list[str]) -> str:
         ("Parent / children", f"{parent} / {children}"),
         ("Depth", str(info.depth)),
         ("Started", _when(info.created_at)),
-        ("Elapsed", f"{info.elapsed(time.time()):.1f}s"),
+        (
+            "Elapsed",
+            f"{info.elapsed(time.time()):.1f}s" if info.finished else since(info.created_at),
+        ),
         ("Exit", esc(exit_text)),
         ("Activity", esc(info.activity)),
         ("Result", f'<pre class="msg">{esc(info.result)}</pre>' if info.result else ""),
