@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import threading
@@ -238,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     kind = "quick" if args.quick else "full"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"rnix-actors asyncio benchmark ({kind}), Python {sys.version.split()[0]}")
+    print(f"load average {load} on {os.cpu_count()} CPUs (ratios are taken in this one run)")
     with TemporaryDirectory(prefix="rnix-bench-aio-") as tmp:
         asyncio.run(main_async(sizes, Path(tmp)))
     return 0
