@@ -25,6 +25,7 @@ from rnix_actors import (
     SpawnError,
     SupervisorSpec,
     SystemStopped,
+    Unresponsive,
 )
 from rnix_actors.aio import AsyncSystem, EventsDropped
 
@@ -386,5 +387,58 @@ def test_run_reports_spawn_errors_and_timeouts_like_the_thread_api(project: Path
             assert proc.state is ProcessState.RUNNING  # a timeout does not kill it
             release.set()
             assert (await system.wait(proc.pid, timeout=30)).result == "late"
+
+    run_loop(main)
+
+
+def test_a_stream_sees_the_start_of_a_process_spawned_after_it(project: Path) -> None:
+    async def main() -> None:
+        async with AsyncSystem(project, state="memory") as system:
+            system.register_llm("quick", lambda r: "done")
+            system.add_template(template("quick", "quick"))
+            for _ in range(20):  # the subscription is in the bus's inbox before the spawn
+                stream = system.events(["Start"])
+                pid = await system.spawn("quick", "x")
+                first = await asyncio.wait_for(anext(stream), 30)
+                assert isinstance(first, Event) and first.pid == pid
+                await stream.aclose()
+
+    run_loop(main)
+
+
+def test_a_kernel_that_does_not_answer_is_unresponsive_here_too(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        entered, go = threading.Event(), threading.Event()
+
+        class SlowToPrepare:
+            name = "slow"
+
+            def complete(self, request: LLMRequest, cancel: object) -> LLMResponse:
+                return LLMResponse(content="done")
+
+            def prepare(self, model: str) -> None:  # the kernel's thread, during a spawn
+                entered.set()
+                go.wait(10)
+
+            def release(self, pid: int) -> None:
+                pass
+
+        async with AsyncSystem(project, state="memory") as system:
+            system.system.register_driver(SlowToPrepare())  # type: ignore[arg-type]
+            system.register_llm("quick", lambda r: "done")
+            system.add_template(template("quick", "quick"))
+            stuck = asyncio.create_task(system.spawn("quick", "x", driver="slow"))
+            assert await asyncio.to_thread(entered.wait, 10)
+            monkeypatch.setattr("rnix_actors.aio.system.ASK_TIMEOUT", 0.2)
+            try:
+                with pytest.raises(Unresponsive, match="kernel did not answer"):
+                    await system.spawn("quick", "y")
+                with pytest.raises(Unresponsive):
+                    await system.run("quick", "z")
+            finally:
+                go.set()
+            assert await stuck > 0
 
     run_loop(main)

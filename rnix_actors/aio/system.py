@@ -34,7 +34,7 @@ from rnix_actors.aio.bridge import AsyncPythonDriver, LoopBridge, async_device, 
 from rnix_actors.aio.events import DEFAULT_MAXSIZE, EventStream
 from rnix_actors.aio.running import SpawnWatch
 from rnix_actors.aio.supervision import AsyncSupervisorHandle
-from rnix_actors.errors import NoSuchProcess, RnixError, SystemStopped
+from rnix_actors.errors import NoSuchProcess, RnixError, SystemStopped, Unresponsive
 from rnix_actors.kernel.devices import DeviceCall, Effect
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.messages.kernel import SendSignal
@@ -237,10 +237,13 @@ class AsyncSystem:
             async with asyncio.timeout(timeout):
                 info: ProcessInfo = await done
             return info
+        except Unresponsive:
+            watch.stop_watching()
+            raise
         except TimeoutError:
             watch.stop_watching()
             if watch.pid is None:
-                raise TimeoutError(f"the spawn of {agent!r} not answered in {timeout}s") from None
+                raise TimeoutError(f"the spawn of {agent!r} got no answer in {timeout}s") from None
             raise TimeoutError(f"PID {watch.pid} still running after {timeout}s") from None
         except asyncio.CancelledError:
             watch.stop_watching()
