@@ -294,3 +294,24 @@ def inspect(obj: Context, pid: int, tail: int, verbose: bool, as_json: bool) -> 
         emit_json(detail)
     else:
         out(inspect_text(detail, verbose))
+
+
+@click.command()
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
+@click.pass_obj
+def top(obj: Context, interval: float) -> None:
+    """A full-screen live view of the daemon's processes: tree, state, step, tokens/budget,
+    cost, subtree totals, alerts and supervisors; keys signal the selected process (k TERM,
+    K KILL, p pause, r resume), Enter inspects it, / filters, q quits. (Inside
+    `rnix shell`, `top` also shows the shell's own processes when no daemon runs.)"""
+    from rnix_actors.cli.top import Top
+
+    client = obj.require_daemon(False, "nothing to show")
+    with client:
+        Top(client, interval).run()

@@ -310,8 +310,11 @@ class Service:
         }
 
     def _tree(self, params: Params) -> Result:
+        supervisors = [view.to_dict() for view in self.system.tree()]
+        if params.get("processes") is False:  # `rnix top` needs only the supervisors
+            return {"supervisors": supervisors}
         return {
-            "supervisors": [view.to_dict() for view in self.system.tree()],
+            "supervisors": supervisors,
             "processes": [p.to_dict() for p in self.system.ps(all=True)],
             "live": [p.to_dict() for p in self.system.ps()],
         }

@@ -154,11 +154,7 @@ class AgentProcess(RnixActor):
             self._suspend(ExitCode.CONTEXT_FULL, "context_full")
             return
         self.step += 1
-        figures = self.spec.control.figures
-        figures.steps = self.step
-        figures.step_started_at = time.time()
-        figures.activity = "llm"
-        self._snapshot()
+        self._live_step()
         if self.mailbox:
             self.messages.extend(Message("user", text) for text in self.mailbox)
             self.mailbox.clear()
@@ -167,8 +163,7 @@ class AgentProcess(RnixActor):
         if response is None:
             return
         self.tokens += response.tokens
-        figures.tokens = self.tokens
-        figures.cost_usd += response.cost_usd
+        self._live_answer(response)
         self._charge_tree(response)
         reported = response.duration_ms
         duration_ms = (time.monotonic() - started) * 1000 if reported is None else reported
@@ -257,7 +252,7 @@ class AgentProcess(RnixActor):
             self.actor_ref.tell(RunStep(self.step + 1))
 
     def _execute(self, call: ToolCall) -> None:
-        self.spec.control.figures.activity = f"tool {call.name}"
+        self._live_activity(f"tool {call.name}")
         target = self.routes.get(call.name) if self.routes else None
         if target is not None:  # a device's own tool (mcp__notes__search) is a device call
             call = ToolCall(call.id, target, call.input)
@@ -312,7 +307,7 @@ class AgentProcess(RnixActor):
             return
         self.emit("Spawn", args={"agent": args["agent"], "intent": args["intent"]}, result=child)
         self.waiting = (call.id, child)
-        self.spec.control.figures.activity = f"child {child}"
+        self._live_activity(f"child {child}")
 
     def _child_exited(self, msg: ProcessExited) -> None:
         if self.waiting is None or self.waiting[1] != msg.pid:
@@ -368,12 +363,32 @@ class AgentProcess(RnixActor):
             return True
         return False
 
+    # -- live figures (read by ps, top, inspect while the process runs) ----------------------
+    def _live_step(self) -> None:
+        figures = self.spec.control.figures
+        figures.steps = self.step
+        figures.step_started_at = time.time()
+        figures.activity = "llm"
+        self._snapshot()  # bumps the version
+
+    def _live_answer(self, response: LLMResponse) -> None:
+        figures = self.spec.control.figures
+        figures.tokens = self.tokens
+        figures.cost_usd += response.cost_usd
+        figures.version += 1
+
+    def _live_activity(self, activity: str) -> None:
+        figures = self.spec.control.figures
+        figures.activity = activity
+        figures.version += 1
+
     def _snapshot(self) -> None:
         """Publish the context tail and breaker counts for ``inspect`` (immutable values)."""
         figures = self.spec.control.figures
         figures.context = tuple(self.messages[-CONTEXT_TAIL:])
         breaker = self.breaker
         figures.breaker = (breaker.total, breaker.run, breaker.last or "")
+        figures.version += 1
 
     def _suspend(self, code: ExitCode, reason: str) -> None:
         self._snapshot()

@@ -38,6 +38,7 @@ class LiveFigures:
     # last `CONTEXT_TAIL` context messages and the breaker's (total, run, last fingerprint).
     context: tuple[Any, ...] = ()
     breaker: tuple[int, int, str] = (0, 0, "")
+    version: int = 0  # bumped by the writer after each change: readers cache on it
 
 
 CONTEXT_TAIL = 20

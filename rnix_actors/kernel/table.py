@@ -74,6 +74,9 @@ class ProcessTable:
         self._cond = threading.Condition()
         self._procs: dict[int, ProcessInfo] = {}
         self._figures: dict[int, LiveFigures] = {}
+        # pid -> (figures version, record it was overlaid on, overlaid record): an idle
+        # process is not rebuilt at every read (top reads 1,000 records a second).
+        self._overlaid: dict[int, tuple[int, ProcessInfo, ProcessInfo]] = {}
         self._finished_order: list[int] = []
         self._watchers: dict[int, list[Watcher]] = {}
 
@@ -88,6 +91,7 @@ class ProcessTable:
             self._procs[info.pid] = info
             if info.finished:
                 self._figures.pop(info.pid, None)
+                self._overlaid.pop(info.pid, None)
                 self._finished_order.append(info.pid)
                 self._evict()
             self._cond.notify_all()
@@ -139,7 +143,20 @@ class ProcessTable:
     def get(self, pid: int) -> ProcessInfo | None:
         with self._cond:
             info = self._procs.get(pid)
-            return None if info is None else overlay(info, self._figures.get(pid))
+            return None if info is None else self._overlay(info)
+
+    def _overlay(self, info: ProcessInfo) -> ProcessInfo:
+        """`overlay` with a cache per process (called under the lock)."""
+        figures = self._figures.get(info.pid)
+        if figures is None or info.finished:
+            return info
+        version = figures.version
+        cached = self._overlaid.get(info.pid)
+        if cached is not None and cached[0] == version and cached[1] is info:
+            return cached[2]
+        shown = overlay(info, figures)
+        self._overlaid[info.pid] = (version, info, shown)
+        return shown
 
     def figures(self, pid: int) -> LiveFigures | None:
         """The live figures of a process that has not finished, or None."""
@@ -165,8 +182,7 @@ class ProcessTable:
 
     def list(self) -> list[ProcessInfo]:
         with self._cond:
-            figures = self._figures
-            infos = [overlay(info, figures.get(pid)) for pid, info in self._procs.items()]
+            infos = [self._overlay(info) for info in self._procs.values()]
         return sorted(infos, key=lambda p: p.pid)
 
     def wait_for(
@@ -178,7 +194,7 @@ class ProcessTable:
             while True:
                 info = self._procs.get(pid)
                 if info is not None and predicate(info):
-                    return overlay(info, self._figures.get(pid))
+                    return self._overlay(info)
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     return None

@@ -55,10 +55,18 @@ class Stage:
 class Shell:
     """Runs shell commands against ``api``; thread-safe `close` ends background jobs."""
 
-    def __init__(self, api: Api, echo: Echo, *, background: bool = False) -> None:
+    def __init__(
+        self,
+        api: Api,
+        echo: Echo,
+        *,
+        background: bool = False,
+        full_screen: Callable[[], None] | None = None,
+    ) -> None:
         self.api = api
         self.echo = echo
         self.background = background
+        self._full_screen = full_screen  # ``top``: only an interactive shell has a screen
         self._lock = threading.Lock()
         self._jobs: set[threading.Thread] = set()
         self._streams: set[Stream] = set()
@@ -75,6 +83,7 @@ class Shell:
             "inspect": lambda a: views.inspect_command(self.api, self.echo, a),
             "logs": lambda a: views.logs_command(self.api, self.echo, a),
             "agents": lambda a: views.agents_command(self.api, self.echo, a),
+            "top": self._top,
             "immune": self._immune,
             "mcp": self._mcp,
             "help": self._help,
@@ -372,6 +381,17 @@ class Shell:
                 f"no command '{args[0]}'" + (f"; did you mean '{hint}'?" if hint else "")
             )
         self.echo(f"usage: {entry.usage}\n  {entry.summary}")
+        return True
+
+    def _top(self, args: list[str]) -> bool:
+        if args:
+            raise UsageError(f"usage: {HELP['top'].usage}")
+        if self._full_screen is None:
+            self.echo(
+                "top needs an interactive terminal (run `rnix top`, or `top` in `rnix shell`)"
+            )
+            return False
+        self._full_screen()
         return True
 
     def _exit(self, args: list[str]) -> bool:

@@ -28,6 +28,7 @@ HELP: dict[str, CommandHelp] = {
     ),
     "inspect": CommandHelp("inspect PID [-v]", "everything about PID: devices, budget, context"),
     "logs": CommandHelp("logs PID [-n N] [-v]", "the recorded events of PID"),
+    "top": CommandHelp("top", "full-screen live view of the process tree (q quits)"),
     "agents": CommandHelp("agents", "the agent templates: skills, devices, driver"),
     "tree": CommandHelp("tree", "supervision trees and the process tree"),
     "kill": CommandHelp("kill PID [--signal NAME]", "send a signal (default SIGTERM)"),

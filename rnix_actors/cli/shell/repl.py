@@ -195,7 +195,7 @@ class Repl:
     ) -> None:
         self.api = api
         self.echo = echo
-        self.shell = Shell(api, echo, background=True)
+        self.shell = Shell(api, echo, background=True, full_screen=self._top)
         self._templates: list[str] = []
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
@@ -218,6 +218,16 @@ class Repl:
         app = self.session.app
         if app.is_running:
             app.invalidate()
+
+    def _top(self) -> None:
+        """``top`` from the shell: the full-screen view on the real terminal, then back."""
+        import sys
+
+        from prompt_toolkit.output.defaults import create_output
+
+        from rnix_actors.cli.top import Top
+
+        Top(self.api, output=create_output(stdout=sys.__stdout__)).run()
 
     def toolbar(self) -> str:
         snap = self.monitor.snapshot
