@@ -521,8 +521,12 @@ class System:
     def pause(self, pid: int, origin: str = "user") -> str:
         return self.kill(pid, Signal.SIGPAUSE, origin)
 
-    def resume(self, pid: int, origin: str = "user") -> str:
-        return self.kill(pid, Signal.SIGRESUME, origin)
+    def resume(self, pid: int, origin: str = "user", retry: bool = False) -> str:
+        """SIGRESUME ``pid`` and its subtree. ``retry``: the call a guard refused when it
+        suspended ``pid`` runs again (else the agent goes on with the refusal as its
+        result)."""
+        message = SendSignal(pid, Signal.SIGRESUME, origin, retry)
+        return str(ask(self._require(), message, ASK_TIMEOUT, "kernel"))
 
     def info(self, pid: int) -> ProcessInfo:
         info = self.table.get(pid)

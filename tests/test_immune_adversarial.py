@@ -247,3 +247,14 @@ def test_alerts_are_events_on_the_bus(lab: Lab) -> None:
     assert features["severity"] == "high" and 0 <= features["p"] < 0.0228
     assert features["item"].endswith("recipient=us13-attacker")
     lab.kill(info.pid)
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_resume_skips_or_retries_the_refused_call(lab: Lab, retry: bool) -> None:
+    lab.train()
+    info = lab.run([read("get_transactions"), pay("NEW-PAYEE"), "done"])
+    assert info.state is ProcessState.SUSPENDED and lab.bank.sent.count("NEW-PAYEE") == 0
+    lab.immune.resume(info.pid, retry=retry)
+    final = lab.system.wait(info.pid, timeout=10)
+    assert final.exit_code == 0
+    assert lab.bank.sent.count("NEW-PAYEE") == (1 if retry else 0)

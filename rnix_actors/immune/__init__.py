@@ -86,12 +86,14 @@ class Immune:
         """The status in the shape of ``rnix immune status``."""
         return self.status().text()
 
-    def resume(self, pid: int) -> str:
-        """Clear ``pid``'s alerts (its run may enter the baseline) and resume it and its
-        subtree. Raises `NoSuchProcess` for an unknown pid."""
+    def resume(self, pid: int, *, retry: bool = False) -> str:
+        """Learn ``pid``'s run (its alerts are cleared; it enters the baseline when it
+        completes) and resume it and its subtree. The call the guard refused is skipped (the
+        agent goes on with the refusal as that call's result), or with ``retry`` run again,
+        now allowed. Raises `NoSuchProcess` for an unknown pid."""
         if self._daemon is None:
-            return self._host.resume(pid, origin="user")
-        return str(self._ask(ResumeProcess(pid)))
+            return self._host.resume(pid, origin="user", retry=retry)
+        return str(self._ask(ResumeProcess(pid, retry)))
 
     def learn(self, pid: int) -> int:
         """``pid``'s run was normal: clear its alerts, forget the threat signatures they

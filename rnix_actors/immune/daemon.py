@@ -106,9 +106,9 @@ class ImmuneDaemon(RnixActor):
                 return self._status()
             case ClearAlerts(pid=pid, learn=learn):
                 return self._clear(pid, learn)
-            case ResumeProcess(pid=pid):
+            case ResumeProcess(pid=pid, retry=retry):
                 self._clear(pid, learn=True)
-                return self.host.resume(pid, origin="user")
+                return self.host.resume(pid, origin="user", retry=retry)
             case ForgetThreats(name=name, all=every):
                 change = self.threats.forget(name, all=every)
                 self._save_threats(change)

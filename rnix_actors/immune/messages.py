@@ -38,9 +38,11 @@ class ClearAlerts:
 
 @attrs.frozen
 class ResumeProcess:
-    """Clear ``pid``'s alerts, then resume it (SIGRESUME); answers the kernel's reply."""
+    """Learn ``pid``'s run (clear its alerts), then resume it (SIGRESUME); ``retry``: the
+    refused call runs again. Answers the kernel's reply."""
 
     pid: int
+    retry: bool = False
 
 
 @attrs.frozen

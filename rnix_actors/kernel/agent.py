@@ -55,6 +55,7 @@ class AgentProcess(RnixActor):
         self.result = ""
         self.breaker = CircuitBreaker()
         self.pending: deque[ToolCall] = deque()
+        self.refused: ToolCall | None = None  # the call a guard refused when it suspended us
         self.waiting: tuple[str, int] | None = None  # (tool_call_id, child pid)
         self.mailbox: list[str] = []
         self.terminate: Terminate | None = None
@@ -102,8 +103,8 @@ class AgentProcess(RnixActor):
             case Pause(origin=origin):
                 if self.state is ProcessState.RUNNING:
                     self._suspend(ExitCode.SUSPENDED, self._pause_reason(origin))
-            case Resume(origin=origin):
-                self._resume(origin)
+            case Resume(origin=origin, retry=retry):
+                self._resume(origin, retry)
             case Terminate():
                 self.terminate = message
                 if self.waiting is not None or self.state is ProcessState.SUSPENDED:
@@ -276,6 +277,7 @@ class AgentProcess(RnixActor):
                 return
             self._tool_result(call, outcome.text, error=outcome.fingerprint)
             if outcome.suspend_reason:
+                self.refused = call  # a resume may retry it
                 self._suspend(ExitCode.SUSPENDED, outcome.suspend_reason)
 
     def _tool_result(self, call: ToolCall, text: str, error: str | None = None) -> None:
@@ -396,9 +398,16 @@ class AgentProcess(RnixActor):
         self.emit("Suspend", args={"reason": reason})
         self._report_state(ExitStatus(code, reason, self.result))
 
-    def _resume(self, origin: str) -> None:
+    def _resume(self, origin: str, retry: bool = False) -> None:
         if self.state is not ProcessState.SUSPENDED:
             return
+        refused, self.refused = self.refused, None
+        if retry and refused is not None:
+            # Take back the refusal the model has not seen yet, and make the call again.
+            last = self.messages[-1] if self.messages else None
+            if last is not None and last.role == "tool" and last.tool_call_id == refused.id:
+                self.messages.pop()
+            self.pending.appendleft(refused)
         self.spec.control.pause.clear()
         self.state = ProcessState.RUNNING
         self.emit("Resume", args={"origin": origin})

@@ -115,8 +115,8 @@ class Kernel(RnixActor):
         match message:
             case SpawnRequest():
                 return self._spawn(message)
-            case SendSignal(pid=pid, signal=sig, origin=origin):
-                return self._signal(pid, sig, origin)
+            case SendSignal(pid=pid, signal=sig, origin=origin, retry=retry):
+                return self._signal(pid, sig, origin, retry)
             case SendSignals(pids=pids, signal=sig, origin=origin):
                 return [self._signal(p, sig, origin) for p in pids if self.deps.table.get(p)]
             case ProcessStateChanged():
@@ -245,7 +245,7 @@ class Kernel(RnixActor):
         return info
 
     # -- signals -------------------------------------------------------------------------------
-    def _signal(self, pid: int, sig: Signal, origin: str) -> str:
+    def _signal(self, pid: int, sig: Signal, origin: str, retry: bool = False) -> str:
         info = self.deps.table.get(pid)
         if info is None:
             raise NoSuchProcess(pid)
@@ -264,7 +264,7 @@ class Kernel(RnixActor):
             affected = [p for p in self.deps.table.subtree(pid) if p in self.live]
             for p in affected:
                 self.live[p].control.pause.clear()
-                self.live[p].ref.tell(Resume(origin))
+                self.live[p].ref.tell(Resume(origin, retry and p == pid))
                 if self._state(p) is ProcessState.SUSPENDED:
                     # A suspended process is idle, so it resumes as soon as it reads the
                     # message; record it now so that a wait() right after sees it running.

@@ -41,6 +41,7 @@ class SendSignal:
     pid: int
     signal: Signal
     origin: str = "user"
+    retry: bool = False  # SIGRESUME: the process retries the call a guard refused
 
 
 @attrs.frozen

@@ -26,7 +26,11 @@ class Pause:
 
 @attrs.frozen
 class Resume:
+    """SIGRESUME. ``retry``: run the tool call a guard refused (when it suspended the
+    process) again, instead of leaving the refusal as that call's result."""
+
     origin: str
+    retry: bool = False
 
 
 @attrs.frozen
