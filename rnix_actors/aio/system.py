@@ -285,6 +285,11 @@ class AsyncSystem:
         return self.system.info(pid)
 
     async def ps(self, all: bool = False) -> list[ProcessInfo]:
+        """Live processes (a read of the table), or with ``all`` the history (off the loop:
+        it waits for the process log and reads SQLite)."""
+        if not all:
+            self._kernel()  # SystemStopped when not running, as System.ps
+            return self.system.ps()
         return await self._call(self.system.ps, all)
 
     # -- events and supervision --------------------------------------------------------------
