@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 from cdp import Browser, Page, missing
 from dashboard_scene import Scene
+from test_cli_daemon import daemon_project, rnix
 
 from rnix_actors import ProcessState, System
 from rnix_actors.dashboard import Dashboard
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
+__all__ = ["daemon_project"]  # a fixture, used by name
 
 
 @pytest.fixture
@@ -173,3 +175,26 @@ def test_a_page_without_the_token_is_refused_in_the_browser(board: Dashboard, pa
         ".then(r => r.status)"
     )
     assert json.loads(str(status)) == 403
+
+
+def test_the_real_daemon_serves_the_dashboard_to_a_browser(
+    daemon_project: Path, page: Page, tmp_path: Path
+) -> None:
+    project = daemon_project
+    assert rnix(project, "daemon", "start").returncode == 0
+    ran = rnix(project, "run", "code-analyst", "review the parser", "--json")
+    assert ran.returncode == 0, ran.stderr
+    pid = json.loads(ran.stdout)["pid"]
+    served = rnix(project, "dashboard", "--json")
+    assert served.returncode == 0, served.stderr
+    url = json.loads(served.stdout)["url"]
+    assert url.startswith("http://127.0.0.1:")
+    page.goto(url.replace("/?", f"/process/{pid}?"))
+    assert page.js("document.querySelector('h1').textContent") == f"PID {pid} · code-analyst"
+    marks = page.js("[...document.querySelectorAll('svg.timeline rect.mark')].length")
+    assert marks > 3
+    assert "review the parser" in page.js("document.getElementById('context').textContent")
+    page.goto(url.split("?")[0])  # the cookie from the first visit is enough now
+    assert page.js("document.getElementById('immune-summary') === null")
+    assert "No live processes." in page.js("document.getElementById('procs').textContent")
+    assert rnix(project, "dashboard", "--stop").stdout == "dashboard stopped\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -75,6 +76,15 @@ def _budget(info: ProcessInfo, row: Row) -> str:
 
 
 def process_row(row: Row) -> tuple[str, str]:
+    """A row's HTML; rows are values, so an unchanged process costs a lookup, not a render
+    (most rows of a big table are unchanged between two renders)."""
+    try:
+        return _cached_row(row)
+    except TypeError:  # a field that cannot be hashed: render it every time
+        return _render_row(row)
+
+
+def _render_row(row: Row) -> tuple[str, str]:
     info = row.info
     key = dom_id("p", info.pid)
     level = min(row.level, 9)
@@ -96,6 +106,9 @@ def process_row(row: Row) -> tuple[str, str]:
         f'<td class="mute">{subtree}</td><td>{alerts}</td><td>{action_buttons(info)}</td>'
     )
     return key, f'<tr id="{key}" data-pid="{info.pid}" data-state="{info.state}">{cells}</tr>'
+
+
+_cached_row = functools.lru_cache(maxsize=4096)(_render_row)
 
 
 def _cut(text: str, width: int) -> str:
