@@ -50,7 +50,7 @@ class Sizes:
     events: int
 
 
-FULL = Sizes(rounds=21, runs_per_round=100, concurrent=100, events=100_000)
+FULL = Sizes(rounds=41, runs_per_round=50, concurrent=100, events=100_000)
 QUICK = Sizes(rounds=7, runs_per_round=50, concurrent=100, events=30_000)
 
 

@@ -442,3 +442,30 @@ def test_a_kernel_that_does_not_answer_is_unresponsive_here_too(
             assert await stuck > 0
 
     run_loop(main)
+
+
+def test_pause_and_resume(project: Path) -> None:
+    async def main() -> None:
+        inside, gate = asyncio.Event(), asyncio.Event()
+
+        async def stepper(request: LLMRequest) -> LLMResponse | str:
+            if request.step == 1:
+                inside.set()
+                await gate.wait()
+                return respond(call("list_files"))
+            return "resumed and done"
+
+        async with AsyncSystem(project, state="memory") as system:
+            system.register_llm("stepper", stepper)
+            system.add_template(template("stepper", "stepper"))
+            pid = await system.spawn("stepper", "x")
+            await asyncio.wait_for(inside.wait(), 30)
+            await system.pause(pid)
+            gate.set()  # step 1 ends; the process suspends before step 2
+            paused = await system.wait(pid, timeout=30)
+            assert paused.state is ProcessState.SUSPENDED
+            await system.resume(pid)
+            done = await system.wait(pid, timeout=30)
+            assert (done.state, done.result) == (ProcessState.DEAD, "resumed and done")
+
+    run_loop(main)

@@ -277,8 +277,12 @@ class AsyncSystem:
     async def pause(self, pid: int, origin: str = "user") -> str:
         return await self.kill(pid, Signal.SIGPAUSE, origin)
 
-    async def resume(self, pid: int, origin: str = "user") -> str:
-        return await self.kill(pid, Signal.SIGRESUME, origin)
+    async def resume(self, pid: int, origin: str = "user", retry: bool = False) -> str:
+        """`System.resume`: SIGRESUME the subtree; ``retry`` runs again the call a guard
+        refused when it suspended ``pid``."""
+        fallback = functools.partial(self._call, self.system.resume, pid, origin, retry)
+        message = SendSignal(pid, Signal.SIGRESUME, origin, retry)
+        return str(await asks.ask(self._kernel(), message, "kernel", ASK_TIMEOUT, fallback))
 
     def info(self, pid: int) -> ProcessInfo:
         """The process's current info (a read of the table: no waiting)."""
