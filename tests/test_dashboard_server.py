@@ -257,3 +257,19 @@ def test_rnix_dashboard_asks_the_daemon(system: System, project: Path) -> None:
 def test_rnix_dashboard_without_a_daemon_says_how_to_start_one(project: Path) -> None:
     code, output = invoke(project, "dashboard")
     assert code == 1 and "rnix daemon start" in output
+
+
+def test_a_stopped_system_answers_503_not_a_traceback(project: Path) -> None:
+    from rnix_actors.dashboard import serve_dashboard
+
+    system = System(project).start()
+    board = serve_dashboard(system)  # not owned by the system: it outlives it
+    try:
+        assert request(board, token_path(board)).status == 200
+        system.stop()
+        response = request(board, token_path(board))
+        assert response.status == 503
+        assert b"not running" in response.read()
+    finally:
+        board.stop()
+        system.stop()

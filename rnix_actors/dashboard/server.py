@@ -25,7 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from rnix_actors.dashboard.app import DashboardApp
-from rnix_actors.dashboard.html import diff, document
+from rnix_actors.dashboard.html import Page, diff, document
+from rnix_actors.errors import SystemStopped
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class DashboardServer(ThreadingHTTPServer):
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints to stderr; a library logs.
+        log.exception("dashboard: request from %s failed", client_address)
 
     def drop_connections(self) -> None:
         """Wake every request thread blocked on its socket (used by stop)."""
@@ -143,9 +148,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         target = _target(url.path, query)
         version = self.app.hub.version
-        page = self.app.render(target)
+        page = self._render(target)
         if page is None:
-            self._refuse(404, f"not found: {url.path}")
             return
         nonce = secrets.token_urlsafe(16)
         html = document(page, token=self.app.token, nonce=nonce, stream=target, version=version)
@@ -161,6 +165,21 @@ class Handler(BaseHTTPRequestHandler):
             )
         self.end_headers()
         self.wfile.write(body)
+
+    def _render(self, target: str) -> Page | None:
+        """The page, or None once an error response was sent (404, 503, 500)."""
+        try:
+            page = self.app.render(target)
+        except SystemStopped as exc:
+            self._refuse(503, f"unavailable: {exc}")
+            return None
+        except Exception:
+            log.exception("dashboard: rendering %s failed", target)
+            self._refuse(500, "internal error (the server's log has the details)")
+            return None
+        if page is None:
+            self._refuse(404, f"not found: {urlsplit(target).path}")
+        return page
 
     def _security_headers(self, nonce: str) -> None:
         self.send_header("Cache-Control", "no-store")
@@ -193,9 +212,8 @@ class Handler(BaseHTTPRequestHandler):
     def _serve_stream(self, target: str, since: str) -> None:
         hub = self.app.hub
         seen = hub.version
-        page = self.app.render(target)
+        page = self._render(target)
         if page is None:
-            self._refuse(404, f"not found: {target}")
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -217,7 +235,11 @@ class Handler(BaseHTTPRequestHandler):
                 continue
             settle = changed
             seen = hub.version
-            page = self.app.render(target)
+            try:
+                page = self.app.render(target)
+            except Exception as exc:  # the system stopped under us: end the stream
+                log.info("dashboard: stream of %s ended: %r", target, exc)
+                return
             if page is None:
                 return
             fresh = page.regions()
