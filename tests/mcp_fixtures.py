@@ -103,9 +103,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def http_server(env: dict[str, str] | None = None) -> Iterator[str]:
-    """The test server over streamable HTTP on loopback; yields its URL."""
-    port = free_port()
+def http_server(env: dict[str, str] | None = None, port: int = 0) -> Iterator[str]:
+    """The test server over streamable HTTP on loopback (``port``, or a free one); yields its
+    URL and stops the server on exit."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, str(SERVER), "--http", str(port)],
         env={**os.environ, **(env or {})},

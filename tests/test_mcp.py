@@ -252,3 +252,74 @@ def test_a_template_yaml_grants_single_tools(notes: System) -> None:
     )
     info = notes.wait(notes.spawn("reader", "find milk"), timeout=30)
     assert info.exit_code == 0 and brain.tool_results() == ["groceries"]
+
+
+def test_a_call_past_the_server_timeout_is_a_timeout_and_the_session_lives_on(
+    project: Path, markers: Path
+) -> None:
+    write_mcp_yaml(project, {"notes": stdio_server(markers, timeout=1)})
+    with System(project) as system:
+        brain = Recorder(
+            respond(
+                tc("mcp__notes__slow", seconds=30, tag="too-slow"),
+                tc("mcp__notes__search", query="milk"),
+            ),
+            "done",
+        )
+        assert system.wait(run(system, brain), timeout=30).exit_code == 0
+        timed_out, found = brain.tool_results()
+        assert "tool 'slow' on MCP server 'notes' did not answer within 1s" in timed_out
+        assert found == "groceries"
+        wait_until(lambda: (markers / "too-slow").read_text() == "cancelled", what="cancel")
+
+
+def test_repeated_tool_errors_trip_the_circuit_breaker(notes: System) -> None:
+    fail = device_call("/dev/mcp/notes/fail", message="again")
+    brain = Recorder(respond(fail), respond(fail), respond(fail), "never")
+    info = notes.wait(run(notes, brain), timeout=30)
+    assert info.exit_code == 1
+    assert info.exit_reason.startswith("circuit_breaker:")
+    assert "INTERNAL|/dev/mcp/notes/fail" in info.exit_reason
+
+
+def test_an_http_server_that_goes_away_is_reconnected_when_it_is_back(project: Path) -> None:
+    with http_server() as url:
+        write_mcp_yaml(project, {"remote": {"url": url, "timeout": 10}})
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        system = System(project).start()
+    try:
+        first = Recorder(respond(device_call("/dev/mcp/remote/search", query="milk")), "done")
+        assert system.wait(run(system, first, ("/dev/mcp/remote",)), timeout=30).exit_code == 0
+        (gone,) = first.tool_results()
+        assert "MCP server 'remote' is not available: it failed to start" in gone
+        assert "ConnectError" in gone
+        with http_server(port=port):
+            again = Recorder(respond(tc("mcp__remote__search", query="milk")), "done")
+            assert system.wait(run(system, again, ("/dev/mcp/remote",)), timeout=30).exit_code == 0
+            assert again.tool_results() == ["groceries"]
+    finally:
+        system.stop()
+
+
+def test_a_server_that_cannot_start_is_retried_only_when_a_call_needs_it(
+    project: Path, markers: Path
+) -> None:
+    write_mcp_yaml(project, {"notes": stdio_server(markers, command="/nonexistent/mcp")})
+    with System(project) as system:
+        assert system.mcp is not None
+        service = system.mcp
+
+        def state() -> dict[str, object]:
+            return next(s for s in service.status(connect=False) if s["name"] == "notes")
+
+        brain = Recorder(respond(device_call("/dev/mcp/notes/search", query="x")), "done")
+        assert system.wait(run(system, brain), timeout=30).exit_code == 0
+        wait_until(lambda: state()["state"] == "failed", timeout=60, what="giving up")
+        given_up_after = state()["restarts"]
+        assert given_up_after == 5
+        again = Recorder(respond(device_call("/dev/mcp/notes/search", query="x")), "done")
+        assert system.wait(run(system, again), timeout=30).exit_code == 0
+        assert "it failed to start" in again.tool_results()[0]
+        # Its listing at the first step and its call each got one attempt, and no more.
+        assert state()["restarts"] == given_up_after + 2
+        assert state()["state"] == "failed"

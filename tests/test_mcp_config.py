@@ -46,6 +46,7 @@ servers:
     env: {NOTES_TOKEN: MY_TOKEN}
     cwd: tools
     timeout: 5
+    start_timeout: 9
     start: eager
   remote:
     url: http://127.0.0.1:9000/mcp
@@ -57,7 +58,7 @@ servers:
     assert notes.transport == "stdio" and notes.args == ("-m", "notes", "--flag")  # type: ignore[attr-defined]
     assert notes.env == {"NOTES_TOKEN": EnvRef("MY_TOKEN")}  # type: ignore[attr-defined]
     assert notes.cwd == (tmp_path / "tools").resolve()  # type: ignore[attr-defined]
-    assert (notes.timeout, notes.start) == (5.0, "eager")  # type: ignore[attr-defined]
+    assert (notes.timeout, notes.start_timeout, notes.start) == (5.0, 9.0, "eager")  # type: ignore[attr-defined]
     assert remote.headers == {"X-Key": EnvRef("KEY_VAR")}  # type: ignore[attr-defined]
     assert remote.enabled is False  # type: ignore[attr-defined]
 

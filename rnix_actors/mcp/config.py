@@ -10,7 +10,8 @@ The shipped ``conf/mcp.yaml`` is an annotated example whose servers are disabled
         args: [-m, notes_server]
         env: {NOTES_TOKEN: MY_NOTES_TOKEN}   # the server's variable: the variable it comes from
         cwd: tools                    # relative to the project directory
-        timeout: 30                   # seconds for the connection and for each call
+        timeout: 30                   # seconds for each call
+        start_timeout: 60             # seconds for the server to start and answer the handshake
         start: lazy                   # lazy (on first use) | eager (when the system starts)
       tracker:
         url: https://mcp.example.com/mcp       # streamable HTTP
@@ -40,13 +41,25 @@ from rnix_actors.yamlsrc import YamlMap, load_yaml
 
 FILE_VERSION = "1"
 TOP_KEYS = ("version", "servers")
-SERVER_KEYS = ("command", "args", "env", "cwd", "url", "headers", "timeout", "enabled", "start")
+SERVER_KEYS = (
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "url",
+    "headers",
+    "timeout",
+    "start_timeout",
+    "enabled",
+    "start",
+)
 # One segment of /dev/mcp/<name>, and part of the function names models see (mcp__<name>__tool).
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 NAME_HINT = "use letters, digits, '_' and '-' (at most 40), e.g. github or notes"
 ENV_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER_PATTERN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_START_TIMEOUT = 60.0
 
 Transport = Literal["stdio", "http"]
 Start = Literal["lazy", "eager"]
@@ -75,6 +88,7 @@ class McpServerConfig:
     url: str = ""
     headers: Mapping[str, EnvRef] = attrs.field(factory=dict)
     timeout: float = DEFAULT_TIMEOUT
+    start_timeout: float = DEFAULT_START_TIMEOUT
     enabled: bool = True
     start: Start = "lazy"
     source: str = attrs.field(default="<python>", eq=False)
@@ -134,6 +148,9 @@ def _server(name: str, fields: YamlMap, project_dir: Path) -> McpServerConfig:
     common = {
         "name": name,
         "timeout": fields.get_float("timeout", DEFAULT_TIMEOUT, exclusive_minimum=True),
+        "start_timeout": fields.get_float(
+            "start_timeout", DEFAULT_START_TIMEOUT, exclusive_minimum=True
+        ),
         "enabled": fields.get_bool("enabled", True),
         "start": start,
         "source": fields.source(),

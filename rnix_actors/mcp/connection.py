@@ -4,8 +4,10 @@
 over ``stdio_client`` or ``streamable_http_client``), lists its tools, resources and prompts,
 and holds the session until the system stops or the server goes away. A server that dies (its
 process exits, its stream ends, a call finds the connection broken) is reopened with
-exponential backoff and jitter; the calls in flight get a clear error, the calls that arrive
-meanwhile wait for the next attempt. Every method here runs on the loop's thread.
+exponential backoff and jitter; the calls in flight get a clear error, and a call that arrives
+meanwhile ends the backoff wait and gets the next attempt. After `GIVE_UP_AFTER` failed starts
+in a row the server is ``failed`` and retried only when a call needs it. Every method here
+runs on the loop's thread.
 
 Values of environment variables and headers are read when a connection opens, handed to the
 SDK, and scrubbed from every error text (`Secrets`).
@@ -41,10 +43,11 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = 0.25  # first restart wait in seconds, doubling per failure in a row
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 10.0  # a connection up this long resets the failure streak
+GIVE_UP_AFTER = 5  # failed starts in a row before retrying only when a call needs the server
 STDERR_TAIL = 600  # characters of a server's stderr quoted when it fails to start
 REDACTED = "[REDACTED]"
 
-State = Literal["stopped", "starting", "running", "restarting", "stopping"]
+State = Literal["stopped", "starting", "running", "restarting", "failed"]
 _T = TypeVar("_T")
 
 
@@ -83,6 +86,7 @@ class ServerConnection:
         self._changed = asyncio.Event()  # set (and replaced) whenever the state changes
         self._stop = asyncio.Event()
         self._broken = asyncio.Event()
+        self._wake = asyncio.Event()  # a call wants the server now (ends a backoff wait)
         self._failures = 0  # failed connection attempts, ever (calls compare it)
         self._streak = 0  # failures in a row, for the backoff
 
@@ -116,7 +120,8 @@ class ServerConnection:
 
     async def _supervise(self) -> None:
         while not self._stop.is_set():
-            self._set("starting" if self.restarts == 0 else "restarting")
+            self._wake.clear()
+            self._set("starting")
             opened_at = None
             try:
                 opened_at = await self._hold()
@@ -130,9 +135,15 @@ class ServerConnection:
             stable = opened_at is not None and time.monotonic() - opened_at >= STABLE_AFTER
             self._streak = 0 if stable else self._streak + 1
             self.restarts += 1
+            if opened_at is None and self._streak >= GIVE_UP_AFTER:
+                # Down for good, it seems: no more retries until a call needs the server.
+                self._set("failed")
+                await _first_of(self._stop.wait(), self._wake.wait())
+                continue
             self._set("restarting")
             delay = backoff_delay(max(self._streak, 1), BACKOFF_BASE, BACKOFF_MAX, self._rng)
-            await _first_of(self._stop.wait(), asyncio.sleep(delay))
+            # A call that needs the server cuts the wait short: it gets the next attempt now.
+            await _first_of(self._stop.wait(), self._wake.wait(), asyncio.sleep(delay))
 
     async def _hold(self) -> float | None:
         """Open the session, publish it, hold it until stop or breakage; return when it
@@ -145,7 +156,7 @@ class ServerConnection:
             try:
                 # The handshake has a deadline; the session, once open, has none.
                 with anyio.CancelScope(
-                    deadline=anyio.current_time() + self.config.timeout
+                    deadline=anyio.current_time() + self.config.start_timeout
                 ) as scope:
                     async with client:
                         await self._catalogue(client)
@@ -163,7 +174,9 @@ class ServerConnection:
             except Exception as exc:
                 tail = self.secrets.scrub(_tail(errlog))
                 if opened_at is None and tail:
-                    raise _Failed(f"{_what(exc, self.config.timeout)}; stderr: {tail}") from exc
+                    raise _Failed(
+                        f"{_what(exc, self.config.start_timeout)}; stderr: {tail}"
+                    ) from exc
                 raise
             finally:
                 self._client = None
@@ -215,7 +228,7 @@ class ServerConnection:
         self.prompts = tuple((await client.list_prompts()).prompts) if caps.prompts else ()
 
     def _describe(self, exc: BaseException) -> str:
-        return self.secrets.scrub(_what(exc, self.config.timeout))
+        return self.secrets.scrub(_what(exc, self.config.start_timeout))
 
     # -- calls -------------------------------------------------------------------------------
     async def connected(self, timeout: float) -> Client:
@@ -224,6 +237,8 @@ class ServerConnection:
         Raises `Unavailable` when the attempt it waited for failed, or on timeout.
         """
         self.ensure_started()
+        if self._client is None and self.state in ("restarting", "failed"):
+            self._wake.set()
         seen = self._failures
         deadline = time.monotonic() + timeout
         while self._client is None:
@@ -246,16 +261,20 @@ class ServerConnection:
         return Unavailable(ErrorCode.INTERNAL, self.device, message)
 
     async def request(
-        self, path: str, what: str, send: Callable[[Client], Awaitable[_T]], timeout: float
+        self,
+        path: str,
+        what: str,
+        send: Callable[[Client], Awaitable[_T]],
+        timeout: float,
+        start_timeout: float,
     ) -> _T:
-        """Run ``send`` on the session within ``timeout`` seconds; map every failure to a
-        `DeviceError` for ``path`` (``what`` names the tool or resource in messages)."""
-        started = time.monotonic()
-        client = await self.connected(timeout)
-        left = max(0.001, timeout - (time.monotonic() - started))
+        """Run ``send`` on the session within ``timeout`` seconds, once the session is up
+        (waiting up to ``start_timeout`` for it); map every failure to a `DeviceError` for
+        ``path`` (``what`` names the tool or resource in messages)."""
+        client = await self.connected(start_timeout)
         name = self.config.name
         try:
-            async with asyncio.timeout(left):
+            async with asyncio.timeout(timeout):
                 return await send(client)
         except TimeoutError:
             message = f"{what} on MCP server '{name}' did not answer within {timeout:g}s"

@@ -135,11 +135,13 @@ class McpDevice:
         send: Callable[[Client], Awaitable[_T]],
         cancel: CancelToken,
     ) -> _T:
-        timeout = self.connection.config.timeout
+        config = self.connection.config
+        timeout, start_timeout = config.timeout, config.start_timeout
         left = cancel.remaining()
-        if left is not None:
-            timeout = min(timeout, max(left, 0.001))
-        return self.loop.run(self.connection.request(path, what, send, timeout), cancel)
+        if left is not None:  # the step timeout (or a caller's deadline) bounds both
+            timeout, start_timeout = min(timeout, left), min(start_timeout, left)
+        request = self.connection.request(path, what, send, timeout, start_timeout)
+        return self.loop.run(request, cancel)
 
 
 async def _nothing(client: Client) -> None:

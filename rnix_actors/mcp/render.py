@@ -86,7 +86,7 @@ def _block_text(block: Any) -> str:
         return block.text
     if isinstance(block, types.ImageContent | types.AudioContent):
         kind = "image" if isinstance(block, types.ImageContent) else "audio"
-        return f"[{kind} {block.mime_type}, {len(block.data) * 3 // 4} bytes]"
+        return f"[{kind} {block.mime_type}, {_decoded_size(block.data)} bytes]"
     if isinstance(block, types.ResourceLink):
         return f"[resource {block.uri}{' ' + block.name if block.name else ''}]"
     if isinstance(block, types.EmbeddedResource):
@@ -98,8 +98,13 @@ def _contents_text(contents: Any) -> str:
     if isinstance(contents, types.TextResourceContents):
         return contents.text
     mime = getattr(contents, "mime_type", None) or "binary"
-    size = len(getattr(contents, "blob", "")) * 3 // 4
+    size = _decoded_size(getattr(contents, "blob", ""))
     return f"[{mime} resource {contents.uri}, {size} bytes]"
+
+
+def _decoded_size(data: str) -> int:
+    """Bytes of base64 ``data`` without decoding it."""
+    return len(data) * 3 // 4 - data[-2:].count("=")
 
 
 def resource_text(result: types.ReadResourceResult) -> str:
