@@ -71,8 +71,12 @@ CONTENT_KEYS = frozenset(
 PATH_KEYS = frozenset({"path", "file_path", "dir", "directory", "folder"})
 """Arguments judged by their directory: a write into a new tree is new, a new file is not."""
 
-_URL = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)([^/\s'\"<>?#:]+)", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Each match may only start where a run of its characters starts (the lookbehinds): without
+# that, a long run with no match (an agent writing 200 KB of text) costs quadratic time.
+_URL = re.compile(
+    r"(?:(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://|(?<![\w.-])www\.)([^/\s'\"<>?#:]+)", re.IGNORECASE
+)
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def hosts(value: str) -> list[str]:

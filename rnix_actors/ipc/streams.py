@@ -7,7 +7,11 @@ them, or one PID and the processes it spawns) in a bounded buffer, and yields th
 - ``{"reason": "exited" | "suspended", "process": {...}}`` when the followed process settles;
 - ``{"reason": "cancelled" | "shutdown"}`` when the client or the daemon ends it;
 - ``{"reason": "overflow", "dropped": n}`` when the client reads too slowly and more than
-  `MAX_BUFFERED` events piled up (the bus thread never blocks on a slow client).
+  `MAX_BUFFERED` events or `MAX_BUFFERED_BYTES` of them piled up (the bus thread never blocks
+  on a slow client, and a client that never reads costs the daemon at most that much).
+
+Events are buffered in their wire form (long values clipped, as on the wire), so a buffered
+event never keeps a tool's large arguments or results alive.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from rnix_actors.messages.events import Event
 from rnix_actors.system import Subscription, System
 
 MAX_BUFFERED = 10_000
+MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+_ENTRY_OVERHEAD = 200  # a frame's keys and numbers, roughly
 CANCEL_CHECK = 1.0
 _SETTLED = (ProcessState.DEAD, ProcessState.SUSPENDED)
+_Item = tuple[int, str, Any, dict[str, Any], int]
 
 
 def end_of(info: ProcessInfo) -> dict[str, Any]:
@@ -52,7 +59,9 @@ class EventStream:
     ) -> None:
         self._system = system
         self._cond = threading.Condition()
-        self._buffer: collections.deque[Event] = collections.deque()
+        # (pid, syscall, ppid of a Start, wire form, approximate size)
+        self._buffer: collections.deque[_Item] = collections.deque()
+        self._bytes = 0
         self._end: dict[str, Any] | None = None  # cancelled: ends before the backlog
         self._final: dict[str, Any] | None = None  # settled: ends after the backlog
         self._dropped = 0
@@ -79,32 +88,48 @@ class EventStream:
         with stream._cond:
             stream._root, stream._pids = pid, {pid}
             stream._pending_root = False
-            kept = [e for e in stream._buffer if stream._keep(e)]
+            kept = [item for item in stream._buffer if stream._keep(*item[:3])]
             stream._buffer = collections.deque(kept)
+            stream._bytes = sum(item[4] for item in kept)
         stream._start_waiter()
         return stream, pid
 
     # -- bus thread ----------------------------------------------------------------------------
-    def _keep(self, event: Event) -> bool:
+    def _keep(self, pid: int, syscall: str, ppid: Any) -> bool:
         """Called with the lock held: does this stream want the event? Learns descendants."""
         if self._root is None:
             return True
-        if event.pid in self._pids:
+        if pid in self._pids:
             return True
-        if event.syscall == "Start" and event.args.get("ppid") in self._pids:
-            self._pids.add(event.pid)
+        if syscall == "Start" and ppid in self._pids:
+            self._pids.add(pid)
             return True
         return False
 
     def _on_event(self, event: Event) -> None:
         with self._cond:
-            if self._end is not None or not (self._pending_root or self._keep(event)):
+            ppid = event.args.get("ppid") if event.syscall == "Start" else None
+            if self._end is not None or not (
+                self._pending_root or self._keep(event.pid, event.syscall, ppid)
+            ):
                 return
-            if len(self._buffer) >= MAX_BUFFERED:
+            if self._dropped or len(self._buffer) >= MAX_BUFFERED:
                 self._dropped += 1
                 return
-            self._buffer.append(event)
+            data = event.to_dict()  # clipped: drops the references to large values
+            size = _ENTRY_OVERHEAD + _text_size(data["args"]) + _text_size(data["result"])
+            if self._bytes + size > MAX_BUFFERED_BYTES:
+                self._dropped += 1
+                return
+            self._buffer.append((event.pid, event.syscall, ppid, data, size))
+            self._bytes += size
             self._cond.notify_all()
+
+    @property
+    def buffered(self) -> tuple[int, int, int]:
+        """(events, approximate bytes, dropped) waiting for the client, for tests and status."""
+        with self._cond:
+            return len(self._buffer), self._bytes, self._dropped
 
     # -- the settle waiter ---------------------------------------------------------------------
     def _start_waiter(self) -> None:
@@ -158,11 +183,11 @@ class EventStream:
                 if event is None:
                     yield {"frame": "end", "data": end}
                     return
-                yield {"frame": "event", "data": event.to_dict()}
+                yield {"frame": "event", "data": event}
         finally:
             self.close()
 
-    def _next(self) -> tuple[Event | None, dict[str, Any] | None]:
+    def _next(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         with self._cond:
             while not (self._buffer or self._end or self._final or self._dropped):
                 self._cond.wait()
@@ -171,5 +196,18 @@ class EventStream:
             if self._dropped:
                 return None, {"reason": "overflow", "dropped": self._dropped}
             if self._buffer:
-                return self._buffer.popleft(), None
+                *_, data, size = self._buffer.popleft()
+                self._bytes -= size
+                return data, None
             return None, self._final
+
+
+def _text_size(value: Any) -> int:
+    """Characters of text in a clipped value (each string is at most a few KB)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(str(k)) + _text_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(_text_size(v) for v in value)
+    return 8
