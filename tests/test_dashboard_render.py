@@ -106,3 +106,15 @@ def test_run_figures_count_attempts_per_step_like_the_guard() -> None:
     assert figures.per_step["step.count:Read /proc"] == [1.0]
     assert figures.totals == {"Exec /dev/shell": 3.0, "Read /proc": 1.0}
     assert figures.shares == {"/dev/shell": 0.75, "/proc": 0.25}
+
+
+def test_a_plot_marks_only_values_above_the_detector_limit() -> None:
+    from rnix_actors.dashboard.svg_plots import PlotRow, range_plot
+    from rnix_actors.immune.baseline import Stats
+
+    stats = Stats(5, 1.0, 0.0, 1.0, 1.0)
+    svg = range_plot("calls", [PlotRow("Exec /dev/shell", stats, 4.0, (1.0, 4.0, 5.0))])
+    assert svg.count('class="run-in"') == 2 and svg.count('class="run-out"') == 1
+    assert 'class="limit"' in svg and "limit 4" in svg and "learned 1–1 (n=5)" in svg
+    far = range_plot("tokens", [PlotRow("tokens", stats, 2000.0, (1.0,))])
+    assert 'class="limit"' not in far and "limit 2,000 →" in far

@@ -40,7 +40,8 @@ svg .small{font-size:10px;fill:var(--mute)}.node rect{fill:#eef2fb;stroke:#7d8fb
 stroke-dasharray:6 4}.edge.reinforced path{stroke:var(--gold);stroke-width:4}
 .edge text{font-size:11px;paint-order:stroke;stroke:#fff;stroke-width:3px}
 .overlap line{stroke:#49a078;stroke-dasharray:2 4;stroke-width:1.5}.link line{stroke:#8a93a8}
-.band{fill:#cfe3d6}.span{fill:#e7e9ee}.mean{stroke:#1f8a4c;stroke-width:2}
+.band{fill:#dcefe2}.span{fill:#b9bfcc}.mean{stroke:#1d2330;stroke-width:2}
+.limit{stroke:var(--bad);stroke-width:2}
 .run-in{fill:var(--acc)}.run-out{fill:var(--bad)}.grid{stroke:var(--line)}
 .mark{stroke-width:0}.ev-Start,.ev-Exit{fill:#1d2330}.ev-ReasonStep{fill:var(--acc)}
 .ev-Suspend,.ev-Resume,.ev-Signal{fill:var(--sus)}.ev-Blocked,.ev-Denied,.ev-error{fill:var(--bad)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 
@@ -16,6 +17,7 @@ from rnix_actors.dashboard.html import Page, Region, esc
 from rnix_actors.dashboard.pages import dom_id, pid_link, stat
 from rnix_actors.dashboard.svg_plots import PlotRow, range_plot
 from rnix_actors.immune.baseline import RUN_COUNT, RUN_SHARE, STEP_COUNT, TemplateProfile
+from rnix_actors.immune.detector import Baseline, Settings, compile_baseline
 from rnix_actors.immune.status import ImmuneStatus
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.system import System
@@ -78,7 +80,14 @@ def _threats(status: ImmuneStatus | None) -> str:
     )
 
 
-def _metric_rows(profile: TemplateProfile, run: RunFigures | None, family: str) -> list[PlotRow]:
+def _limit(baseline: Baseline, name: str) -> float:
+    """The detector's limit for ``name`` (its family's default when the profile lacks it)."""
+    found = baseline.limits.get(name) or baseline.missing.get(name.partition(":")[0])
+    return math.inf if found is None else found.above
+
+
+def _metric_rows(baseline: Baseline, run: RunFigures | None, family: str) -> list[PlotRow]:
+    profile = baseline.profile
     prefix = family + ":"
     names = {m for m in profile.stats if m.startswith(prefix)}
     whole = {RUN_SHARE: run.shares, RUN_COUNT: run.totals} if run is not None else {}
@@ -96,30 +105,30 @@ def _metric_rows(profile: TemplateProfile, run: RunFigures | None, family: str) 
             values = (whole[family].get(label, 0.0),)
         else:
             values = tuple(run.per_step.get(name, ()))
-        rows.append(PlotRow(label, profile.get(name), values))
+        rows.append(PlotRow(label, profile.get(name), _limit(baseline, name), values))
     return rows
 
 
-def _single(profile: TemplateProfile, run: RunFigures | None, name: str, label: str) -> PlotRow:
+def _single(baseline: Baseline, run: RunFigures | None, name: str, label: str) -> PlotRow:
     values = () if run is None else tuple(run.per_step.get(name, ()))
-    return PlotRow(label, profile.get(name), values)
+    return PlotRow(label, baseline.profile.get(name), _limit(baseline, name), values)
 
 
-def profile_card(
-    profile: TemplateProfile, run: RunFigures | None, runs: list[ProcessInfo], threshold: float
-) -> str:
+def profile_card(baseline: Baseline, run: RunFigures | None, runs: list[ProcessInfo]) -> str:
+    profile = baseline.profile
     choices = " ".join(
         f'<a href="/immune?run={p.pid}"{" class=current" if run and run.pid == p.pid else ""}>'
         f"PID {p.pid}</a>"
         for p in runs
     )
     selected = f"selected run: PID {run.pid} ({run.steps} steps)" if run else "no run selected"
+    active = "" if baseline.active else " · detection not active yet (too few runs)"
     plots = [
-        range_plot("per-step syscall frequency", _metric_rows(profile, run, STEP_COUNT), threshold),
-        range_plot("calls per run", _metric_rows(profile, run, RUN_COUNT), threshold),
-        range_plot("device mix", _metric_rows(profile, run, RUN_SHARE), threshold, percent=True),
-        range_plot("tokens per step", [_single(profile, run, "step.tokens", "tokens")], threshold),
-        range_plot("step duration", [_single(profile, run, "step.duration_ms", "ms")], threshold),
+        range_plot("per-step syscall frequency", _metric_rows(baseline, run, STEP_COUNT)),
+        range_plot("calls per run", _metric_rows(baseline, run, RUN_COUNT)),
+        range_plot("device mix", _metric_rows(baseline, run, RUN_SHARE), percent=True),
+        range_plot("tokens per step", [_single(baseline, run, "step.tokens", "tokens")]),
+        range_plot("step duration", [_single(baseline, run, "step.duration_ms", "ms")]),
     ]
     titles = (
         "Per-step syscall frequency",
@@ -135,11 +144,12 @@ def profile_card(
     return (
         f'<section class="card profile" data-template="{esc(profile.template)}">'
         f"<h2>{esc(profile.template)} <span class=mute>{profile.runs} learned runs · "
-        f"{esc(selected)}</span></h2><p class=mute>runs: {choices or 'none'}</p>{body}</section>"
+        f"{esc(selected)}{active}</span></h2><p class=mute>runs: {choices or 'none'}</p>"
+        f"{body}</section>"
     )
 
 
-def _profiles(system: System, selected: int | None, threshold: float) -> str:
+def _profiles(system: System, selected: int | None, settings: Settings) -> str:
     profiles: Mapping[str, TemplateProfile] = immune_profiles(system)
     if not profiles:
         return '<p class="mute">No baselines learned yet (each template needs finished runs).</p>'
@@ -154,18 +164,20 @@ def _profiles(system: System, selected: int | None, threshold: float) -> str:
         figures = None
         if chosen is not None:
             figures = run_figures(chosen.pid, process_events(system, chosen.pid, 5000))
-        cards.append(profile_card(profile, figures, runs, threshold))
+        cards.append(profile_card(compile_baseline(profile, settings), figures, runs))
     legend = (
-        '<p class="mute">Grey: the values seen in learned runs; green: the normal range '
-        f"(mean ± {threshold:g} standard deviations); line: the mean; dots: the selected "
-        "run (one per step), red when outside the normal range.</p>"
+        '<p class="mute">Grey: the values learned runs showed; dark line: their mean; green: '
+        "what the detector accepts, up to its limit (red line) for deviation_threshold "
+        f"{settings.threshold:g}; dots: the selected run, one per step, red above the limit."
+        "</p>"
     )
     return legend + "".join(cards)
 
 
 def immune_page(system: System, selected: int | None) -> Page:
     status = immune_status(system)
-    threshold = float(system.immune_config.deviation_threshold)
+    config = system.immune_config
+    settings = Settings(float(config.deviation_threshold), int(config.min_samples))
     head = "".join(
         f"<th>{h}</th>" for h in ("#", "PID", "Template", "Alert", "Threat", "Action", "Time", "")
     )
@@ -181,6 +193,6 @@ def immune_page(system: System, selected: int | None) -> Page:
             "</table><h2>Threat memory</h2>",
             Region("threats", _threats(status), cls="card"),
             "<h2>Baselines</h2>",
-            Region("profiles", _profiles(system, selected, threshold)),
+            Region("profiles", _profiles(system, selected, settings)),
         ),
     )

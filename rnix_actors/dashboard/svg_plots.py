@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,75 +11,79 @@ import attrs
 from rnix_actors.dashboard.html import esc
 from rnix_actors.immune.baseline import Stats
 
-LABEL_W, PLOT_W, VALUE_W, ROW = 210, 380, 250, 26
+LABEL_W, PLOT_W, VALUE_W, ROW = 210, 380, 330, 26
 
 
 @attrs.frozen
 class PlotRow:
-    """One metric: its learned statistics (None: the baseline never saw it) and the selected
-    run's values (one per step, or one for a whole-run figure; empty: the run made none)."""
+    """One metric: its learned statistics (None: the baseline never saw it), the detector's
+    limit for it (a value above is anomalous; ``inf``: none) and the selected run's values
+    (one per step, or one for a whole-run figure; empty: the run made none)."""
 
     label: str
     stats: Stats | None
+    limit: float = math.inf
     values: tuple[float, ...] = ()
 
 
-def normal_range(stats: Stats, threshold: float) -> tuple[float, float]:
-    """``mean ± threshold·std`` (never below 0); the observed extremes when there is no
-    spread yet."""
-    if stats.std == 0:
-        return stats.low, stats.high
-    return max(0.0, stats.mean - threshold * stats.std), stats.mean + threshold * stats.std
-
-
 def _fmt(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 or value == int(value) else f"{value:.2g}"
+    return f"{value:,.0f}" if value >= 100 or value == int(value) else f"{value:.2g}"
 
 
-def _row(row: PlotRow, y: float, top: float, threshold: float, percent: bool) -> str:
+def _row(row: PlotRow, y: float, top: float, percent: bool) -> str:
     def x(v: float) -> float:
-        return LABEL_W + (v / top) * PLOT_W if top > 0 else LABEL_W
+        return LABEL_W + (min(v, top) / top) * PLOT_W if top > 0 else LABEL_W
 
     show = (lambda v: f"{v:.0%}") if percent else _fmt
     parts = [f'<text x="4" y="{y + 16:.1f}">{esc(row.label)}</text>']
-    described = "not in the baseline"
-    low = high = 0.0
+    parts.append(
+        f'<rect class="band" x="{LABEL_W}" y="{y + 9:.1f}" '
+        f'width="{max(1.0, x(row.limit) - LABEL_W):.1f}" height="8"/>'
+    )
+    described = ["not in the baseline"]
     if row.stats is not None and row.stats.n:
         s = row.stats
-        low, high = normal_range(s, threshold)
         parts += [
             f'<rect class="span" x="{x(s.low):.1f}" y="{y + 7:.1f}" '
             f'width="{max(1.0, x(s.high) - x(s.low)):.1f}" height="12"/>',
-            f'<rect class="band" x="{x(low):.1f}" y="{y + 9:.1f}" '
-            f'width="{max(1.0, x(high) - x(low)):.1f}" height="8"/>',
             f'<line class="mean" x1="{x(s.mean):.1f}" y1="{y + 5:.1f}" x2="{x(s.mean):.1f}" '
             f'y2="{y + 21:.1f}"/>',
         ]
-        described = f"normal {show(low)}–{show(high)} (n={s.n})"
+        described = [f"learned {show(s.low)}–{show(s.high)} (n={s.n})"]
+    if math.isfinite(row.limit):
+        beyond = " →" if row.limit > top else ""
+        described.append(f"limit {show(row.limit)}{beyond}")
+        if row.limit <= top:
+            parts.append(
+                f'<line class="limit" x1="{x(row.limit):.1f}" y1="{y + 3:.1f}" '
+                f'x2="{x(row.limit):.1f}" y2="{y + 23:.1f}"/>'
+            )
     for value in row.values:
-        outside = row.stats is None or not row.stats.n or value < low or value > high
+        cls = "run-out" if value > row.limit else "run-in"
         parts.append(
-            f'<circle class="{"run-out" if outside else "run-in"}" cx="{x(value):.1f}" '
-            f'cy="{y + 13:.1f}" r="4"><title>{esc(show(value))}</title></circle>'
+            f'<circle class="{cls}" cx="{x(value):.1f}" cy="{y + 13:.1f}" r="4">'
+            f"<title>{esc(show(value))}</title></circle>"
         )
     if row.values:
         lo, hi = min(row.values), max(row.values)
-        run = show(lo) if lo == hi else f"{show(lo)}–{show(hi)}"
-        described = f"run {run} · {described}"
+        described.insert(0, "run " + (show(lo) if lo == hi else f"{show(lo)}–{show(hi)}"))
     parts.append(
-        f'<text class="small" x="{LABEL_W + PLOT_W + 10}" y="{y + 16:.1f}">{esc(described)}</text>'
+        f'<text class="small" x="{LABEL_W + PLOT_W + 10}" y="{y + 16:.1f}">'
+        f"{esc(' · '.join(described))}</text>"
     )
     return f'<g class="metric" data-metric="{esc(row.label)}">{"".join(parts)}</g>'
 
 
-def range_plot(title: str, rows: Sequence[PlotRow], threshold: float, percent: bool = False) -> str:
-    """Rows of learned ranges (grey: observed extremes, green: normal range, line: mean) with
-    the selected run's values as dots (red outside the normal range)."""
+def range_plot(title: str, rows: Sequence[PlotRow], percent: bool = False) -> str:
+    """One row per metric: the green band is what the detector accepts (up to its limit, the
+    red line), grey the values learned runs showed, the dark line their mean, dots the
+    selected run (red above the limit). A limit far beyond every value is named, not drawn."""
     if not rows:
         return ""
-    tops = [max(r.stats.high, normal_range(r.stats, threshold)[1]) for r in rows if r.stats]
-    tops += [max(r.values) for r in rows if r.values]
-    top = 1.0 if percent else (max(tops, default=1.0) * 1.1 or 1.0)
+    seen = [r.stats.high for r in rows if r.stats] + [max(r.values) for r in rows if r.values]
+    top = max(seen, default=1.0) * 1.3 or 1.0
+    limits = [r.limit for r in rows if math.isfinite(r.limit) and r.limit <= top * 2]
+    top = 1.0 if percent else max([top, *limits]) * 1.05
     height = 24 + len(rows) * ROW
     width = LABEL_W + PLOT_W + VALUE_W
     grid = "".join(
@@ -88,7 +93,7 @@ def range_plot(title: str, rows: Sequence[PlotRow], threshold: float, percent: b
         f"{esc(f'{top * f:.0%}' if percent else _fmt(top * f))}</text>"
         for f in (0, 0.25, 0.5, 0.75, 1)
     )
-    body = "".join(_row(r, 20 + i * ROW, top, threshold, percent) for i, r in enumerate(rows))
+    body = "".join(_row(r, 20 + i * ROW, top, percent) for i, r in enumerate(rows))
     return (
         f'<svg class="plot" data-title="{esc(title)}" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}">'
