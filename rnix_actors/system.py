@@ -266,7 +266,10 @@ class System:
         # Before the kernel, the bus and the store go away (they unsubscribe and persist).
         for service in (migration, topology, immune):
             if service is not None:
-                service.stop()
+                try:
+                    service.stop()
+                except pykka.Timeout:  # busy with a backlog: the rest must stop all the same
+                    log.warning("%s did not stop in time", type(service).__name__)
         try:
             with contextlib.suppress(pykka.ActorDeadError):  # a dead kernel has none to kill
                 kernel.ask(Shutdown("system"), timeout=timeout)

@@ -275,3 +275,25 @@ def test_supervisor_handle_wait(system: System) -> None:
     assert final.status == "completed" and views == ["completed"]
     handle.add_done_callback(lambda view: views.append("late " + view.status))
     assert views == ["completed", "late completed"]
+
+
+def test_stop_goes_on_when_a_service_does_not_stop_in_time(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pykka
+
+    system = System(project, state="memory").start()
+    real = system._topology
+    assert real is not None
+
+    class Stuck:  # a service busy with a backlog: its stop times out (as Pykka says it)
+        def stop(self) -> None:
+            real.stop()
+            raise pykka.Timeout("10.0 seconds")
+
+    system._topology = Stuck()  # type: ignore[assignment]
+    system.stop()
+    assert not system.running
+    assert "did not stop in time" in caplog.text
+    with pytest.raises(SystemStopped):
+        system.spawn("code-analyst", "x")
