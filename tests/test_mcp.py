@@ -30,6 +30,8 @@ from mcp_fixtures import (
 )
 
 from rnix_actors import AgentTemplate, Signal, System
+from rnix_actors.errors import DeviceError
+from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.kernel.devices import Effect, device_effect
 
 
@@ -195,6 +197,9 @@ def test_stopping_the_system_leaves_no_server_process_or_thread(
     assert not alive(server_pid)
     left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
     assert left == []
+    assert system.mcp is not None
+    with pytest.raises(DeviceError, match="MCP server 'notes' is not running"):
+        system.mcp.call("notes", "pid", {}, CancelToken())
 
 
 def test_streamable_http_with_a_header_from_the_environment(project: Path) -> None:

@@ -8,6 +8,7 @@ joined). A system whose ``mcp.yaml`` lists no enabled server starts no thread at
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,11 +66,12 @@ class McpService:
         self.connections[name].ensure_started()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Close every session at once (each within ``timeout / 2``), then end the loop."""
         connections = list(self.connections.values())
+        self.devices, self.connections = {}, {}  # calls from now on: "not running"
 
         async def close_all() -> None:
-            for connection in connections:
-                await connection.stop(timeout / 2)
+            await asyncio.gather(*(c.stop(timeout / 2) for c in connections))
 
         self.loop.stop(close_all, timeout)
 
@@ -78,10 +80,10 @@ class McpService:
         device = self.devices.get(name)
         if device is None:
             known = ", ".join(sorted(self.configs)) or "none"
-            if name in self.configs and not self.loop.running:
-                raise DeviceError(
-                    ErrorCode.INTERNAL, f"/dev/mcp/{name}", "the system is not running"
-                )
+            config = self.configs.get(name)
+            if config is not None and config.enabled:
+                message = f"MCP server '{name}' is not running: the system is stopped"
+                raise DeviceError(ErrorCode.INTERNAL, config.device, message)
             raise DeviceError(
                 ErrorCode.NOT_FOUND, f"/dev/mcp/{name}", f"no MCP server '{name}'; servers: {known}"
             )
