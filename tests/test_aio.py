@@ -469,3 +469,27 @@ def test_pause_and_resume(project: Path) -> None:
             assert (done.state, done.result) == (ProcessState.DEAD, "resumed and done")
 
     run_loop(main)
+
+
+def test_without_pykkas_envelope_the_executor_path_does_the_same(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rnix_actors.aio import asks
+
+    monkeypatch.setattr(asks, "HAVE_ENVELOPE", False)  # as with a Pykka that moved it
+
+    async def main() -> None:
+        async with AsyncSystem(project, state="memory") as system:
+            system.register_llm("quick", lambda r: "done")
+            system.add_template(template("quick", "quick"))
+            infos = await asyncio.gather(
+                *(system.run("quick", f"t{i}", timeout=30) for i in range(10))
+            )
+            assert [i.exit_code for i in infos] == [0] * 10
+            pid = await system.spawn("quick", "x")
+            assert (await system.wait(pid, timeout=30)).exit_code == 0
+            assert isinstance(await system.kill(pid, "SIGTERM"), str)  # exited: a no-op
+            with pytest.raises(SpawnError):
+                await system.run("quick", "x", driver="nope")
+
+    run_loop(main)
