@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,11 +37,19 @@ def system(project: Path) -> Iterator[System]:
         yield sys_
 
 
+LEAK_GRACE = 10.0  # seconds a thread of a finished test gets to end before it counts as leaked
+
+
 @pytest.fixture(autouse=True)
 def _stop_actors() -> Iterator[None]:
+    """Every test cleans up after itself: actors stopped, and every thread it started gone."""
     before = set(threading.enumerate())
     yield
     pykka.ActorRegistry.stop_all(timeout=5)
+    deadline = time.monotonic() + LEAK_GRACE
+    leaked = []
     for thread in set(threading.enumerate()) - before:
-        if thread.name.startswith(("AgentProcess", "Kernel", "EventBus")):
-            thread.join(5)
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            leaked.append(thread.name)
+    assert not leaked, f"threads still running after the test: {sorted(leaked)}"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import socket
 import threading
-import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
@@ -83,10 +83,10 @@ class ChatServer:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.answered = 0  # replies sent whole (a delayed reply is sent only after release)
         self.release = threading.Event()  # ends every delayed reply (teardown)
         self._cond = threading.Condition()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
+        self.httpd = _Httpd(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,))
         self._thread.start()
 
@@ -107,14 +107,64 @@ class ChatServer:
         with self._cond:
             assert self._cond.wait_for(lambda: len(self.requests) >= count, timeout)
 
+    def sent(self) -> None:
+        with self._cond:
+            self.answered += 1
+            self._cond.notify_all()
+
+    def wait_answered(self, count: int, timeout: float = 5.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: self.answered >= count, timeout)
+
+    def cancel_after(self, requests: int, token: CancelToken, answered: int = 0) -> None:
+        """Cancel ``token`` from another thread once the server got ``requests`` requests
+        (and sent ``answered`` replies): the cancel lands while the client waits."""
+
+        def later() -> None:
+            self.wait_requests(requests)
+            self.wait_answered(answered)
+            token.cancel("SIGKILL")
+
+        threading.Thread(target=later, daemon=True).start()
+
     def bodies(self) -> list[dict[str, Any]]:
         return [r["json"] for r in self.requests]
 
     def close(self) -> None:
         self.release.set()
         self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.close_connections()  # kept-alive connections would keep their threads
+        self.httpd.server_close()  # joins the request threads
         self._thread.join(5)
+
+
+class _Httpd(ThreadingHTTPServer):
+    """A loopback server whose open connections can be cut, so that no request thread
+    outlives the test (a client's pool keeps connections alive)."""
+
+    block_on_close = True
+
+    def __init__(self, *args: Any) -> None:
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        super().__init__(*args)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
@@ -139,6 +189,7 @@ def _handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+                server.sent()
             except OSError:  # the client abandoned the request
                 self.close_connection = True
 
@@ -344,25 +395,21 @@ def test_sigkill_abandons_a_slow_request_promptly(system: System, server: ChatSe
     server.script(Reply(text("too late").body, delay=30))
     pid = run(system, driver(server))
     server.wait_requests(1)
-    started = time.monotonic()
+    (agent_ref,) = pykka.ActorRegistry.get_by_class(AgentProcess)
     system.kill(pid, "SIGKILL")
     info = finish(system, pid)
-    deadline = time.monotonic() + 2
-    while pykka.ActorRegistry.get_by_class(AgentProcess) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert agent_ref.actor_stopped.wait(5)  # its thread is free again
 
     assert info.exit_code == 1 and "SIGKILL" in info.exit_reason
-    assert not pykka.ActorRegistry.get_by_class(AgentProcess)  # its thread is free again
-    assert time.monotonic() - started < 1.0
+    assert server.answered == 0  # abandoned while the server still held the reply
 
 
 def test_step_timeout_abandons_a_slow_request(system: System, server: ChatServer) -> None:
     server.script(Reply(text("too late").body, delay=30))
-    started = time.monotonic()
     info = finish(system, run(system, driver(server), step_timeout=0.3))
 
     assert info.exit_code == 1 and info.exit_reason.startswith("step_timeout: step 1")
-    assert time.monotonic() - started < 2.0
+    assert server.answered == 0  # it did not wait for the slow reply
 
 
 def test_missing_api_key_fails_the_spawn_naming_the_variable(
@@ -479,11 +526,10 @@ def test_client_errors_are_not_retried(server: ChatServer) -> None:
 
 def test_a_slow_attempt_times_out_and_is_retried(server: ChatServer) -> None:
     server.script(Reply(text("late").body, delay=30), text("on time"))
-    started = time.monotonic()
     response = driver(server, max_retries=1, timeout=0.2).complete(request(), CancelToken())
 
     assert response.content == "on time" and len(server.requests) == 2
-    assert time.monotonic() - started < 2.0
+    assert server.answered == 1  # the retry's answer; the slow one was never waited for
 
 
 def test_no_server_is_a_retried_connection_failure() -> None:
@@ -500,22 +546,20 @@ def test_no_server_is_a_retried_connection_failure() -> None:
 def test_cancel_during_request_raises_cancelled_promptly(server: ChatServer) -> None:
     server.script(Reply(text("late").body, delay=30))
     token = CancelToken()
-    threading.Timer(0.2, token.cancel, args=("SIGKILL",)).start()
-    started = time.monotonic()
+    server.cancel_after(requests=1, token=token)
     with pytest.raises(Cancelled, match="SIGKILL"):
         driver(server).complete(request(), token)
-    assert time.monotonic() - started < 0.7
+    assert server.answered == 0  # it gave up while the reply was still held
 
 
 def test_cancel_during_backoff_raises_cancelled(server: ChatServer) -> None:
     server.script(error(503))
     token = CancelToken()
-    threading.Timer(0.1, token.cancel, args=("SIGKILL",)).start()
+    server.cancel_after(requests=1, token=token, answered=1)  # during the 30 s backoff
     chat = OpenAIChatDriver(config(server, backoff=30, backoff_max=30, max_retries=1))
-    started = time.monotonic()
     with pytest.raises(Cancelled):
         chat.complete(request(), token)
-    assert time.monotonic() - started < 1.0
+    assert len(server.requests) == 1  # the retry never went out
 
 
 # -- usage, cost, models ----------------------------------------------------------------------

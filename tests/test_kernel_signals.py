@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -128,19 +129,27 @@ def test_sigterm_escalates_to_sigkill_after_the_grace_period(project: Path) -> N
         assert escalation.args["signal"] == "SIGKILL"
 
 
-def _wait_for_file(path: Path) -> str:
-    done = threading.Event()
-    while not path.exists() or not path.read_text().strip():
-        done.wait(0.01)
-    return path.read_text().strip()
+def _ready(project: Path) -> Path:
+    """A FIFO the agent's shell command writes to once it runs (see `_wait_ready`)."""
+    fifo = project / "ready.fifo"
+    os.mkfifo(fifo)
+    return fifo
+
+
+def _wait_ready(fifo: Path) -> str:
+    """Block until the command has written its line: a real synchronisation point (the
+    open blocks until the writer opens; pytest's timeout bounds a command that never runs)."""
+    with open(fifo) as reader:
+        return reader.read().strip()
 
 
 def test_sigkill_interrupts_a_long_shell_command(system: System, project: Path) -> None:
     mark = marker()
-    command = f"echo up > pid; sleep {mark}"
+    fifo = _ready(project)
+    command = f"echo up > {fifo.name}; sleep {mark}"
     agent(system, "sleeper", lambda r: respond(call("shell", command=command)))
     pid = system.spawn("sleeper", "x")
-    _wait_for_file(project / "pid")
+    assert _wait_ready(fifo) == "up"
     assert host_pids(mark)
     system.kill(pid, "SIGKILL")
     info = system.wait(pid, 5)
@@ -151,10 +160,11 @@ def test_sigkill_interrupts_a_long_shell_command(system: System, project: Path) 
 
 def test_sigint_cancels_the_call_in_flight(system: System, project: Path) -> None:
     mark = marker()
-    command = f"echo up > pid; sleep {mark}"
+    fifo = _ready(project)
+    command = f"echo up > {fifo.name}; sleep {mark}"
     agent(system, "sleeper", lambda r: respond(call("shell", command=command)))
     pid = system.spawn("sleeper", "x")
-    _wait_for_file(project / "pid")
+    assert _wait_ready(fifo) == "up"
     assert host_pids(mark)
     system.kill(pid, "SIGINT")
     info = system.wait(pid, 5)
