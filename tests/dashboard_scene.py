@@ -52,6 +52,7 @@ class Scene:
     def __init__(self, system: System) -> None:
         self.system = system
         self.release = threading.Event()
+        self.crash_again = threading.Event()
         self.crashes: Counter[str] = Counter()
         self.scripts: dict[str, list[LLMResponse | str]] = {}
         self.suspended_pid = 0
@@ -80,6 +81,10 @@ class Scene:
         if request.step == 1 and self.crashes["flaky"] < 1:
             self.crashes["flaky"] += 1
             raise RuntimeError("flaky crashed on its first step")
+        if self.crash_again.is_set():
+            self.crash_again.clear()
+            self.crashes["flaky"] += 1
+            raise RuntimeError("flaky crashed again")
         return self.paced(request)
 
     # -- the scene ---------------------------------------------------------------------------

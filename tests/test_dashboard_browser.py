@@ -151,6 +151,21 @@ def test_a_live_update_arrives_without_a_reload(
     assert int(page.js("document.body.dataset.updates")) >= 1
 
 
+def test_the_supervision_tree_updates_as_it_restarts(
+    system: System, scene: Scene, board: Dashboard, page: Page
+) -> None:
+    page.goto(url(board, "/supervision"))
+    page.wait_for("document.getElementById('live').className === 'live-on'")
+    node = "document.querySelector('g.node[data-path=\"/svc/flaky\"]').textContent"
+    assert "restarts 1" in page.js(node)
+    scene.crash_again.set()
+    page.wait_for(f"{node}.includes('restarts 2')")
+    page.wait_for("document.getElementById('sup-history').textContent.includes('restart #2')")
+    assert "flaky crashed again" in page.js(node)
+    tree = scene.tree
+    assert tree is not None and tree.view().children[0].restarts == 2
+
+
 def test_the_pause_button_pauses_after_confirmation(
     system: System, scene: Scene, board: Dashboard, page: Page
 ) -> None:
