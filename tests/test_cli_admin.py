@@ -79,6 +79,9 @@ def test_agents_lists_skills_devices_and_drivers(project: Path) -> None:
 def test_prune_removes_old_dead_processes_and_their_logs(system: System, project: Path) -> None:
     pid = system.run("doc-writer", "document", timeout=10).pid
     system.sync_events()
+    # The process log writes rows off the kernel's thread; reading the history waits for it,
+    # so the store holds the dead row before another connection prunes it.
+    assert [p.state for p in system.ps(all=True) if p.pid == pid] == ["dead"]
     folder = system.state_dir / "proc" / str(pid)
     assert folder.is_dir()
     kept = invoke(project, "prune", "--json")  # default: older than 7 days
@@ -127,6 +130,7 @@ def test_json_failures_carry_specific_codes(served: System, project: Path) -> No
 
 def test_kill_of_a_pid_only_the_store_knows_says_it_exited(system: System, project: Path) -> None:
     pid = system.run("doc-writer", "x", timeout=10).pid  # an earlier, embedded run
+    assert [p.state for p in system.ps(all=True) if p.pid == pid] == ["dead"]  # row written
     with System(project) as daemon_system:
         path = socket_path(daemon_system.state_dir)
         with DaemonServer(path, Service(daemon_system, socket=path)):
