@@ -23,11 +23,21 @@ from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.process import ExitCode, ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.links import ExitKind, ExitReason
 from rnix_actors.state import KeepLogs
 from rnix_actors.subscription import Subscription
+from rnix_actors.supervision.handle import SupervisorHandle
 from rnix_actors.supervision.messages import MigrationAnswer, MigrationOffer
-from rnix_actors.supervision.service import SupervisorHandle
-from rnix_actors.supervision.spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
+from rnix_actors.supervision.spec import (
+    INFINITY,
+    PYTHON_WORKER_LIMITS,
+    AutoShutdown,
+    Backoff,
+    ChildSpec,
+    Restart,
+    Strategy,
+    SupervisorSpec,
+)
 from rnix_actors.supervision.views import ChildView, SupervisorView
 from rnix_actors.system import System
 from rnix_actors.templates import AgentTemplate, Limits, Skill
@@ -38,8 +48,11 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "INFINITY",
     "MAX_SPAWN_DEPTH",
+    "PYTHON_WORKER_LIMITS",
     "AgentTemplate",
+    "AutoShutdown",
     "Backoff",
     "ChildSpec",
     "ChildView",
@@ -52,6 +65,8 @@ __all__ = [
     "ErrorCode",
     "Event",
     "ExitCode",
+    "ExitKind",
+    "ExitReason",
     "Immune",
     "ImmuneConfig",
     "ImmuneStatus",

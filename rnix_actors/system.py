@@ -63,7 +63,8 @@ from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.state import KeepLogs, StateKind, StatePlace, read_history, resolve_state_dir
 from rnix_actors.store.db import Store
 from rnix_actors.subscription import Subscription
-from rnix_actors.supervision.service import Supervision, SupervisorHandle
+from rnix_actors.supervision.handle import SupervisorHandle
+from rnix_actors.supervision.service import Supervision
 from rnix_actors.supervision.spec import SupervisorSpec
 from rnix_actors.supervision.views import SupervisorView
 from rnix_actors.supervision.yamlspec import load_supervisors
@@ -434,6 +435,14 @@ class System:
         """Specs from ``path`` (default: ``<project>/.rnix/supervisors.yaml``), validated."""
         file = Path(path) if path is not None else self.project_dir / ".rnix" / "supervisors.yaml"
         return load_supervisors(file, lambda name: name in self._catalog.templates)
+
+    def supervisor(self, path: str) -> SupervisorHandle:
+        """The handle of a running or finished supervisor, root or nested, by its path
+        (``/review`` or ``review/team``); `RnixError` names the known paths."""
+        supervision = self._supervision
+        if supervision is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        return supervision.handle(path)
 
     def tree(self) -> list[SupervisorView]:
         """The supervision trees (live ones queried, finished ones with their final status)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from rnix_actors.drivers.base import LLMRequest, LLMResponse, Message, ToolCall
 from rnix_actors.errors import DriverError, RnixError
+from rnix_actors.kernel import links
 from rnix_actors.kernel.agent_syscalls import SyscallRunner
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.cancel import Cancelled
@@ -30,6 +31,7 @@ from rnix_actors.messages.kernel import (
     SendSignal,
     SpawnRequest,
 )
+from rnix_actors.messages.links import Exit, ExitKind, ExitReason
 from rnix_actors.messages.process import (
     ContinueCalls,
     Pause,
@@ -45,7 +47,7 @@ OUTBOX_LIMIT = 64
 
 class AgentProcess(RnixActor):
     def __init__(self, spec: ProcessSpec) -> None:
-        super().__init__(spec.tracker)
+        super().__init__(spec.tracker, spec.endpoint)
         self.spec = spec
         self.pid = spec.pid
         self.name = spec.template.name
@@ -64,6 +66,11 @@ class AgentProcess(RnixActor):
         self.routes: dict[str, str] | None = None  # device-offered tool name -> device path
         self.outbox: list[Event] = []
         self.syscalls = SyscallRunner(spec, self.emit, self.flush_events)
+        # An exit signal from a link cancels the call in flight at once (from the sender's
+        # thread); the ExitSignal message then ends the process.
+        self.endpoint.on_signal = self._exit_signal_arrived
+        for other in spec.links:
+            links.link(self.endpoint, other)
 
     # -- lifecycle --------------------------------------------------------------------------
     def _start_actor_loop(self) -> None:
@@ -79,6 +86,12 @@ class AgentProcess(RnixActor):
 
     def crashed(self, where: str, exc: BaseException) -> None:
         self._finish(ExitCode.ERROR, f"crash in {where}: {type(exc).__name__}: {exc}")
+
+    def _exit_signal_arrived(self, exit: Exit) -> None:
+        self.spec.control.cancel.cancel(f"linked {exit.source.label} exited: {exit.reason}")
+
+    def exit_signalled(self, exit: Exit) -> None:
+        self._finish(ExitCode.ERROR, f"linked {exit.source.label} exited: {exit.reason}")
 
     def handle(self, message: Any) -> Any:
         try:
@@ -114,6 +127,8 @@ class AgentProcess(RnixActor):
             case Reaped():
                 self.state = ProcessState.DEAD
                 self.stop()
+            case _:
+                self.unhandled(message)
         return None
 
     def _charge_tree(self, response: LLMResponse) -> None:
@@ -433,12 +448,30 @@ class AgentProcess(RnixActor):
         self.pending.clear()
         result = self.result if code == ExitCode.COMPLETED or self.result else reason
         exit_status = ExitStatus(code, reason, result)
+        if self.exit_reason is None:
+            self.exit_reason = self._exit_reason(code, reason)
         self.flush_events()
         self.spec.kernel.tell(
             ProcessExited(self.pid, exit_status, self.tokens, self.step, self.name)
         )
         if self.actor_ref.is_alive():
             self.stop()
+
+    def _exit_reason(self, code: ExitCode, reason: str) -> ExitReason:
+        """The typed reason its links get: a completed task is ``normal``; a SIGTERM or
+        SIGINT (the user or a supervisor asking it to stop) is ``shutdown``; an exit signal
+        from a link keeps that link's reason; anything else ``failed``."""
+        signalled = self.endpoint.signalled
+        if signalled is not None:
+            return signalled.reason
+        if code == ExitCode.COMPLETED:
+            return ExitReason(ExitKind.NORMAL, "", reason)
+        control = self.spec.control
+        if self.terminate is not None:
+            return ExitReason(ExitKind.SHUTDOWN, self.terminate.origin, reason)
+        if control.stop_signal:
+            return ExitReason(ExitKind.SHUTDOWN, control.stop_origin, reason)
+        return ExitReason(ExitKind.FAILED, "", reason)
 
     # -- events ------------------------------------------------------------------------------
     def emit(

@@ -157,7 +157,8 @@ class RnixActor(pykka.ThreadingActor):
             links.exit(self.endpoint, self.exit_reason or default)
 
     def _die_of(self, exit: Exit) -> None:
-        self.exit_reason = exit.reason
+        if self.exit_reason is None:  # it may have ended on its own just before
+            self.exit_reason = exit.reason
         try:
             self.exit_signalled(exit)
         except Exception:

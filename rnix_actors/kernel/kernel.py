@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -21,12 +22,14 @@ import attrs
 import pykka
 
 from rnix_actors.drivers.base import Driver
-from rnix_actors.errors import NoSuchProcess, SpawnError
+from rnix_actors.errors import NoSuchProcess, RnixError, SpawnError
+from rnix_actors.kernel import links
 from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.deadlines import Deadline, Deadlines
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
+from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.process import (
     ExitCode,
     ExitStatus,
@@ -52,6 +55,7 @@ from rnix_actors.messages.kernel import (
     Shutdown,
     SpawnRequest,
 )
+from rnix_actors.messages.links import ExitKind, ExitReason
 from rnix_actors.messages.process import Pause, Reaped, Resume, Terminate
 from rnix_actors.store.db import Store
 from rnix_actors.templates import AgentTemplate, Skill
@@ -99,6 +103,7 @@ class _Live:
     driver: Driver
     owner: Any
     agent_spawn: bool
+    endpoint: Endpoint
     timer: Deadline | None = None  # the SIGTERM grace period
 
 
@@ -115,10 +120,10 @@ class Kernel(RnixActor):
         match message:
             case SpawnRequest():
                 return self._spawn(message)
-            case SendSignal(pid=pid, signal=sig, origin=origin, retry=retry):
-                return self._signal(pid, sig, origin, retry)
-            case SendSignals(pids=pids, signal=sig, origin=origin):
-                return [self._signal(p, sig, origin) for p in pids if self.deps.table.get(p)]
+            case SendSignal(pid=pid, signal=sig, origin=origin, grace=grace, retry=retry):
+                return self._signal(pid, sig, origin, grace, retry)
+            case SendSignals(pids=pids, signal=sig, origin=origin, grace=grace):
+                return [self._signal_one_of(p, sig, origin, grace) for p in pids]
             case ProcessStateChanged():
                 self._state_changed(message)
             case ProcessExited(pid=pid, exit=exit_status):
@@ -127,7 +132,10 @@ class Kernel(RnixActor):
                 live = self.live.get(pid)
                 if live is None:
                     raise NoSuchProcess(pid)
-                live.ref.tell(message)
+                try:
+                    live.ref.tell(message)
+                except pykka.ActorDeadError:  # its exit is queued behind this message
+                    raise NoSuchProcess(pid) from None
                 return "delivered"
             case GraceExpired(pid=pid, origin=origin):
                 if pid in self.live:
@@ -137,7 +145,9 @@ class Kernel(RnixActor):
                         {"signal": "SIGKILL", "origin": origin, "escalation": "grace_timeout"},
                     )
                     self._force_exit(
-                        pid, f"killed by SIGKILL from {origin} (SIGTERM grace period expired)"
+                        pid,
+                        f"killed by SIGKILL from {origin} (SIGTERM grace period expired)",
+                        origin,
                     )
             case AddGuard(guard=guard):
                 self.guards = (*self.guards, guard)
@@ -147,7 +157,10 @@ class Kernel(RnixActor):
                 return self.deps.table.list()
             case Shutdown(origin=origin):
                 for pid in sorted(self.live, reverse=True):
-                    self._force_exit(pid, f"killed by SIGKILL from {origin} (system stop)")
+                    reason = f"killed by SIGKILL from {origin} (system stop)"
+                    self._force_exit(pid, reason, origin, ExitKind.SHUTDOWN)
+            case _:
+                self.unhandled(message)
         return None
 
     # -- spawning ------------------------------------------------------------------------------
@@ -171,6 +184,7 @@ class Kernel(RnixActor):
         )
         control = ProcessControl()
         budget = self.bounds.started(pid, req.parent_pid, req.agent_spawn, template.limits)
+        endpoint = Endpoint(f"PID {pid} ({template.name})", pid)
         spec = ProcessSpec(
             pid=pid,
             uuid=info.uuid,
@@ -192,6 +206,8 @@ class Kernel(RnixActor):
             tracker=self.deps.tracker,
             threads=self.deps.threads,
             tree_budget=budget,
+            endpoint=endpoint,
+            links=() if req.link is None else (req.link,),
         )
         self.deps.table.put(info)  # the store sees the process once it runs: one row less
         self.deps.table.track(pid, control.figures)
@@ -219,6 +235,7 @@ class Kernel(RnixActor):
         except Exception as exc:  # e.g. no thread could be started: record it, start nothing
             reason = f"start failed: {type(exc).__name__}: {exc}"
             self.bounds.exited(pid, failed_agent_spawn=False)
+            links.exit(endpoint, ExitReason(ExitKind.FAILED, req.origin, reason))
             self.deps.table.put(attrs.evolve(running, state=ProcessState.ZOMBIE))
             self._save(
                 attrs.evolve(
@@ -231,7 +248,7 @@ class Kernel(RnixActor):
                 check=True,
             )
             raise SpawnError(f"could not start PID {pid}: {reason}") from exc
-        self.live[pid] = _Live(ref, control, plan.driver, req.owner, req.agent_spawn)
+        self.live[pid] = _Live(ref, control, plan.driver, req.owner, req.agent_spawn, endpoint)
         self.deps.process_log.tell(running)
         if parent is not None:
             # children are table-only (the store keeps ppid), so no write here
@@ -245,11 +262,26 @@ class Kernel(RnixActor):
         return info
 
     # -- signals -------------------------------------------------------------------------------
-    def _signal(self, pid: int, sig: Signal, origin: str, retry: bool = False) -> str:
+    def _signal_one_of(self, pid: int, sig: Signal, origin: str, grace: float | None) -> str:
+        """One signal of a batch: a failure is this process's answer, never the batch's."""
+        try:
+            return self._signal(pid, sig, origin, grace)
+        except RnixError as exc:
+            return f"failed: {exc}"
+        except Exception as exc:
+            log.exception("%s to PID %d failed", sig, pid)
+            return f"failed: {type(exc).__name__}: {exc}"
+
+    def _signal(
+        self, pid: int, sig: Signal, origin: str, grace: float | None = None, retry: bool = False
+    ) -> str:
         info = self.deps.table.get(pid)
         if info is None:
             raise NoSuchProcess(pid)
-        self._publish(pid, "Signal", {"signal": str(sig), "origin": origin})
+        args: dict[str, Any] = {"signal": str(sig), "origin": origin}
+        if grace is not None:
+            args["grace"] = grace
+        self._publish(pid, "Signal", args)
         if pid not in self.live:
             return f"noop: PID {pid} already exited"
         if sig is Signal.SIGPAUSE:
@@ -258,13 +290,13 @@ class Kernel(RnixActor):
             ]
             for p in affected:
                 self.live[p].control.request_pause(origin)
-                self.live[p].ref.tell(Pause(origin))
+                _tell(self.live[p].ref, Pause(origin))
             return f"pausing {len(affected)} process(es)"
         if sig is Signal.SIGRESUME:
             affected = [p for p in self.deps.table.subtree(pid) if p in self.live]
             for p in affected:
                 self.live[p].control.pause.clear()
-                self.live[p].ref.tell(Resume(origin, retry and p == pid))
+                _tell(self.live[p].ref, Resume(origin, retry and p == pid))
                 if self._state(p) is ProcessState.SUSPENDED:
                     # A suspended process is idle, so it resumes as soon as it reads the
                     # message; record it now so that a wait() right after sees it running.
@@ -272,25 +304,29 @@ class Kernel(RnixActor):
             return f"resuming {len(affected)} process(es)"
         # Terminating signals reach the whole subtree: a child only exists to serve its parent.
         for p in reversed(list(self.deps.table.subtree(pid))):
-            self._terminate(p, sig, origin)
+            self._terminate(p, sig, origin, grace)
         return f"{sig} delivered"
 
-    def _terminate(self, pid: int, sig: Signal, origin: str) -> None:
+    def _terminate(self, pid: int, sig: Signal, origin: str, grace: float | None = None) -> None:
         live = self.live.get(pid)
         if live is None:
             return
         if sig is Signal.SIGKILL:
-            self._force_exit(pid, f"killed by SIGKILL from {origin}")
+            self._force_exit(pid, f"killed by SIGKILL from {origin}", origin)
         elif self._state(pid) is ProcessState.SUSPENDED:
-            self._force_exit(pid, f"{sig} while suspended (from {origin})")
+            self._force_exit(
+                pid, f"{sig} while suspended (from {origin})", origin, ExitKind.SHUTDOWN
+            )
         else:
             if sig is Signal.SIGINT:
                 live.control.cancel.cancel(f"SIGINT from {origin}")
             live.control.request_stop(str(sig), origin)  # seen even behind a queued step
-            live.ref.tell(Terminate(sig, origin))
-            if live.timer is None:
+            # An actor that already ended refuses the message; its exit is queued for us.
+            _tell(live.ref, Terminate(sig, origin))
+            seconds = self.deps.sigterm_grace if grace is None else grace
+            if live.timer is None and not math.isinf(seconds):
                 live.timer = self.deadlines.schedule(
-                    self.deps.sigterm_grace, functools.partial(self._grace_expired, pid, origin)
+                    seconds, functools.partial(self._grace_expired, pid, origin)
                 )
 
     def _grace_expired(self, pid: int, origin: str) -> None:
@@ -329,7 +365,11 @@ class Kernel(RnixActor):
         assert info is not None
         self._finalize(info, exit_status, tokens, steps)
 
-    def _force_exit(self, pid: int, reason: str) -> None:
+    def _force_exit(
+        self, pid: int, reason: str, origin: str, kind: ExitKind = ExitKind.KILLED
+    ) -> None:
+        """SIGKILL is authoritative: the process is dead now, even if its thread is still in
+        a call. Its links hear of it from here, since its own teardown may come much later."""
         live = self.live.get(pid)
         info = self.deps.table.get(pid)
         if live is None or info is None:
@@ -338,8 +378,8 @@ class Kernel(RnixActor):
         self._finalize(
             info, ExitStatus(ExitCode.ERROR, reason, reason), info.tokens_used, info.steps
         )
-        with contextlib.suppress(pykka.ActorDeadError):
-            live.ref.tell(Reaped())
+        links.exit(live.endpoint, ExitReason(kind, origin, reason))
+        _tell(live.ref, Reaped())
 
     def _finalize(
         self, info: ProcessInfo, exit_status: ExitStatus, tokens: int, steps: int
@@ -434,3 +474,8 @@ class Kernel(RnixActor):
             if live.timer is not None:
                 live.timer.cancel()
         self.deadlines.close()
+
+
+def _tell(ref: pykka.ActorRef[Any], message: object) -> None:
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.tell(message)

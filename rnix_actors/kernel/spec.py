@@ -13,6 +13,7 @@ from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
+from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.kernel.treebounds import TreeBudget
 from rnix_actors.templates import AgentTemplate
@@ -93,3 +94,5 @@ class ProcessSpec:
     tracker: ThreadTracker | None = None
     threads: AgentThreads | None = None  # pooled threads (None: a new thread per process)
     tree_budget: TreeBudget | None = None  # shared by the process's tree (None: unlimited)
+    endpoint: Endpoint | None = None  # made by the kernel, so that it can end it on SIGKILL
+    links: tuple[Endpoint, ...] = ()  # linked before the process runs its first message

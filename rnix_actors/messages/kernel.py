@@ -18,7 +18,9 @@ class SpawnRequest:
     ``parent_pid`` with ``agent_spawn=True`` is the spawn tool: depth grows by one and the
     devices narrow to the parent's. Every other path (API, CLI, supervisor, compose) starts at
     depth 0 with at most the template's devices. ``owner`` (an actor ref) is told
-    `ProcessExited` when the process ends, in addition to the parent.
+    `ProcessExited` when the process ends, in addition to the parent. ``link`` (an `Endpoint`)
+    is linked to the new process before it runs (a supervisor's: it gets the `Exit` straight
+    from the process's thread).
     """
 
     template: AgentTemplate | str
@@ -32,26 +34,33 @@ class SpawnRequest:
     driver: str | None = None
     owner: Any = None
     origin: str = "api"
+    link: Any = None  # rnix_actors.kernel.links.Endpoint
 
 
 @attrs.frozen
 class SendSignal:
-    """Deliver a signal; answered with the action taken (e.g. ``killed``, ``suspended: 3``)."""
+    """Deliver a signal; answered with the action taken (e.g. ``killed``, ``suspended: 3``).
+
+    ``grace``: seconds a SIGTERM gives before the kernel's SIGKILL (None: the kernel's
+    ``sigterm_grace``; a supervisor passes its child's ``shutdown``)."""
 
     pid: int
     signal: Signal
     origin: str = "user"
     retry: bool = False  # SIGRESUME: the process retries the call a guard refused
+    grace: float | None = None
 
 
 @attrs.frozen
 class SendSignals:
     """One signal to several processes in the given order (one round trip, e.g. for a
-    supervisor stopping its children); unknown PIDs are skipped. Answered with the actions."""
+    supervisor stopping its children); unknown or already exited PIDs are skipped, and one
+    process's failure never stops the rest of the batch. Answered with the actions."""
 
     pids: tuple[int, ...]
     signal: Signal
     origin: str = "user"
+    grace: float | None = None
 
 
 @attrs.frozen

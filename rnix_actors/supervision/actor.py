@@ -1,16 +1,22 @@
-"""The Supervisor actor: executes the decisions of `SupervisorCore` (DESIGN §3, §7).
+"""The Supervisor actor: executes the decisions of `SupervisorCore` (Erlang/OTP semantics).
 
-Agent children are kernel processes whose owner is this actor (the kernel tells it
-`ProcessExited`); supervisor children are nested `Supervisor` actors that tell it
-`SupervisorExited`. Stopping a child blocks this actor for at most the child's ``shutdown``
-time, as an OTP supervisor does: SIGTERM, wait, SIGKILL, move on.
+A supervisor traps exits and is linked to every child it starts, as in OTP: a child's `Exit`
+comes straight from the child's own thread, not through a relay. A nested supervisor is a
+`Supervisor` actor it starts itself, linked at construction. An agent child is a kernel
+process: the supervisor sends the kernel a spawn request carrying its endpoint, and the kernel
+links the new process to it before the process runs its first message. Spawning stays a kernel
+request because the kernel is the single owner of PIDs and of the process table (and of spawn
+safety: devices, depth, guards); the hop this design removes is the exit relay, not the spawn.
+
+If the supervisor itself ends (a crash in its code, a Pykka-level stop), its subtree goes down
+with it: it kills its children before its own exit reaches its parent, and its links end any
+child it could not reach. Its parent restarts it like any other child.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,10 +27,12 @@ import pykka
 
 from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
-from rnix_actors.kernel.process import ProcessState, Signal
+from rnix_actors.kernel.links import Endpoint
+from rnix_actors.kernel.links import link as link_endpoints
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.events import Event, EventBatch
-from rnix_actors.messages.kernel import ProcessExited, SendSignal, SendSignals, SpawnRequest
+from rnix_actors.messages.kernel import SpawnRequest
+from rnix_actors.messages.links import Exit, ExitKind, ExitReason
 from rnix_actors.supervision.core import (
     Action,
     Finished,
@@ -33,23 +41,27 @@ from rnix_actors.supervision.core import (
     StopChild,
     SupervisorCore,
 )
+from rnix_actors.supervision.escalation import migrated_spec, offer_migration
 from rnix_actors.supervision.messages import (
-    MigrationAnswer,
-    MigrationOffer,
+    AddChild,
+    ChildStartFailed,
+    CountChildren,
+    DeleteChild,
+    GetChildSpec,
     QueryTree,
+    RestartChild,
     RestartDue,
     StartDynamicChild,
     StopSupervisor,
-    SupervisorExited,
+    TerminateChild,
+    WhichChildren,
 )
-from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
+from rnix_actors.supervision.spec import ChildSpec, Strategy, SupervisorSpec, validate
+from rnix_actors.supervision.stopping import AgentChild, Stopper, SupervisorChild, Target
 from rnix_actors.supervision.views import SupervisorView, agent_name, supervisor_view
 from rnix_actors.templates import AgentTemplate
 
-log = logging.getLogger(__name__)
-
 ASK_TIMEOUT = 10.0
-KILL_WAIT = 5.0
 
 
 @attrs.frozen
@@ -58,42 +70,56 @@ class SupervisorDeps:
     bus: Any  # ActorRef[EventBus]
     table: ProcessTable
     resolve_agent: Callable[[ChildSpec, str], AgentTemplate | str]
+    known_agent: Callable[[str], bool]
     planner: Callable[[], Any]  # -> ActorRef of the migration planner, or None
-    on_root_exit: Callable[[SupervisorView], None]  # the root's final view
+    on_start: Callable[[str, Any], None]  # (path, ref): a supervisor is running
+    on_exit: Callable[[str, Any, SupervisorView], None]  # (path, ref, final view)
     tracker: ThreadTracker | None = None
     clock: Callable[[], float] = time.monotonic
 
 
 @attrs.frozen
-class _Parent:
+class _Sub:
     ref: Any  # ActorRef[Supervisor]
-    name: str
+    endpoint: Endpoint
     incarnation: int
 
 
 class Supervisor(RnixActor):
     def __init__(
-        self, spec: SupervisorSpec, deps: SupervisorDeps, path: str, parent: _Parent | None
+        self,
+        spec: SupervisorSpec,
+        deps: SupervisorDeps,
+        path: str,
+        parent: Endpoint | None,
+        endpoint: Endpoint | None = None,
     ) -> None:
-        super().__init__(deps.tracker)
+        super().__init__(deps.tracker, endpoint or Endpoint(f"supervisor {path}"))
+        self.endpoint.trap_exit = True
         self.spec = spec
         self.deps = deps
         self.path = path
+        self.origin = f"supervisor {path}"
         self.parent = parent
         self.core = SupervisorCore(spec, deps.clock)
         self.reason = ""
-        self.pids: dict[int, tuple[str, int]] = {}  # pid -> (child name, incarnation)
-        self.subs: dict[str, pykka.ActorRef[Supervisor]] = {}
+        self.agents: dict[int, tuple[str, int]] = {}  # pid -> (child name, incarnation)
+        self.subs: dict[str, _Sub] = {}
         self.final_views: dict[str, SupervisorView | None] = {}
         self.timers: dict[str, threading.Timer] = {}
+        self.stopper = Stopper(deps.kernel, deps.table, path)
         self._tickets = itertools.count(1)
         self._pending: dict[str, int] = {}
+        self._farewell_done = False
         # Events wait here until the supervisor has acted or is about to block, then go to
         # the bus in one message: a restart's spawn request leaves before its events do.
         self._outbox: list[Event] = []
+        if parent is not None:  # before it runs: a parent that is already gone is noproc
+            link_endpoints(self.endpoint, parent)
 
     # -- lifecycle --------------------------------------------------------------------------
     def started(self) -> None:
+        self.deps.on_start(self.path, self.actor_ref)
         self._event(
             "SupervisorStart",
             strategy=str(self.spec.strategy),
@@ -106,10 +132,45 @@ class Supervisor(RnixActor):
     def crashed(self, where: str, exc: BaseException) -> None:
         self.core.status = "escalated"
         self.reason = f"supervisor crashed in {where}: {type(exc).__name__}: {exc}"
-        self._stop_all(kill=True)
-        self._report_exit(abnormal=True)
+        self.exit_reason = ExitReason(ExitKind.FAILED, self.origin, self.reason)
+        try:
+            self._stop_all(kill=True)  # before the parent hears of it: no orphan
+        finally:
+            self._farewell()
 
+    def stopped(self) -> None:
+        if self.exit_reason is None:  # a Pykka-level stop: the subtree goes down, as a crash
+            self.core.status = "escalated"
+            self.reason = "supervisor stopped without a reason (killed)"
+            self.exit_reason = ExitReason(ExitKind.KILLED, self.origin, self.reason)
+            with contextlib.suppress(Exception):
+                self._stop_all(kill=True)
+        self._farewell()
+
+    def _farewell(self) -> None:
+        """Once, before the links hear of the exit: leave the final view behind."""
+        if self._farewell_done:
+            return
+        self._farewell_done = True
+        for timer in self.timers.values():
+            timer.cancel()
+        self._flush_events()
+        view = self.view()
+        self.endpoint.result = view
+        self.deps.on_exit(self.path, self.actor_ref, view)
+
+    def _end(self, kind: ExitKind, status: str, reason: str) -> None:
+        self.core.status = status
+        self.reason = reason
+        self.exit_reason = ExitReason(kind, self.origin, reason)
+        self._farewell()  # before an ask that stopped it is answered
+        self.stop()
+
+    # -- messages -----------------------------------------------------------------------------
     def handle(self, message: Any) -> Any:
+        if not self.endpoint.alive:  # killed from outside while busy: take the subtree down
+            self.stop()
+            return None
         try:
             return self._handle(message)
         finally:
@@ -117,14 +178,10 @@ class Supervisor(RnixActor):
 
     def _handle(self, message: Any) -> Any:
         match message:
-            case ProcessExited(pid=pid, exit=exit_status):
-                name, incarnation = self.pids.pop(pid, ("", 0))
-                if name:
-                    self._child_down(name, incarnation, not exit_status.ok, exit_status.reason, pid)
-            case SupervisorExited(name=name, incarnation=inc, abnormal=abnormal, reason=reason):
-                self.subs.pop(name, None)
-                self.final_views[name] = message.view
-                self._child_down(name, inc, abnormal, reason, None)
+            case Exit():
+                self._exit_arrived(message)
+            case ChildStartFailed(name=name, incarnation=incarnation, reason=reason):
+                self._child_down(name, incarnation, True, reason, None)
             case RestartDue(name=name, ticket=ticket):
                 if self._pending.get(name) == ticket:
                     del self._pending[name]
@@ -133,20 +190,76 @@ class Supervisor(RnixActor):
             case StopSupervisor(kill=kill, origin=origin):
                 self._event("SupervisorStop", origin=origin, kill=kill)
                 self._stop_all(kill)
-                self.core.status = "stopped"
-                self.reason = f"stopped by {origin}"
-                if self.parent is None:
-                    self.deps.on_root_exit(self.view())
-                self.stop()
+                self._end(ExitKind.SHUTDOWN, "stopped", f"stopped by {origin}")
+            case QueryTree():
+                return self.view()
+            case _:
+                return self._manage(message)
+        return None
+
+    def _manage(self, message: Any) -> Any:
+        """OTP's management calls; a bad request raises `RnixError` to the caller only."""
+        match message:
             case StartDynamicChild(intent=intent):
                 action = self.core.add_dynamic(intent)
                 self._execute([action])
                 return action.name
-            case QueryTree():
-                return self.view()
+            case AddChild(spec=spec):
+                return self._add_child(spec)
+            case TerminateChild(name=name):
+                running = self.core.child(name).status in ("starting", "running", "restarting")
+                self._stop_children([name], kill=False)
+                self.core.terminate(name)
+                return running
+            case RestartChild(name=name):
+                self._execute([self.core.restart(name)])
+                return self.core.children[name].pid
+            case DeleteChild(name=name):
+                self.core.delete(name)
+                self.final_views.pop(name, None)
+            case GetChildSpec(name=name):
+                return self.core.child(name).spec
+            case WhichChildren():
+                return self.view().children
+            case CountChildren():
+                return self.core.counts()
+            case _:
+                self.unhandled(message)
         return None
 
-    # -- children ---------------------------------------------------------------------------
+    def _add_child(self, spec: ChildSpec) -> str:
+        if self.core.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
+            raise RnixError(
+                f"{self.path} is simple_one_for_one: start_child takes an intent, not a ChildSpec"
+            )
+        probe = attrs.evolve(self.spec, children=(spec,))
+        validate(probe, self.deps.known_agent, "<start_child>", self.path)
+        self._execute([self.core.add(spec)])
+        return spec.name
+
+    def _exit_arrived(self, exit: Exit) -> None:
+        if exit.source is self.parent:
+            # OTP: a supervisor whose parent ends stops its children and ends the same way.
+            self._stop_all(kill=False)
+            self._end(exit.reason.kind, "stopped", f"parent exited: {exit.reason}")
+            return
+        if exit.pid is not None:
+            name, incarnation = self.agents.pop(exit.pid, ("", 0))
+        else:
+            name, incarnation = self._sub_of(exit.source)
+            if name:
+                del self.subs[name]
+                self.final_views[name] = exit.result
+        if name:  # else stale: an incarnation this supervisor already replaced or stopped
+            self._child_down(name, incarnation, exit.reason.abnormal, str(exit.reason), exit.pid)
+
+    def _sub_of(self, endpoint: Endpoint) -> tuple[str, int]:
+        for name, sub in self.subs.items():
+            if sub.endpoint is endpoint:
+                return name, sub.incarnation
+        return "", 0
+
+    # -- children -------------------------------------------------------------------------------
     def _child_down(
         self, name: str, incarnation: int, abnormal: bool, reason: str, pid: int | None
     ) -> None:
@@ -169,21 +282,22 @@ class Supervisor(RnixActor):
                 case GiveUp(child=child, reason=reason):
                     self._give_up(child, reason)
                     return
-                case Finished(reason=reason):
-                    self.reason = reason
+                case Finished(reason=reason, shutdown=shutdown):
+                    self._stop_all(kill=False)
                     self._event("SupervisorExit", reason=reason)
-                    self._report_exit(abnormal=False)
-                    self.stop()
+                    kind = ExitKind.SHUTDOWN if shutdown else ExitKind.NORMAL
+                    self._end(kind, "completed", reason)
                     return
 
     def _start_many(self, names: list[str]) -> None:
         """Start children in order. Spawn requests are pipelined (all sent, then all answered:
         the kernel handles them in order), so a one_for_all restart does not pay a round trip
-        per child."""
+        per child. A child that cannot start is handled later, as a message (OTP's
+        ``try_again_restart``): never by recursing into a restart while this one runs."""
         pending: list[tuple[str, Any]] = []
         for name in names:
-            child = self.core.children[name]
-            if child.status not in ("starting", "restarting"):
+            child = self.core.children.get(name)
+            if child is None or child.status not in ("starting", "restarting"):
                 continue
             if child.incarnation:
                 self._event(
@@ -194,10 +308,7 @@ class Supervisor(RnixActor):
                     strategy=str(self.spec.strategy),
                 )
             if child.spec.supervisor is not None:
-                incarnation = self.core.started(name, None)
-                parent = _Parent(self.actor_ref, name, incarnation)
-                path = f"{self.path}/{name}"
-                self.subs[name] = Supervisor.start(child.spec.supervisor, self.deps, path, parent)
+                self._start_sub(name, child.spec.supervisor)
                 continue
             try:
                 pending.append((name, self._spawn(child.spec)))
@@ -210,24 +321,32 @@ class Supervisor(RnixActor):
                     raise answer
                 pid: int = answer.get(timeout=ASK_TIMEOUT)
             except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
-                # A start failure is a failure of that child: the strategy and intensity decide.
                 incarnation = self.core.started(name, None)
-                self._child_down(name, incarnation, True, f"start failed: {exc}", None)
+                self.actor_ref.tell(ChildStartFailed(name, incarnation, f"start failed: {exc}"))
                 continue
             incarnation = self.core.started(name, pid)
-            self.pids[pid] = (name, incarnation)
+            self.agents[pid] = (name, incarnation)
             self._event("SupervisorChildStart", child=name, child_pid=pid, incarnation=incarnation)
 
+    def _start_sub(self, name: str, spec: SupervisorSpec) -> None:
+        incarnation = self.core.started(name, None)
+        path = f"{self.path}/{name}"
+        endpoint = Endpoint(f"supervisor {path}")
+        ref = Supervisor.start(spec, self.deps, path, self.endpoint, endpoint)
+        self.subs[name] = _Sub(ref, endpoint, incarnation)
+        self._event("SupervisorChildStart", child=name, incarnation=incarnation)
+
     def _spawn(self, spec: ChildSpec) -> Any:
-        """Send the spawn request; returns the future of the new PID."""
+        """Send the spawn request (the new process is linked to this supervisor before it
+        runs); returns the future of the new PID."""
         agent = self.deps.resolve_agent(spec, self.path)
         request = SpawnRequest(
             template=agent,
             intent=spec.intent,
             devices=spec.devices,
             max_steps=spec.max_steps,
-            owner=self.actor_ref,
-            origin=f"supervisor {self.path}",
+            origin=self.origin,
+            link=self.endpoint,
         )
         return self.deps.kernel.ask(request, block=False)
 
@@ -247,16 +366,9 @@ class Supervisor(RnixActor):
         timer.start()
 
     def _stop_children(self, names: list[str], kill: bool, mark: bool = True) -> None:
-        """Stop children in the given order (callers pass reverse start order).
-
-        Each agent child is sent SIGTERM in that order, then each is given its own ``shutdown``
-        time from that moment before SIGKILL: the grace periods overlap instead of adding up
-        (OTP waits for each child in turn; agents finishing a step would make that slow).
-        ``mark=False`` when the core already decided (and may restart them).
-        """
-        self._flush_events()
-        origin = f"supervisor {self.path}"
-        waiting: list[tuple[int, float]] = []
+        """Stop children in the given order (callers pass reverse start order); see
+        `Stopper`. ``mark=False`` when the core already decided (and may restart them)."""
+        targets: list[Target] = []
         for name in names:
             child = self.core.children.get(name)
             if child is None:
@@ -268,48 +380,12 @@ class Supervisor(RnixActor):
                 self._pending.pop(name, None)
             sub = self.subs.pop(name, None)
             if sub is not None:
-                self._stop_sub(name, sub, kill, child.spec.shutdown)
-            elif child.pid is not None and self.pids.pop(child.pid, None) is not None:
-                grace = 0.0 if kill else child.spec.shutdown
-                waiting.append((child.pid, grace))
-        for sig, graceful in ((Signal.SIGTERM, True), (Signal.SIGKILL, False)):
-            pids = tuple(pid for pid, grace in waiting if (grace > 0) == graceful)
-            if pids:
-                self._signal_many(pids, sig, origin)
-        now = time.monotonic()
-        for pid, grace in waiting:
-            deadline = now + grace
-            left = max(0.0, deadline - time.monotonic())
-            if self.deps.table.wait_for(pid, _dead, left) is not None:
-                continue
-            self._signal(pid, Signal.SIGKILL, origin)
-            if self.deps.table.wait_for(pid, _dead, KILL_WAIT) is None:
-                log.warning("%s: PID %d did not die after SIGKILL; abandoned", self.path, pid)
-
-    def _stop_sub(
-        self, name: str, sub: pykka.ActorRef[Supervisor], kill: bool, shutdown: float
-    ) -> None:
+                shutdown = child.spec.shutdown_time
+                targets.append(SupervisorChild(name, sub.ref, sub.endpoint, shutdown))
+            elif child.pid is not None and self.agents.pop(child.pid, None) is not None:
+                targets.append(AgentChild(name, child.pid, child.spec.shutdown_time))
         self._flush_events()
-        try:
-            sub.ask(
-                StopSupervisor(kill, f"supervisor {self.path}"),
-                block=True,
-                timeout=max(ASK_TIMEOUT, shutdown * 4),
-            )
-        except (pykka.ActorDeadError, pykka.Timeout):
-            log.warning("%s: child supervisor %s did not stop in time", self.path, name)
-
-    def _signal_many(self, pids: tuple[int, ...], sig: Signal, origin: str) -> None:
-        try:
-            self.deps.kernel.ask(SendSignals(pids, sig, origin), block=True, timeout=ASK_TIMEOUT)
-        except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
-            log.warning("%s: %s to PIDs %s failed: %s", self.path, sig, pids, exc)
-
-    def _signal(self, pid: int, sig: Signal, origin: str) -> None:
-        try:
-            self.deps.kernel.ask(SendSignal(pid, sig, origin), block=True, timeout=ASK_TIMEOUT)
-        except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
-            log.warning("%s: %s to PID %d failed: %s", self.path, sig, pid, exc)
+        self.final_views.update(self.stopper.stop(targets, kill))
 
     def _stop_all(self, kill: bool) -> None:
         self._stop_children(list(reversed(self.core.children)), kill)
@@ -323,84 +399,36 @@ class Supervisor(RnixActor):
             max_restarts=self.spec.max_restarts,
             max_window=self.spec.max_window,
         )
-        answer = self._offer_migration(name, reason)
-        if answer is not None and answer.decision == "migrated" and answer.substitute:
-            spec = self.core.children[name].spec
-            new_spec = attrs.evolve(
-                spec,
-                agent=answer.substitute,
-                intent=answer.intent or spec.intent,
-                devices=answer.devices if answer.devices is not None else spec.devices,
-            )
+        self._flush_events()
+        child = self.core.children[name]
+        answer = offer_migration(self.deps.planner(), self.path, name, child)
+        new_spec = None if answer is None else migrated_spec(child.spec, answer)
+        if answer is not None and new_spec is not None:
             self._event(
                 "SupervisorMigration",
                 child=name,
-                original=agent_name(spec.agent),
+                original=agent_name(child.spec.agent),
                 substitute=answer.substitute,
                 reason=answer.reason,
             )
             self._execute([self.core.replace_spec(name, new_spec)])
             return
         self._stop_all(kill=False)
-        self.core.status = "escalated"
         why = "" if answer is None else f"; migration {answer.decision}: {answer.reason}"
-        self.reason = (
+        reason = (
             f"max_restarts_exceeded: child {name!r} needed more than "
             f"{self.spec.max_restarts} restarts in {self.spec.max_window}s "
             f"(last exit: {reason}){why}"
         )
-        self._event("SupervisorEscalate", child=name, reason=self.reason)
-        self._report_exit(abnormal=True)
-        self.stop()
-
-    def _offer_migration(self, name: str, reason: str) -> MigrationAnswer | None:
-        planner = self.deps.planner()
-        child = self.core.children[name]
-        if planner is None or child.spec.supervisor is not None:
-            return None
-        offer = MigrationOffer(
-            supervisor=self.path,
-            child=name,
-            template=agent_name(child.spec.agent),
-            intent=child.spec.intent,
-            exit_reason=reason,
-            last_pid=child.pid,
-            devices=child.spec.devices,
-        )
-        self._flush_events()
-        try:
-            answer = planner.ask(offer, block=True, timeout=ASK_TIMEOUT)
-        except Exception as exc:  # a broken planner must not stop the escalation
-            log.warning("%s: migration planner failed: %s", self.path, exc)
-            return MigrationAnswer("declined", f"planner failed: {exc}")
-        if not isinstance(answer, MigrationAnswer):
-            return MigrationAnswer("declined", f"planner answered {type(answer).__name__}")
-        return answer
-
-    def _report_exit(self, abnormal: bool) -> None:
-        self._flush_events()
-        for timer in self.timers.values():
-            timer.cancel()
-        if self.parent is None:
-            self.deps.on_root_exit(self.view())
-            return
-        message = SupervisorExited(
-            self.parent.name, self.parent.incarnation, abnormal, self.reason, self.view()
-        )
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.parent.ref.tell(message)
-
-    def stopped(self) -> None:
-        self._flush_events()
-        for timer in self.timers.values():
-            timer.cancel()
+        self._event("SupervisorEscalate", child=name, reason=reason)
+        self._end(ExitKind.FAILED, "escalated", reason)
 
     # -- views and events -------------------------------------------------------------------
     def view(self) -> SupervisorView:
         sub_views: dict[str, SupervisorView | None] = dict(self.final_views)
         for name, sub in self.subs.items():
             try:
-                sub_views[name] = sub.ask(QueryTree(), block=True, timeout=2.0)
+                sub_views[name] = sub.ref.ask(QueryTree(), block=True, timeout=2.0)
             except (pykka.ActorDeadError, pykka.Timeout):
                 sub_views[name] = None  # busy stopping its own children: shown without
         return supervisor_view(self.core, self.path, self.reason, sub_views, self.deps.table)
@@ -425,7 +453,3 @@ class Supervisor(RnixActor):
             events, self._outbox = tuple(self._outbox), []
             with contextlib.suppress(pykka.ActorDeadError):
                 self.deps.bus.tell(EventBatch(events))
-
-
-def _dead(info: Any) -> bool:
-    return bool(info.state is ProcessState.DEAD)

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import attrs
 
-from rnix_actors.supervision.spec import ChildSpec, Strategy, SupervisorSpec
+from rnix_actors.errors import RnixError
+from rnix_actors.supervision.spec import AutoShutdown, ChildSpec, Strategy, SupervisorSpec
 from rnix_actors.supervision.strategy import (
     RestartIntensity,
     backoff_delay,
@@ -43,9 +44,12 @@ class GiveUp:
 
 @attrs.frozen
 class Finished:
-    """No child is left to run: the supervisor exits normally."""
+    """No child is left to run (or a significant one ended under ``auto_shutdown``): the
+    supervisor stops what still runs and exits normally (``shutdown``: OTP's reason for an
+    automatic shutdown)."""
 
     reason: str
+    shutdown: bool = False
 
 
 Action = StopChild | StartChild | GiveUp | Finished
@@ -97,6 +101,26 @@ class SupervisorCore:
     def restart_count(self) -> int:
         return sum(c.restarts for c in self.children.values())
 
+    def child(self, name: str) -> ChildState:
+        """The child ``name``; `RnixError` naming the supervisor's children if unknown."""
+        child = self.children.get(name)
+        if child is None:
+            known = ", ".join(self.children) or "none"
+            raise RnixError(
+                f"supervisor {self.spec.name!r} has no child {name!r} (children: {known})"
+            )
+        return child
+
+    def counts(self) -> dict[str, int]:
+        """OTP's ``count_children``: specs, active (running), supervisors, workers."""
+        kids = self.children.values()
+        return {
+            "specs": len(self.children),
+            "active": sum(1 for c in kids if c.status in ACTIVE),
+            "supervisors": sum(1 for c in kids if c.spec.supervisor is not None),
+            "workers": sum(1 for c in kids if c.spec.supervisor is None),
+        }
+
     # -- inputs -----------------------------------------------------------------------------
     def initial_actions(self) -> list[Action]:
         return [StartChild(name) for name in self.order]
@@ -107,6 +131,44 @@ class SupervisorCore:
         name = f"{template.name}-{next(self._serial)}"
         self.children[name] = ChildState(attrs.evolve(template, name=name, intent=intent))
         return StartChild(name)
+
+    def add(self, spec: ChildSpec) -> StartChild:
+        """OTP's ``start_child(ChildSpec)`` on a static supervisor (validated by the caller)."""
+        if spec.name in self.children:
+            state = "running" if self.children[spec.name].status in ACTIVE else "present"
+            raise RnixError(
+                f"supervisor {self.spec.name!r} already has a child {spec.name!r} ({state}); "
+                "delete_child it first or pick another name"
+            )
+        self.children[spec.name] = ChildState(spec)
+        return StartChild(spec.name)
+
+    def terminate(self, name: str) -> bool:
+        """OTP's ``terminate_child``: the child is stopped and not restarted; its spec stays
+        (simple_one_for_one: it is forgotten). Returns whether it was running."""
+        child = self.child(name)
+        was_active = child.status in ACTIVE
+        if was_active:
+            child.status = "stopped"
+        if self.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
+            del self.children[name]
+        return was_active
+
+    def restart(self, name: str) -> StartChild:
+        """OTP's ``restart_child``: start a terminated child again (not counted as a restart
+        for the intensity)."""
+        child = self.child(name)
+        if child.status in ACTIVE:
+            raise RnixError(f"child {name!r} is running; terminate_child it first")
+        child.status = "restarting"
+        return StartChild(name)
+
+    def delete(self, name: str) -> None:
+        """OTP's ``delete_child``: forget a terminated child's spec."""
+        child = self.child(name)
+        if child.status in ACTIVE:
+            raise RnixError(f"child {name!r} is running; terminate_child it first")
+        del self.children[name]
 
     def started(self, name: str, pid: int | None) -> int:
         """Record a new incarnation; returns its number (exits must quote it)."""
@@ -143,7 +205,7 @@ class SupervisorCore:
         child.last_exit = reason
         if not should_restart(child.spec.restart_type, abnormal):
             child.status = "done"
-            return self._finished_if_idle()
+            return self._auto_shutdown(name) or self._finished_if_idle()
         now = self.clock()
         policy = self.spec.backoff
         if policy is not None and now - child.started_at >= policy.reset_after:
@@ -170,6 +232,29 @@ class SupervisorCore:
             self.children[restarted].status = "restarting"
             self.children[restarted].restarts += 1
             actions.append(StartChild(restarted, delay))
+        return actions
+
+    def _auto_shutdown(self, ended: str) -> list[Action]:
+        """OTP 24: a significant child ended by itself (and is not restarted)."""
+        auto = AutoShutdown(self.spec.auto_shutdown)
+        if auto is AutoShutdown.NEVER or not self.children[ended].spec.significant:
+            return []
+        if auto is AutoShutdown.ALL_SIGNIFICANT and any(
+            c.spec.significant and c.status in ACTIVE for c in self.children.values()
+        ):
+            return []
+        actions: list[Action] = []
+        for name in reversed(self.order):
+            if self.children[name].status in ACTIVE:
+                self.stopping(name)
+                actions.append(StopChild(name))
+        self.status = "completed"
+        why = (
+            "any significant child"
+            if auto is AutoShutdown.ANY_SIGNIFICANT
+            else "all significant children"
+        )
+        actions.append(Finished(f"auto_shutdown: {why} ended (last: {ended!r})", shutdown=True))
         return actions
 
     def _finished_if_idle(self) -> list[Action]:

@@ -24,14 +24,14 @@ SUPERVISOR_EVENTS = frozenset(
 
 
 @attrs.frozen
-class SupervisorExited:
-    """From a child supervisor to its parent: it finished (normally) or gave up (abnormal)."""
+class ChildStartFailed:
+    """Self-sent when a child could not be started (OTP's ``try_again_restart``): the
+    failure is handled as that child's exit once the current message is done, never by
+    recursing into the restart that is still running."""
 
     name: str
     incarnation: int
-    abnormal: bool
     reason: str
-    view: Any = None  # the child supervisor's final SupervisorView
 
 
 @attrs.frozen
@@ -63,6 +63,53 @@ class StartDynamicChild:
 @attrs.frozen
 class QueryTree:
     """Answered with a `SupervisorView` of the live subtree."""
+
+
+# -- OTP's supervisor management API (each answered; errors are `RnixError`) ---------------
+@attrs.frozen
+class AddChild:
+    """``start_child(ChildSpec)`` on a static supervisor: add the spec and start it;
+    answered with the child's name."""
+
+    spec: Any  # ChildSpec
+
+
+@attrs.frozen
+class TerminateChild:
+    """Stop a child and keep its spec (it is not restarted); answered with whether it ran."""
+
+    name: str
+
+
+@attrs.frozen
+class RestartChild:
+    """Start a terminated child again; answered with its new PID (None for a supervisor)."""
+
+    name: str
+
+
+@attrs.frozen
+class DeleteChild:
+    """Forget a terminated child's spec."""
+
+    name: str
+
+
+@attrs.frozen
+class GetChildSpec:
+    """Answered with the child's `ChildSpec`."""
+
+    name: str
+
+
+@attrs.frozen
+class WhichChildren:
+    """Answered with the `ChildView` of each child, in start order."""
+
+
+@attrs.frozen
+class CountChildren:
+    """Answered with ``{specs, active, supervisors, workers}``."""
 
 
 @attrs.frozen

@@ -18,8 +18,9 @@ from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.supervision.actor import Supervisor, SupervisorDeps
-from rnix_actors.supervision.messages import QueryTree, StartDynamicChild, StopSupervisor
-from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec, validate
+from rnix_actors.supervision.handle import SupervisorHandle
+from rnix_actors.supervision.messages import QueryTree, StopSupervisor
+from rnix_actors.supervision.spec import PYTHON_WORKER_LIMITS, ChildSpec, SupervisorSpec, validate
 from rnix_actors.supervision.views import SupervisorView
 from rnix_actors.templates import AgentTemplate
 
@@ -29,57 +30,16 @@ ASK_TIMEOUT = 30.0
 
 
 @attrs.define
-class _Root:
-    spec: SupervisorSpec
+class _Record:
+    """One supervisor path: its current incarnation and, once it ended, its final view."""
+
     ref: pykka.ActorRef[Supervisor] | None
+    spec: SupervisorSpec | None = None  # roots only
     status: str = "running"
     reason: str = ""
     final: SupervisorView | None = None
     done: threading.Event = attrs.field(factory=threading.Event)
     on_done: list[Callable[[SupervisorView], None]] = attrs.field(factory=list)
-
-
-class SupervisorHandle:
-    """A started root supervisor, addressed by its path (``/<name>``)."""
-
-    def __init__(self, service: Supervision, path: str) -> None:
-        self._service = service
-        self.path = path
-
-    @property
-    def status(self) -> str:
-        """running, completed, escalated or stopped."""
-        return self._service.root_status(self.path)[0]
-
-    @property
-    def reason(self) -> str:
-        return self._service.root_status(self.path)[1]
-
-    def view(self) -> SupervisorView:
-        """A snapshot of the tree; ``print(handle.view())`` draws it."""
-        return self._service.view(self.path)
-
-    def wait(self, timeout: float | None = None) -> SupervisorView:
-        """Block until the supervisor has finished (completed, escalated or stopped) and
-        return its final view. Raises `TimeoutError` after ``timeout`` seconds."""
-        return self._service.wait(self.path, timeout)
-
-    def add_done_callback(self, callback: Callable[[SupervisorView], None]) -> None:
-        """Call ``callback(final_view)`` once the tree finished: at once (in this thread) if
-        it has, else in the supervisor's thread as it finishes (keep it quick)."""
-        self._service.when_done(self.path, callback)
-
-    def start_child(self, intent: str) -> str:
-        """simple_one_for_one: start a child of the template spec; returns its name."""
-        name: str = self._service.ask(self.path, StartDynamicChild(intent))
-        return name
-
-    def stop(self, kill: bool = False, origin: str = "user") -> None:
-        """Stop the subtree in reverse start order (``kill``: SIGKILL at once), no restarts.
-        Stopping a supervisor that already finished does nothing."""
-        if self.status == "running":
-            with contextlib.suppress(RnixError):  # it may finish meanwhile
-                self._service.ask(self.path, StopSupervisor(kill, origin))
 
 
 class Supervision:
@@ -93,7 +53,8 @@ class Supervision:
         tracker: ThreadTracker | None,
     ) -> None:
         self._lock = threading.Lock()
-        self._roots: dict[str, _Root] = {}
+        self._records: dict[str, _Record] = {}
+        self._roots: list[str] = []
         self._templates = templates
         self._register_driver = register_driver
         self.planner: Any = None
@@ -102,46 +63,62 @@ class Supervision:
             bus=bus,
             table=table,
             resolve_agent=self._resolve_agent,
+            known_agent=lambda name: self._templates(name) is not None,
             planner=lambda: self.planner,
-            on_root_exit=self._root_exited,
+            on_start=self._started,
+            on_exit=self._exited,
             tracker=tracker,
         )
 
     def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:
         """Validate ``spec`` (nothing starts on error) and start it as a root."""
-        validate(spec, lambda name: self._templates(name) is not None)
+        validate(spec, self.deps.known_agent)
         path = f"/{spec.name}"
         with self._lock:
-            existing = self._roots.get(path)
+            existing = self._records.get(path)
             if existing is not None and existing.status == "running":
                 raise RnixError(f"a supervisor named {spec.name!r} is already running")
-            root = _Root(spec, None)
-            self._roots[path] = root
-        root.ref = Supervisor.start(spec, self.deps, path, None)
+            self._records[path] = _Record(None, spec)
+            if path not in self._roots:
+                self._roots.append(path)
+        ref = Supervisor.start(spec, self.deps, path, None)
+        with self._lock:
+            record = self._records[path]
+            if record.ref is None:
+                record.ref = ref
         return SupervisorHandle(self, path)
 
-    def root_status(self, path: str) -> tuple[str, str]:
+    def handle(self, path: str) -> SupervisorHandle:
+        """The handle of the supervisor at ``path`` (``/root/child``; the leading slash may
+        be left out). Raises `RnixError` naming the known paths."""
+        path = "/" + path.strip("/")
         with self._lock:
-            root = self._roots[path]
-            return root.status, root.reason
+            if path not in self._records:
+                known = ", ".join(sorted(self._records)) or "none"
+                raise RnixError(f"no supervisor at {path} (known: {known})")
+        return SupervisorHandle(self, path)
 
-    def when_done(self, path: str, callback: Callable[[SupervisorView], None]) -> None:
+    def paths(self) -> list[str]:
         with self._lock:
-            root = self._roots[path]
-            final = root.final if root.done.is_set() else None
-            if final is None:
-                root.on_done.append(callback)
-        if final is not None:
-            callback(final)
+            return sorted(self._records)
 
-    def _root_exited(self, view: SupervisorView) -> None:
-        callbacks: list[Callable[[SupervisorView], None]] = []
+    def _started(self, path: str, ref: Any) -> None:
         with self._lock:
-            root = self._roots.get(view.path)
-            if root is not None:
-                root.status, root.reason, root.final = view.status, view.reason, view
-                callbacks, root.on_done = root.on_done, []
-                root.done.set()
+            old = self._records.get(path)
+            if old is not None and old.ref in (None, ref) and old.status == "running":
+                old.ref = ref
+            else:  # a nested supervisor restarted by its parent: a new incarnation
+                self._records[path] = _Record(ref, None if old is None else old.spec)
+
+    def _exited(self, path: str, ref: Any, view: SupervisorView) -> None:
+        with self._lock:
+            record = self._records.get(path)
+            if record is None or record.ref not in (None, ref):
+                return  # an older incarnation
+            record.ref = ref
+            record.status, record.reason, record.final = view.status, view.reason, view
+            callbacks, record.on_done = record.on_done, []
+            record.done.set()
         for callback in callbacks:
             try:
                 callback(view)
@@ -150,46 +127,71 @@ class Supervision:
         if view.status == "escalated":
             log.warning("supervisor %s gave up: %s", view.path, view.reason)
 
-    def ask(self, path: str, message: Any) -> Any:
+    def _record(self, path: str) -> _Record:
         with self._lock:
-            root = self._roots.get(path)
-        if root is None or root.ref is None or not root.ref.is_alive():
-            raise RnixError(f"supervisor {path} is not running")
-        return root.ref.ask(message, block=True, timeout=ASK_TIMEOUT)
+            record = self._records.get(path)
+        if record is None:
+            raise RnixError(f"no supervisor at {path}")
+        return record
+
+    def status(self, path: str) -> tuple[str, str]:
+        record = self._record(path)
+        return record.status, record.reason
 
     def wait(self, path: str, timeout: float | None) -> SupervisorView:
-        with self._lock:
-            root = self._roots[path]
-        if not root.done.wait(timeout):
+        record = self._record(path)
+        if not record.done.wait(timeout):
             raise TimeoutError(f"supervisor {path} still running after {timeout}s")
-        assert root.final is not None
-        return root.final
+        assert record.final is not None
+        return record.final
+
+    def when_done(self, path: str, callback: Callable[[SupervisorView], None]) -> None:
+        record = self._record(path)
+        with self._lock:
+            final = record.final if record.done.is_set() else None
+            if final is None:
+                record.on_done.append(callback)
+        if final is not None:
+            callback(final)
+
+    def ask(self, path: str, message: Any) -> Any:
+        record = self._record(path)
+        ref = record.ref
+        if ref is None or record.status != "running" or not ref.is_alive():
+            raise RnixError(f"supervisor {path} is not running ({record.status})")
+        try:
+            return ref.ask(message, block=True, timeout=ASK_TIMEOUT)
+        except pykka.ActorDeadError:
+            raise RnixError(f"supervisor {path} ended before answering") from None
+        except pykka.Timeout:
+            raise RnixError(f"supervisor {path} did not answer within {ASK_TIMEOUT}s") from None
 
     def view(self, path: str) -> SupervisorView:
-        with self._lock:
-            root = self._roots[path]
-        if root.ref is not None and root.ref.is_alive():
+        record = self._record(path)
+        if record.ref is not None and record.status == "running" and record.ref.is_alive():
             try:
-                view: SupervisorView = root.ref.ask(QueryTree(), block=True, timeout=5.0)
+                view: SupervisorView = record.ref.ask(QueryTree(), block=True, timeout=5.0)
                 return view
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
-        if root.final is not None:
-            return root.final
-        spec = root.spec
+        if record.final is not None:
+            return record.final
+        spec = record.spec
+        name = path.rsplit("/", 1)[-1]
         return SupervisorView(
-            spec.name,
+            name,
             path,
-            str(spec.strategy),
-            root.status,
+            "" if spec is None else str(spec.strategy),
+            record.status,
             0,
-            spec.max_restarts,
-            spec.max_window,
+            0 if spec is None else spec.max_restarts,
+            0.0 if spec is None else spec.max_window,
             (),
-            root.reason,
+            record.reason,
         )
 
     def views(self) -> list[SupervisorView]:
+        """The root trees, in the order they were started."""
         with self._lock:
             paths = list(self._roots)
         return [self.view(path) for path in paths]
@@ -197,18 +199,33 @@ class Supervision:
     def stop_all(self, timeout: float) -> None:
         """Stop every running root with SIGKILL (system shutdown: no restarts)."""
         with self._lock:
-            refs = [r.ref for r in self._roots.values() if r.ref is not None]
+            refs = [self._records[p].ref for p in self._roots]
         for ref in refs:
-            with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                ref.ask(StopSupervisor(True, "system"), block=True, timeout=timeout)
+            if ref is not None:
+                with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                    ref.ask(StopSupervisor(True, "system"), block=True, timeout=timeout)
 
     def _resolve_agent(self, child: ChildSpec, path: str) -> AgentTemplate | str:
         agent = child.agent
-        if isinstance(agent, str | AgentTemplate):
+        if isinstance(agent, str) and child.context_slots is not None:
+            found = self._templates(agent)
+            agent = agent if found is None else found
+        if isinstance(agent, AgentTemplate):
+            if child.context_slots is None:
+                return agent
+            limits = attrs.evolve(agent.limits, context_slots=child.context_slots)
+            return attrs.evolve(agent, limits=limits)
+        if isinstance(agent, str):
             return agent
         if callable(agent):
-            # A python brain: one driver per child identity, registered on first use.
+            # A python brain: one driver per child identity, registered on first use. Its
+            # limits are stated (PYTHON_WORKER_LIMITS), not a chat agent's defaults.
             name = re.sub(r"[^A-Za-z0-9._-]", ".", f"sup{path}.{child.name}").strip(".")
             self._register_driver(PythonDriver(name, agent))
-            return AgentTemplate(name=child.name, devices=child.devices or (), driver=name)
+            limits = PYTHON_WORKER_LIMITS
+            if child.context_slots is not None:
+                limits = attrs.evolve(limits, context_slots=child.context_slots)
+            return AgentTemplate(
+                name=child.name, devices=child.devices or (), driver=name, limits=limits
+            )
         raise RnixError(f"child {child.name!r} of {path} has no agent")

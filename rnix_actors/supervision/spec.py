@@ -6,6 +6,7 @@ fail the same way, before anything starts.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -14,7 +15,7 @@ from typing import Any
 import attrs
 
 from rnix_actors.errors import ConfigError
-from rnix_actors.templates import AgentTemplate
+from rnix_actors.templates import DEFAULT_STEP_TIMEOUT, AgentTemplate, Limits
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -28,8 +29,32 @@ class Strategy(StrEnum):
 
 class Restart(StrEnum):
     PERMANENT = "permanent"  # always restarted
-    TRANSIENT = "transient"  # restarted only after an abnormal exit
+    TRANSIENT = "transient"  # restarted only after an abnormal exit (not normal, not shutdown)
     TEMPORARY = "temporary"  # never restarted
+
+
+class AutoShutdown(StrEnum):
+    """OTP 24's ``auto_shutdown``: when the supervisor ends by itself because of its
+    ``significant`` children."""
+
+    NEVER = "never"
+    ANY_SIGNIFICANT = "any_significant"  # as soon as one significant child has ended
+    ALL_SIGNIFICANT = "all_significant"  # once every significant child has ended
+
+
+INFINITY = math.inf
+"""``shutdown=INFINITY``: wait for the child however long it takes (the default for
+supervisor children, as in OTP)."""
+
+AGENT_SHUTDOWN = 5.0
+
+PYTHON_WORKER_LIMITS = Limits(
+    max_steps=0, max_tokens=0, step_timeout=DEFAULT_STEP_TIMEOUT, context_slots=10_000
+)
+"""What a child whose agent is a plain Python function gets: no step or token limit (it runs
+until the function gives a final answer, or its supervisor stops it), the usual step timeout,
+and 10,000 context messages (then it is suspended ``context_full``). ``ChildSpec.max_steps``
+and ``ChildSpec.context_slots`` change them."""
 
 
 @attrs.frozen
@@ -55,23 +80,39 @@ class ChildSpec:
     ``restart`` defaults to transient, for agents and nested supervisors alike: here a child
     that exits normally has finished its work (an agent completed its task, a supervisor all
     its children), so only failures restart it; ``permanent`` restarts after any exit, as in
-    OTP. ``shutdown`` is the SIGTERM grace in seconds before
-    the supervisor sends SIGKILL and moves on. ``devices`` narrows the agent's whitelist (and is
-    the whitelist of a callable brain). ``max_steps`` overrides the template's step limit.
+    OTP. An exit because someone asked the child to stop (a SIGTERM from a user or a
+    supervisor: OTP's ``shutdown``) is not a failure either.
+
+    ``shutdown`` is how long the supervisor waits after SIGTERM before SIGKILL (seconds, or
+    `INFINITY`); unset, 5 s for an agent and `INFINITY` for a supervisor, which must stop its
+    own children first. ``devices`` narrows the agent's whitelist (and is the whitelist of a
+    callable brain). ``max_steps`` overrides the template's step limit and ``context_slots``
+    its context size (a callable brain gets `PYTHON_WORKER_LIMITS` unless they are set).
+    ``significant`` children end the supervisor under its ``auto_shutdown`` (they must be
+    transient or temporary).
     """
 
     name: str
     agent: str | AgentTemplate | Brain | None = None
     intent: str = ""
     restart: Restart | None = None
-    shutdown: float = 5.0
+    shutdown: float | None = None
     devices: tuple[str, ...] | None = None
     supervisor: SupervisorSpec | None = None
     max_steps: int | None = None
+    context_slots: int | None = None
+    significant: bool = False
 
     @property
     def restart_type(self) -> Restart:
         return Restart.TRANSIENT if self.restart is None else Restart(self.restart)
+
+    @property
+    def shutdown_time(self) -> float:
+        """Seconds between SIGTERM and SIGKILL (``math.inf``: wait as long as it takes)."""
+        if self.shutdown is not None:
+            return float(self.shutdown)
+        return INFINITY if self.supervisor is not None else AGENT_SHUTDOWN
 
 
 @attrs.frozen
@@ -86,6 +127,7 @@ class SupervisorSpec:
     max_restarts: int = 3
     max_window: float = 60.0
     backoff: Backoff | None = None
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
 
 
 def validate(
@@ -116,6 +158,21 @@ def validate(
         fail("max_window", f"must be a number of seconds > 0 (got {spec.max_window!r})", "e.g. 60")
     if spec.backoff is not None:
         _validate_backoff(spec.backoff, fail)
+    try:
+        auto = AutoShutdown(spec.auto_shutdown)
+    except ValueError:
+        fail(
+            "auto_shutdown",
+            f"unknown value {spec.auto_shutdown!r}",
+            "use one of " + ", ".join(a.value for a in AutoShutdown),
+        )
+    significant = [c.name for c in spec.children if c.significant]
+    if significant and auto is AutoShutdown.NEVER:
+        fail(
+            "auto_shutdown",
+            f"children {significant} are significant but auto_shutdown is never",
+            "set auto_shutdown: any_significant or all_significant, or drop significant",
+        )
     if not spec.children:
         fail("children", "a supervisor needs at least one child", "add a child spec")
     if Strategy(spec.strategy) is Strategy.SIMPLE_ONE_FOR_ONE and len(spec.children) != 1:
@@ -170,8 +227,22 @@ def _validate_child(
         not isinstance(child.max_steps, int) or child.max_steps < 0
     ):
         fail("max_steps", f"must be an integer >= 0 (got {child.max_steps!r})", "e.g. 50")
-    if not isinstance(child.shutdown, int | float) or child.shutdown < 0:
-        fail("shutdown", f"must be seconds >= 0 (got {child.shutdown!r})", "e.g. 5")
+    if child.shutdown is not None and (
+        not isinstance(child.shutdown, int | float)
+        or math.isnan(child.shutdown)
+        or child.shutdown < 0
+    ):
+        fail("shutdown", f"must be seconds >= 0 or infinity (got {child.shutdown!r})", "e.g. 5")
+    if child.context_slots is not None and (
+        not isinstance(child.context_slots, int) or child.context_slots < 1
+    ):
+        fail("context_slots", f"must be an integer >= 1 (got {child.context_slots!r})", "e.g. 256")
+    if child.significant and child.restart_type is Restart.PERMANENT:
+        fail(
+            "significant",
+            "a permanent child cannot be significant (it never ends for good)",
+            "make it transient or temporary, or drop significant",
+        )
     if (child.agent is None) == (child.supervisor is None):
         fail(
             "agent",

@@ -6,19 +6,22 @@ supervisors:
     max_restarts: 3
     max_window: 60
     backoff: {min: 0.5, max: 30, jitter: 0.1, reset_after: 60}
+    auto_shutdown: never         # any_significant all_significant
     children:
-      - {name: analyst, agent: code-analyst, intent: "review", restart: transient}
-      - name: team
+      - {name: analyst, agent: code-analyst, intent: "review", restart: transient, shutdown: 5}
+      - name: team               # a supervisor child: shutdown defaults to infinity
         supervisor: {strategy: one_for_all, children: [...]}
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 from rnix_actors.supervision.spec import (
+    AutoShutdown,
     Backoff,
     ChildSpec,
     Restart,
@@ -29,6 +32,7 @@ from rnix_actors.supervision.spec import (
 from rnix_actors.yamlsrc import YamlMap, load_yaml
 
 _STRATEGY = re.compile("|".join(s.value for s in Strategy))
+_AUTO = re.compile("|".join(a.value for a in AutoShutdown))
 _RESTART = re.compile("|".join(r.value for r in Restart))
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
@@ -55,7 +59,15 @@ def load_supervisors(path: Path, known_agent: Callable[[str], bool]) -> list[Sup
 
 
 def _supervisor(fields: YamlMap, name: str | None = None) -> SupervisorSpec:
-    keys = ("name", "strategy", "max_restarts", "max_window", "backoff", "children")
+    keys = (
+        "name",
+        "strategy",
+        "max_restarts",
+        "max_window",
+        "backoff",
+        "auto_shutdown",
+        "children",
+    )
     fields.check_keys(keys, () if name else ("name",))
     strategies = ", ".join(s.value for s in Strategy)
     backoff = None
@@ -81,13 +93,32 @@ def _supervisor(fields: YamlMap, name: str | None = None) -> SupervisorSpec:
         max_restarts=fields.get_int("max_restarts", 3),
         max_window=fields.get_float("max_window", 60.0, exclusive_minimum=True),
         backoff=backoff,
+        auto_shutdown=AutoShutdown(
+            fields.get_str(
+                "auto_shutdown",
+                "never",
+                pattern=_AUTO,
+                hint="use one of " + ", ".join(a.value for a in AutoShutdown),
+            )
+        ),
         children=tuple(_child(c) for c in fields.get_map_list("children")),
     )
 
 
 def _child(fields: YamlMap) -> ChildSpec:
     fields.check_keys(
-        ("name", "agent", "intent", "restart", "shutdown", "devices", "max_steps", "supervisor"),
+        (
+            "name",
+            "agent",
+            "intent",
+            "restart",
+            "shutdown",
+            "devices",
+            "max_steps",
+            "context_slots",
+            "significant",
+            "supervisor",
+        ),
         ("name",),
     )
     name = fields.get_str(
@@ -105,8 +136,21 @@ def _child(fields: YamlMap) -> ChildSpec:
         agent=fields.get_str("agent") or None,
         intent=fields.get_str("intent"),
         restart=Restart(restart) if restart else None,
-        shutdown=fields.get_float("shutdown", 5.0),
+        shutdown=_shutdown(fields),
         devices=devices,
         supervisor=nested,
         max_steps=fields.get_int("max_steps", 0) if fields.has("max_steps") else None,
+        context_slots=(
+            fields.get_int("context_slots", 1, minimum=1) if fields.has("context_slots") else None
+        ),
+        significant=fields.get_bool("significant", False),
     )
+
+
+def _shutdown(fields: YamlMap) -> float | None:
+    """Seconds, or ``infinity``; unset: the default of the child's kind."""
+    if not fields.has("shutdown"):
+        return None
+    if fields.get_plain("shutdown") == "infinity":
+        return math.inf
+    return fields.get_float("shutdown", 5.0)
