@@ -29,6 +29,7 @@ from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.links import link as link_endpoints
+from rnix_actors.kernel.process import ProcessState
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import SpawnRequest
@@ -401,6 +402,10 @@ class Supervisor(RnixActor):
         )
         self._flush_events()
         child = self.core.children[name]
+        if child.pid is not None:
+            # The exit reached us from the child itself; the planner learns its record from
+            # the kernel's Exit event, published just before the kernel marks it dead.
+            self.deps.table.wait_for(child.pid, lambda p: p.state is ProcessState.DEAD, 5.0)
         answer = offer_migration(self.deps.planner(), self.path, name, child)
         new_spec = None if answer is None else migrated_spec(child.spec, answer)
         if answer is not None and new_spec is not None:

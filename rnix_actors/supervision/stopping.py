@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ASK_TIMEOUT = 10.0
 KILL_WAIT = 5.0
+BACKSTOP = 1.0
 
 
 @attrs.frozen
@@ -84,11 +85,13 @@ class Stopper:
         if brutal:
             self._signal_many(tuple(brutal), Signal.SIGKILL, None)
         graceful = [c for c in run if not kill and c.shutdown > 0]
-        # One SIGTERM batch per run of equal shutdown times, in order; the kernel's own
-        # SIGKILL backstop uses the child's shutdown, never the kernel-wide grace.
+        # One SIGTERM batch per run of equal shutdown times, in order. This supervisor sends
+        # the SIGKILL when a child's shutdown is over; the kernel's own SIGKILL is only a
+        # backstop in case the supervisor is gone by then, so it comes BACKSTOP later (and
+        # never after the kernel-wide sigterm_grace instead of the child's shutdown).
         for shutdown, group in itertools.groupby(graceful, key=lambda c: c.shutdown):
             pids = tuple(c.pid for c in group)
-            self._signal_many(pids, Signal.SIGTERM, shutdown)
+            self._signal_many(pids, Signal.SIGTERM, shutdown + BACKSTOP)
         for child in run:
             grace = 0.0 if kill or child.shutdown <= 0 else child.shutdown
             left = None if math.isinf(grace) else max(0.0, started + grace - time.monotonic())

@@ -10,6 +10,7 @@ import attrs
 from rnix_actors.templates import AgentTemplate
 
 if TYPE_CHECKING:
+    from rnix_actors.kernel.process import ProcessInfo
     from rnix_actors.kernel.table import ProcessTable
     from rnix_actors.supervision.core import SupervisorCore
 
@@ -103,6 +104,16 @@ def agent_name(agent: object) -> str:
     return getattr(agent, "__name__", "callable") if agent is not None else ""
 
 
+def _state(status: str, info: ProcessInfo | None) -> str:
+    """The process state of an agent child. Its exit reaches the supervisor from the process
+    itself, a moment before the kernel records it: an ended child is shown dead."""
+    if info is None:
+        return ""
+    if status in ("done", "failed", "stopped") and not info.finished:
+        return "dead"
+    return str(info.state)
+
+
 def supervisor_view(
     core: SupervisorCore,
     path: str,
@@ -124,7 +135,7 @@ def supervisor_view(
                 restarts=child.restarts,
                 agent=agent_name(child.spec.agent),
                 pid=child.pid,
-                state="" if info is None else str(info.state),
+                state=_state(child.status, info),
                 old_pids=tuple(child.old_pids),
                 last_exit=child.last_exit,
                 supervisor=sub_views.get(name),
