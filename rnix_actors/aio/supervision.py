@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rnix_actors.supervision.service import SupervisorHandle
+from rnix_actors.supervision.handle import SupervisorHandle
 from rnix_actors.supervision.views import SupervisorView
 
 
