@@ -67,7 +67,7 @@ from rnix_actors.supervision.handle import SupervisorHandle
 from rnix_actors.supervision.service import Supervision
 from rnix_actors.supervision.spec import SupervisorSpec
 from rnix_actors.supervision.views import SupervisorView
-from rnix_actors.supervision.yamlspec import load_supervisors
+from rnix_actors.supervision.yamlspec import load_supervisors, parse_supervisors
 from rnix_actors.templates import AgentTemplate, Skill
 from rnix_actors.topology import Topology, attach_topology
 
@@ -435,6 +435,10 @@ class System:
         """Specs from ``path`` (default: ``<project>/.rnix/supervisors.yaml``), validated."""
         file = Path(path) if path is not None else self.project_dir / ".rnix" / "supervisors.yaml"
         return load_supervisors(file, lambda name: name in self._catalog.templates)
+
+    def parse_supervisors(self, text: str, source: str = "<text>") -> list[SupervisorSpec]:
+        """Specs from YAML text in the format of ``supervisors.yaml``, validated."""
+        return parse_supervisors(text, source, lambda name: name in self._catalog.templates)
 
     def supervisor(self, path: str) -> SupervisorHandle:
         """The handle of a running or finished supervisor, root or nested, by its path

@@ -33,7 +33,7 @@ from rnix_actors.errors import RnixError
 from rnix_actors.ipc.local import Api
 from rnix_actors.ipc.protocol import ApiError, event_from_wire, process_from_wire
 from rnix_actors.ipc.service import api_error
-from rnix_actors.supervision.views import ChildView, SupervisorView
+from rnix_actors.supervision.views import SupervisorView
 
 COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
     # (module, click object, parent group or None): one line per command module. A module
@@ -58,6 +58,8 @@ COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
     ("rnix_actors.cli.admin_cmd", "agents", None),
     ("rnix_actors.cli.admin_cmd", "prune", None),
     ("rnix_actors.cli.admin_cmd", "completion", None),
+    ("rnix_actors.cli.supervise_cmd", "supervise", None),
+    ("rnix_actors.cli.supervise_cmd", "sup", None),
 )
 
 
@@ -276,26 +278,12 @@ def tree(obj: Context, as_json: bool) -> None:
         )
         return
     if supervisors:
-        views = [_view(s) for s in supervisors]
+        views = [SupervisorView.from_dict(s) for s in supervisors]
         out(supervision_tree(views, [p for p in live if not _supervised(p.pid, supervisors)]))
         out()
     out(process_tree(procs))
     if client is None:
         out("(no daemon is running: history only)")
-
-
-def _view(data: dict[str, Any]) -> SupervisorView:
-    children = tuple(
-        ChildView(
-            **{
-                **child,
-                "old_pids": tuple(child.get("old_pids") or ()),
-                "supervisor": _view(child["supervisor"]) if child.get("supervisor") else None,
-            }
-        )
-        for child in data.get("children", ())
-    )
-    return SupervisorView(**{**data, "children": children})
 
 
 def _supervised(pid: int, supervisors: list[dict[str, Any]]) -> bool:
@@ -306,35 +294,6 @@ def _supervised(pid: int, supervisors: list[dict[str, Any]]) -> bool:
             if child.get("supervisor") and _supervised(pid, [child["supervisor"]]):
                 return True
     return False
-
-
-@cli.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the final tree as JSON.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True)
-@click.pass_obj
-def supervise(obj: Context, file: Path | None, as_json: bool, timeout: float) -> None:
-    """Run the supervision trees of FILE (default .rnix/supervisors.yaml) until they finish."""
-    try:
-        system = obj.system()
-        specs = system.load_supervisors(file)
-    except RnixError as exc:
-        fail(str(exc), as_json)
-    if not specs:
-        fail(f"no supervisors declared in {file or '.rnix/supervisors.yaml'}", as_json)
-    with system:
-        handles = [system.supervise(spec) for spec in specs]
-        deadline = time.monotonic() + timeout
-        waiter = threading.Event()
-        while any(h.status == "running" for h in handles) and time.monotonic() < deadline:
-            waiter.wait(0.1)
-        views = system.tree()
-        live = system.ps()
-    if as_json:
-        emit_json({"supervisors": [v.to_dict() for v in views]})
-    else:
-        out(supervision_tree(views, live))
-    sys.exit(0 if all(h.status == "completed" for h in handles) else 1)
 
 
 @cli.command()

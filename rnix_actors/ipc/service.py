@@ -14,6 +14,8 @@ Methods (params → result):
 - ``inspect {pid, tail?}`` → `ProcessDetail.to_dict` (record, children, rollup, limits,
   breaker, supervisor, context tail, immune alerts)
 - ``tree`` → ``{supervisors, processes}`` (live supervision trees and every known process)
+- ``supervise {text, source}`` → ``{supervisors}``; ``supervisor {path, op, child?, kill?}``
+  (see `rnix_actors.ipc.supervision_api`)
 - ``wait {pid, timeout?}`` → ``{process}`` once it exited or is suspended (TIMEOUT after
   ``timeout`` seconds, at most 600)
 - ``spawn {agent, intent, max_steps?, workdir?, provider?, model?}`` → ``{pid}``
@@ -49,6 +51,7 @@ from rnix_actors.errors import (
     UnknownAgent,
 )
 from rnix_actors.introspect import read_event_log
+from rnix_actors.ipc import supervision_api
 from rnix_actors.ipc.protocol import (
     ApiError,
     Code,
@@ -160,6 +163,8 @@ class Service:
                 param_int(p, "pid"), param_opt_int(p, "tail", minimum=1) or 10
             ).to_dict(),
             "tree": self._tree,
+            "supervise": lambda p: supervision_api.supervise(self.system, p),
+            "supervisor": lambda p: supervision_api.supervisor(self.system, p),
             "spawn": lambda p: {"pid": self._spawn(p)},
             "kill": self._kill,
             "pause": lambda p: self._signal(param_int(p, "pid"), Signal.SIGPAUSE),

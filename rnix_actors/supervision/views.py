@@ -54,6 +54,23 @@ class SupervisorView:
         data["children"] = [c.to_dict() for c in self.children]
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SupervisorView:
+        """The inverse of `to_dict` (a view that came over the wire)."""
+        children = tuple(
+            ChildView(
+                **{
+                    **child,
+                    "old_pids": tuple(child.get("old_pids") or ()),
+                    "supervisor": (
+                        cls.from_dict(child["supervisor"]) if child.get("supervisor") else None
+                    ),
+                }
+            )
+            for child in data.get("children", ())
+        )
+        return cls(**{**data, "children": children})
+
     def render(self) -> str:
         """The tree as text: a header line, then one line per child (``print(view)``)."""
         reason = f"  ({_flat(self.reason)})" if self.reason else ""

@@ -29,7 +29,7 @@ from rnix_actors.supervision.spec import (
     SupervisorSpec,
     validate,
 )
-from rnix_actors.yamlsrc import YamlMap, load_yaml
+from rnix_actors.yamlsrc import YamlMap, load_yaml, parse_yaml
 
 _STRATEGY = re.compile("|".join(s.value for s in Strategy))
 _AUTO = re.compile("|".join(a.value for a in AutoShutdown))
@@ -42,7 +42,18 @@ def load_supervisors(path: Path, known_agent: Callable[[str], bool]) -> list[Sup
     problem (file:line, field, fix). A missing file is an empty list."""
     if not path.exists():
         return []
-    root = load_yaml(path)
+    return _specs(load_yaml(path), str(path), known_agent)
+
+
+def parse_supervisors(
+    text: str, source: str, known_agent: Callable[[str], bool]
+) -> list[SupervisorSpec]:
+    """The same from YAML text (a daemon gets a client's file this way); ``source`` names it
+    in errors."""
+    return _specs(parse_yaml(text, source), source, known_agent)
+
+
+def _specs(root: YamlMap, source: str, known_agent: Callable[[str], bool]) -> list[SupervisorSpec]:
     root.check_keys(("supervisors",))
     specs = [_supervisor(m) for m in root.get_map_list("supervisors")]
     seen: set[str] = set()
@@ -54,7 +65,7 @@ def load_supervisors(path: Path, known_agent: Callable[[str], bool]) -> list[Sup
                 "supervisor names must be unique",
             )
         seen.add(spec.name)
-        validate(spec, known_agent, str(path), f"supervisors[{index}]")
+        validate(spec, known_agent, source, f"supervisors[{index}]")
     return specs
 
 

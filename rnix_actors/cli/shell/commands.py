@@ -76,6 +76,7 @@ class Shell:
         self._handlers: dict[str, Callable[[list[str]], bool]] = {
             "ps": lambda a: views.ps_command(self.api, self.echo, a),
             "tree": lambda a: views.tree_command(self.api, self.echo, a),
+            "sup": lambda a: views.sup_command(self.api, self.echo, a),
             "kill": self._kill,
             "pause": lambda a: self._signal(a, "pause", "SIGPAUSE"),
             "resume": lambda a: self._signal(a, "resume", "SIGRESUME"),

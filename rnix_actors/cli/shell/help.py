@@ -31,6 +31,11 @@ HELP: dict[str, CommandHelp] = {
     "top": CommandHelp("top", "full-screen live view of the process tree (q quits)"),
     "agents": CommandHelp("agents", "the agent templates: skills, devices, driver"),
     "tree": CommandHelp("tree", "supervision trees and the process tree"),
+    "sup": CommandHelp(
+        "sup PATH [view|children|count|spec CHILD|terminate CHILD|restart CHILD|delete CHILD"
+        "|stop [--kill]]",
+        "manage one supervisor by path (e.g. sup /review children)",
+    ),
     "kill": CommandHelp("kill PID [--signal NAME]", "send a signal (default SIGTERM)"),
     "pause": CommandHelp("pause PID", "suspend PID and its running subtree (SIGPAUSE)"),
     "resume": CommandHelp("resume PID", "resume PID and its subtree (SIGRESUME)"),

@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 from rnix_actors.cli.render import event_line, inspect_text, process_table, process_tree
 from rnix_actors.cli.shell.help import HELP, UsageError, pid_arg
+from rnix_actors.cli.supervise_cmd import OPS_WITH_CHILD, render_result
 from rnix_actors.cli.text import wrap
 from rnix_actors.ipc.local import Api
 from rnix_actors.ipc.protocol import event_from_wire, process_from_wire
+from rnix_actors.supervision.views import SupervisorView
 
 Echo = Callable[[str], None]
 
@@ -81,6 +83,25 @@ def tree_command(api: Api, echo: Echo, args: list[str]) -> bool:
         raise UsageError(f"usage: {HELP['tree'].usage}")
     data = api.call("tree")
     for sup in data["supervisors"]:
-        echo(f"supervisor {sup['path']} {sup['strategy']} {sup['status']}")
+        echo(SupervisorView.from_dict(sup).render())
     echo(process_tree([process_from_wire(p) for p in data["processes"]]))
+    return True
+
+
+SUP_OPS = ("view", "children", "count", "spec", "terminate", "restart", "delete", "stop")
+
+
+def sup_command(api: Api, echo: Echo, args: list[str]) -> bool:
+    usage = f"usage: {HELP['sup'].usage}"
+    kill = "--kill" in args
+    rest = [a for a in args if a != "--kill"]
+    if not rest or len(rest) > 3:
+        raise UsageError(usage)
+    path, op = rest[0], rest[1] if len(rest) > 1 else "view"
+    if op not in SUP_OPS or (op in OPS_WITH_CHILD) != (len(rest) == 3):
+        raise UsageError(usage)
+    params: dict[str, object] = {"path": path, "op": op, "kill": kill}
+    if len(rest) == 3:
+        params["child"] = rest[2]
+    echo(render_result(op, api.call("supervisor", **params)))
     return True
