@@ -86,3 +86,12 @@ def test_the_senders_grace_replaces_the_kernels(project: Path) -> None:
         assert final.exit_reason == "killed by SIGKILL from test (SIGTERM grace period expired)", (
             final.exit_reason
         )
+
+
+def test_an_unknown_message_to_a_service_is_logged_not_dropped(
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    kernel = system._require()
+    kernel.tell(12345)
+    kernel.ask(SendSignals((), Signal.SIGTERM, "test"), timeout=10)  # after the unknown one
+    assert "Kernel: unexpected message int dropped" in caplog.text

@@ -113,6 +113,8 @@ class ImmuneDaemon(RnixActor):
                 change = self.threats.forget(name, all=every)
                 self._save_threats(change)
                 return len(change.removed)
+            case _:
+                self.unhandled(message)
         return None
 
     def _guarded(self, handler: Any, message: Any) -> None:

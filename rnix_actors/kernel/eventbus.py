@@ -98,6 +98,8 @@ class EventBus(RnixActor):
         elif isinstance(message, Flush):
             for handle in self._files.values():
                 handle.flush()
+        else:
+            self.unhandled(message)
         return None
 
     def _rebuild(self) -> None:

@@ -45,6 +45,8 @@ class ProcessLog(RnixActor):
                 self._write()
         elif isinstance(message, Sync):
             self._write()
+        else:
+            self.unhandled(message)
         return None
 
     def stopped(self) -> None:

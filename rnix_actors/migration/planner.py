@@ -135,6 +135,8 @@ class MigrationPlanner(RnixActor):
                 return self.db.decisions(limit)
             case QueryMatrix():
                 return self._matrix()
+            case _:
+                self.unhandled(message)
         return None
 
     def _matrix(self) -> SimilarityMatrix:

@@ -96,6 +96,8 @@ class TopologyKeeper(RnixActor):
                     Edge(s, t, k, n, self.labels.get((s, t, k), ""))
                     for (s, t, k), n in self.counts.items()
                 ]
+            case _:
+                self.unhandled(message)
         return None
 
     def _add(self, kind: EdgeKind, source: str, target: str, label: str, n: int) -> None:
