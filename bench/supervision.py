@@ -6,6 +6,8 @@ Measured in one run, each case beside its raw twin:
 - one_for_one, 1 child: time from the crash (SIGKILL) to the replacement's first reasoning
   step; raw: from the crash message to the new child actor's on_start.
 - one_for_all, 10 children: time from one child's crash until all 10 replacements run.
+- a restart storm: 200 children under one_for_one crash at once (their model calls fail);
+  time until all 200 replacements run; raw: 200 raw children crash at once.
 Prints p50/p99 and the ratio of p50s (target: within 3x of the raw loop).
 """
 
@@ -39,6 +41,7 @@ from rnix_actors import (
 
 TIMEOUT = 30.0
 TARGET = 3.0
+STORM = 200
 
 
 # -- the raw Pykka restart loop -------------------------------------------------------------------
@@ -164,6 +167,80 @@ def rnix_latencies(
     return latencies
 
 
+# -- the restart storm ----------------------------------------------------------------------------
+def raw_storm(size: int, rounds: int) -> list[float]:
+    out: queue.Queue[tuple[int, float]] = queue.Queue()
+    sup = RawSupervisor.start(size, False, out)
+    for _ in range(size):
+        out.get(timeout=TIMEOUT)
+    latencies = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for i in range(size):
+            sup.tell(("crash", i))
+        last = max(out.get(timeout=TIMEOUT)[1] for _ in range(size))
+        latencies.append(last - started)
+    sup.stop()
+    return latencies
+
+
+def rnix_storm(root: Path, size: int, rounds: int) -> list[float]:
+    """Every child's model call fails at the same moment (a provider outage); one_for_one
+    restarts each. From that moment to the last replacement's first step. Between storms
+    the agents wait inside a model call, so the bus is not flooded with idle steps."""
+    running: queue.Queue[tuple[int, float]] = queue.Queue()
+    stop = threading.Event()
+    outages = [threading.Event() for _ in range(rounds + 2)]
+    lock = threading.Lock()
+    born: dict[int, int] = {}
+    current = [0]  # the storm the next incarnations are born after
+
+    def brain(request: LLMRequest) -> LLMResponse:
+        with lock:
+            if request.step == 1:
+                born[request.pid] = current[0]
+            outage = outages[born.get(request.pid, 0) + 1]
+        if request.step == 1:
+            running.put((request.pid, time.perf_counter()))
+        outage.wait(TIMEOUT)
+        if outage.is_set() and not stop.is_set():
+            raise RuntimeError("provider outage")
+        return LLMResponse(tool_calls=(ToolCall("l", "list_files", {}),))
+
+    with System(root, state_dir=root / ".rnix") as system:
+        system.register_llm("storm-brain", brain)
+        system.add_template(
+            AgentTemplate(
+                "stormer",
+                devices=("/dev/fs",),
+                driver="storm-brain",
+                limits=Limits(max_steps=0, context_slots=1_000_000),
+            )
+        )
+        children = tuple(
+            ChildSpec(f"s{i}", agent="stormer", intent="work", restart=Restart.PERMANENT)
+            for i in range(size)
+        )
+        budget = size * (rounds + 1)
+        spec = SupervisorSpec("storm", Strategy.ONE_FOR_ONE, children, budget, max_window=1e9)
+        handle = system.supervise(spec)
+        for _ in range(size):
+            running.get(timeout=TIMEOUT)
+        latencies = []
+        for r in range(1, rounds + 1):
+            with lock:
+                current[0] = r
+            started = time.perf_counter()
+            outages[r].set()
+            last = max(running.get(timeout=TIMEOUT)[1] for _ in range(size))
+            latencies.append(last - started)
+        stop.set()
+        for outage in outages:
+            outage.set()
+        handle.stop(kill=True)
+    return latencies
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
@@ -193,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         ("one_for_all, brutal_kill", 10, Strategy.ONE_FOR_ALL, 0.0),
     ]
     run: Callable[[Path, int, Strategy, int, float], list[float]] = rnix_latencies
+    storms = 5 if args.quick else 20
     with tempfile.TemporaryDirectory(prefix="rnix-bench-sup-") as tmp:
         for i, (name, size, strategy, shutdown) in enumerate(cases):
             raw = raw_latencies(size, strategy is Strategy.ONE_FOR_ALL, rounds)
@@ -200,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             project.mkdir()
             ours = run(project, size, strategy, rounds, shutdown)
             report(name, ours, raw)
+        raw = raw_storm(STORM, storms)
+        project = Path(tmp) / "storm"
+        project.mkdir()
+        report(f"storm, {STORM} at once ({storms}x)", rnix_storm(project, STORM, storms), raw)
     return 0
 
 

@@ -264,3 +264,28 @@ def test_shutdown_infinity_waits_for_the_child(system: System) -> None:
     assert not stopper.is_alive()
     assert system.info(slow).exit_reason == "terminated by SIGTERM from supervisor /inf/team"
     assert handle.status == "stopped"
+
+
+def test_a_storm_of_exits_restarts_every_child_once(system: System) -> None:
+    brains = Brains()
+    names = [f"s{i}" for i in range(30)]
+    handle = system.supervise(
+        SupervisorSpec(
+            "storm", children=tuple(child(n, brains.worker(n)) for n in names), max_restarts=30
+        )
+    )
+    wait_until(lambda: all_running(handle, system.table), what="up")
+    old = {c.name: c.pid for c in handle.which_children()}
+    brains.crash_next.update(names)  # every child fails its next step, nearly at once
+    wait_until(
+        lambda: (
+            all(c.restarts == 1 for c in handle.which_children())
+            and all_running(handle, system.table)
+        ),
+        what="all restarted",
+    )
+    kids = handle.which_children()
+    assert all(c.pid != old[c.name] and c.old_pids == (old[c.name],) for c in kids)
+    assert all(system.info(p).state is ProcessState.DEAD for p in old.values())  # type: ignore[arg-type]
+    assert handle.count_children()["active"] == 30
+    handle.stop()

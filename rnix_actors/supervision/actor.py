@@ -52,6 +52,7 @@ from rnix_actors.supervision.messages import (
     QueryTree,
     RestartChild,
     RestartDue,
+    StartDeferred,
     StartDynamicChild,
     StopSupervisor,
     TerminateChild,
@@ -112,6 +113,7 @@ class Supervisor(RnixActor):
         self._tickets = itertools.count(1)
         self._pending: dict[str, int] = {}
         self._farewell_done = False
+        self._deferred: list[str] = []  # restarts waiting for StartDeferred (a storm)
         # Events wait here until the supervisor has acted or is about to block, then go to
         # the bus in one message: a restart's spawn request leaves before its events do.
         self._outbox: list[Event] = []
@@ -181,6 +183,9 @@ class Supervisor(RnixActor):
         match message:
             case Exit():
                 self._exit_arrived(message)
+            case StartDeferred():
+                names, self._deferred = self._deferred, []
+                self._start_many(names)
             case ChildStartFailed(name=name, incarnation=incarnation, reason=reason):
                 self._child_down(name, incarnation, True, reason, None)
             case RestartDue(name=name, ticket=ticket):
@@ -274,7 +279,13 @@ class Supervisor(RnixActor):
         if stops:  # the core lists them first, in reverse start order
             self._stop_children(stops, kill=False, mark=False)
         starts = [a.name for a in actions if isinstance(a, StartChild) and a.delay <= 0]
-        if starts:
+        if starts and not stops and self._more_exits_queued():
+            # A storm: more messages (likely exits) are queued. Their restarts join this one
+            # and leave together, pipelined (one kernel round trip instead of one each).
+            if not self._deferred:
+                self.actor_ref.tell(StartDeferred())
+            self._deferred.extend(starts)
+        elif starts:
             self._start_many(starts)
         for action in actions:
             match action:
@@ -289,6 +300,16 @@ class Supervisor(RnixActor):
                     kind = ExitKind.SHUTDOWN if shutdown else ExitKind.NORMAL
                     self._end(kind, "completed", reason)
                     return
+
+    def _more_exits_queued(self) -> bool:
+        return (
+            self.core.strategy
+            in (
+                Strategy.ONE_FOR_ONE,
+                Strategy.SIMPLE_ONE_FOR_ONE,
+            )
+            and not self.actor_inbox.empty()
+        )
 
     def _start_many(self, names: list[str]) -> None:
         """Start children in order. Spawn requests are pipelined (all sent, then all answered:

@@ -35,6 +35,11 @@ class ChildStartFailed:
 
 
 @attrs.frozen
+class StartDeferred:
+    """Self-sent: start the restarts that waited while more exits were queued."""
+
+
+@attrs.frozen
 class RestartDue:
     """Self-sent by a backoff timer: start ``name`` now if it is still waiting."""
 
