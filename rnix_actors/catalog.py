@@ -3,7 +3,8 @@
 Templates and skills come from the shipped ``conf/`` and the project's ``.rnix/``; a host adds
 more in Python. `refresh` looks at the YAML files' sizes and modification times (a few
 ``stat`` calls) and reloads when one was added, removed or changed, so that a long-running
-daemon picks up a template written after it started. A reload that fails (a broken file)
+daemon picks up a template written after it started (`System.spawn` looks at once for a name
+it does not know, and at most once a second otherwise). A reload that fails (a broken file)
 raises `ConfigError` naming the file and keeps the previous catalog whole.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +78,7 @@ class Catalog:
         self._added_templates: dict[str, AgentTemplate] = {}
         self._added_skills: dict[str, Skill] = {}
         self._stamp = stamp(self._dirs)
+        self._looked = time.monotonic()
         self.skills: dict[str, Skill] = load_skills(self._dirs)
         self.templates: dict[str, AgentTemplate] = load_templates(self._dirs, self.skills)
 
@@ -89,9 +92,13 @@ class Catalog:
             self._added_skills[skill.name] = skill
             self.skills = {**self.skills, skill.name: skill}
 
-    def refresh(self) -> Changes:
-        """Reload if a file changed; returns what changed (empty when nothing did). Raises
-        `ConfigError` for a broken file, leaving the catalog as it was."""
+    def refresh(self, max_age: float = 0.0) -> Changes:
+        """Reload if a file changed; returns what changed (empty when nothing did). With
+        ``max_age``, skip the look when the last one is younger than that many seconds.
+        Raises `ConfigError` for a broken file, leaving the catalog as it was."""
+        if max_age and time.monotonic() - self._looked < max_age:
+            return Changes()
+        self._looked = time.monotonic()
         now = stamp(self._dirs)
         if now == self._stamp:
             return Changes()

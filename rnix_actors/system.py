@@ -493,7 +493,9 @@ class System:
         """The `SpawnRequest` that `spawn` sends the kernel (same options and checks).
         `rnix_actors.aio` sends it without blocking a thread."""
         if isinstance(agent, str):
-            self._catalog.refresh()  # a few stat calls; parses only files that changed
+            # An unknown name always looks at the disk; a known one at most once a second (a
+            # look is a dozen stat calls, a parse only of files that changed).
+            self._catalog.refresh(max_age=0.0 if agent not in self._catalog.templates else 1.0)
             templates = self._catalog.templates
             if agent not in templates:
                 known = ", ".join(sorted(templates)) or "none"
