@@ -184,3 +184,15 @@ def test_destinations_are_targets_not_content() -> None:
         "dest:Write /dev/fs|path=docs/a/",
     )
     assert hosts("go to https://www.Example.com:8080/x") == ["example.com"]
+
+
+def test_tokens_are_judged_on_the_log_scale() -> None:
+    # Steps whose tokens vary by factors (300 to 3,000): a step a third above the largest
+    # is within the spread on the log scale; one ten times larger is not.
+    base = profile(*[(step(300 * (1 + i % 4)), step(3_000 - 200 * i)) for i in range(10)])
+    record = RunRecord("t")
+    record.begin_step(1, 4_000, 2000.0)
+    assert check_model_step(base, record, SETTINGS, NONE) == []
+    record = RunRecord("t")
+    record.begin_step(1, 40_000, 2000.0)
+    assert "step.tokens" in {a.family for a in check_model_step(base, record, SETTINGS, NONE)}

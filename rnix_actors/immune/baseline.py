@@ -34,6 +34,9 @@ STEP_DURATION = "step.duration_ms"
 RUN_COUNT = "run.count"
 RUN_SHARE = "run.share"
 RUN_TOKENS = "run.tokens"
+LOG = "_log"
+"""Suffix of a metric's companion on the log scale (``step.tokens_log``: log(1 + tokens)):
+tokens and durations vary by factors, so their tails are judged there."""
 RUN_STEPS = "run.steps"
 
 
@@ -136,6 +139,8 @@ def step_columns(sample: RunSample) -> dict[str, list[float]]:
     columns: dict[str, list[float]] = {
         STEP_TOKENS: [float(step.tokens) for step in steps],
         STEP_DURATION: [step.duration_ms for step in steps],
+        STEP_TOKENS + LOG: [math.log1p(max(0, step.tokens)) for step in steps],
+        STEP_DURATION + LOG: [math.log1p(max(0.0, step.duration_ms)) for step in steps],
     }
     for step in steps:
         for key, count in step.calls:
@@ -152,6 +157,7 @@ def run_values(sample: RunSample) -> dict[str, float]:
     counts = sample.run_counts()
     values: dict[str, float] = {
         RUN_TOKENS: float(sum(s.tokens for s in sample.steps)),
+        RUN_TOKENS + LOG: math.log1p(max(0, sum(s.tokens for s in sample.steps))),
         RUN_STEPS: float(len(sample.steps)),
     }
     devices: dict[str, int] = {}

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from rnix_actors.immune.baseline import (
+    LOG,
     RUN_COUNT,
     RUN_SHARE,
     RUN_STEPS,
@@ -56,8 +57,8 @@ MIX_MIN_CALLS = 10
 FLOORS: Mapping[str, float] = {STEP_TOKENS: 2_000, RUN_TOKENS: 20_000, STEP_DURATION: 10_000}
 """Minimum effect sizes: a token or time figure below these is never an anomaly."""
 
-REL_SCALE: Mapping[str, float] = {STEP_TOKENS: 0.1, RUN_TOKENS: 0.1, STEP_DURATION: 0.25}
-"""Prior spread of continuous metrics, as a fraction of their mean."""
+LOG_SCALE: Mapping[str, float] = {STEP_TOKENS: 0.25, RUN_TOKENS: 0.25, STEP_DURATION: 0.5}
+"""Prior spread of continuous metrics on the log scale (0.25: about 28% either way)."""
 
 SHARE_MARGIN = 0.2
 SHARE_SIGMA_FLOOR = 0.05
@@ -113,10 +114,17 @@ def limit_of(
         return Limit(max(above, SHARE_FLOOR), math.inf)
     if family in (STEP_TOKENS, STEP_DURATION):
         a /= max(1.0, _mean_steps(profile))  # judged at every step: the run's rate stays a
-    above = continuous_limit(stats.n, stats.mean, stats.std, REL_SCALE[family], a)
-    # Tokens and durations are heavy-tailed (one long final answer per run): a value some
-    # learned run reached is never anomalous, whatever the fitted tail says.
+    logs = profile.get(family + LOG) or _log_of(stats)
+    above = math.expm1(continuous_limit(logs.n, logs.mean, logs.std, 0.0, a, LOG_SCALE[family]))
+    # Tokens and durations vary by factors and have long tails (one long final answer per
+    # run): judged on the log scale, and a value some learned run reached is never anomalous.
     return Limit(max(above, stats.high, FLOORS[family]), -math.inf)
+
+
+def _log_of(stats: Stats) -> Stats:
+    """A metric with no log-scale companion (a profile from before they existed), seen as
+    the log of its mean."""
+    return Stats(stats.n, math.log1p(max(0.0, stats.mean)), 0.0, 0.0, 0.0)
 
 
 def _mean_steps(profile: TemplateProfile) -> float:
@@ -132,7 +140,10 @@ def tail_of(name: str, value: float, stats: Stats, profile: TemplateProfile) -> 
         return _count_tail(value, stats.mean * n, n)
     if family == RUN_SHARE:
         return None
-    return continuous_tail(value, stats.n, stats.mean, stats.std, REL_SCALE[family])
+    logs = profile.get(family + LOG) or _log_of(stats)
+    return continuous_tail(
+        math.log1p(max(0.0, value)), logs.n, logs.mean, logs.std, 0.0, LOG_SCALE[family]
+    )
 
 
 def z_of(p: float | None) -> float | None:
@@ -164,6 +175,7 @@ def compile_baseline(profile: TemplateProfile, settings: Settings) -> Baseline:
     limits = {
         name: limit_of(name, s, profile, settings, _side_metric(name, profile.items))
         for name, s in profile.stats.items()
+        if not name.endswith(LOG)
     }
     one = attrs.evolve(profile, runs=1)
     missing = {
@@ -345,10 +357,14 @@ def score_run(
     ``side_keys`` are the run's side-effecting call keys. (Novelty was judged live.)"""
     if baseline is None or not baseline.active:
         return []
-    worst = {name: max(values) for name, values in step_columns(sample).items()}
+    worst = {
+        name: max(values) for name, values in step_columns(sample).items() if not name.endswith(LOG)
+    }
     values = run_values(sample)
     calls = sum(c for s in sample.steps for _, c in s.calls)
     for name, value in values.items():
+        if name.endswith(LOG):
+            continue
         if family_of(name)[0] != RUN_SHARE or calls >= MIX_MIN_CALLS:
             worst[name] = value
     judged = [(n, v, _side(n, side_keys)) for n, v in worst.items()]

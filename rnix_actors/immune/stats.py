@@ -10,9 +10,10 @@ predictive distribution). A value is anomalous when that probability is below
   Gamma(``COUNT_SHAPE``, ``COUNT_RATE``) prior on the rate; the predictive is negative
   binomial. Eight runs of exactly one call give P(2 or more) ≈ 28%: a history of 1s does
   not make a 2 a rare event, but 6 is (P ≈ 0.3%).
-* **Continuous values** (tokens, durations): normal with unknown mean and variance, and a
-  prior of ``SCALE_PRIOR_N`` pseudo-observations of spread ``rel_scale × mean``; the
-  predictive is a Student t. Zero variance is a small sample, not a certainty.
+* **Continuous values** (tokens, durations, on the log scale: they vary by factors): normal
+  with unknown mean and variance, and a prior of ``SCALE_PRIOR_N`` pseudo-observations of a
+  given spread; the predictive is a Student t. Zero variance is a small sample, not a
+  certainty.
 * **Novelty** (a call, destination or transition never seen): Beta-Bernoulli. After ``n``
   runs of which ``d`` (not counting the first) brought something new of that kind, the next
   run brings something new with probability ``(d + a) / (n + a + b)``; the prior ``a, b``
@@ -137,25 +138,31 @@ def t_quantile(a: float, df: float) -> float:
     return high
 
 
-def predictive_scale(n: int, mean: float, std: float, rel_scale: float) -> tuple[float, float]:
+def predictive_scale(
+    n: int, mean: float, std: float, rel_scale: float, prior_abs: float = 0.0
+) -> tuple[float, float]:
     """(scale, degrees of freedom) of the Student-t predictive of the next value, after ``n``
     values with this mean and sample standard deviation, the prior spread being
-    ``rel_scale × |mean|`` worth ``SCALE_PRIOR_N`` observations."""
-    prior = rel_scale * abs(mean)
+    ``rel_scale × |mean| + prior_abs`` worth ``SCALE_PRIOR_N`` observations."""
+    prior = rel_scale * abs(mean) + prior_abs
     df = SCALE_PRIOR_N + max(0, n - 1)
     var = (SCALE_PRIOR_N * prior * prior + max(0, n - 1) * std * std) / df
     return math.sqrt(var * (1.0 + 1.0 / max(n, 1))), df
 
 
-def continuous_limit(n: int, mean: float, std: float, rel_scale: float, a: float) -> float:
+def continuous_limit(
+    n: int, mean: float, std: float, rel_scale: float, a: float, prior_abs: float = 0.0
+) -> float:
     """The largest value that is not anomalous at tail level ``a``."""
-    scale, df = predictive_scale(n, mean, std, rel_scale)
+    scale, df = predictive_scale(n, mean, std, rel_scale, prior_abs)
     return mean + t_quantile(a, df) * scale
 
 
-def continuous_tail(value: float, n: int, mean: float, std: float, rel_scale: float) -> float:
+def continuous_tail(
+    value: float, n: int, mean: float, std: float, rel_scale: float, prior_abs: float = 0.0
+) -> float:
     """P(next value >= ``value``)."""
-    scale, df = predictive_scale(n, mean, std, rel_scale)
+    scale, df = predictive_scale(n, mean, std, rel_scale, prior_abs)
     if scale <= 0:
         return 0.0 if value > mean else 1.0
     return t_tail((value - mean) / scale, df)
