@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 
 COUNT_SHAPE = 0.5
 """Gamma prior shape of a count's rate (half a pseudo-event)."""
@@ -66,8 +67,13 @@ def count_tail(value: float, total: float, n: float) -> float:
 @functools.lru_cache(maxsize=65536)
 def count_limit(total: float, n: float, a: float) -> int:
     """The largest count that is *not* anomalous at tail level ``a``: every count above it
-    has P(X >= count) < a. Cached: profiles are compiled again after every learned run."""
+    has P(X >= count) < a. Cached: profiles are compiled again after every learned run.
+    Beyond a mean of `LARGE_MEAN` the negative binomial is summed from a normal start
+    point rather than from zero (its tail is then near-normal; the sum stays exact)."""
     r, p = _nb_params(total, n)
+    mean = r * (1.0 - p) / p
+    if mean > LARGE_MEAN:
+        return _count_limit_from(r, p, a, mean)
     pmf = p**r
     tail = 1.0  # P(X >= x) for the current x
     x = 0
@@ -78,6 +84,46 @@ def count_limit(total: float, n: float, a: float) -> int:
         pmf *= (r + x) / (x + 1) * (1.0 - p)
         x += 1
     return MAX_COUNT
+
+
+LARGE_MEAN = 50.0
+
+
+def _count_limit_from(r: float, p: float, a: float, mean: float) -> int:
+    """`count_limit` for a large mean: walk the upper tail from a few deviations above the
+    mean, with the pmf computed in logs."""
+    sd = math.sqrt(mean / p)
+    x = max(0, int(mean + 2.0 * sd))
+    log_pmf = (
+        math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1)
+        + r * math.log(p) + x * math.log1p(-p)
+    )  # fmt: skip
+    # The tail from x on, summed forwards until the terms vanish.
+    terms = []
+    pmf = math.exp(log_pmf)
+    k = x
+    while pmf > 1e-18 * max(a, 1e-300) or k < x + 10:
+        terms.append(pmf)
+        pmf *= (r + k) / (k + 1) * (1.0 - p)
+        k += 1
+        if k - x > MAX_COUNT:
+            break
+    tail = math.fsum(terms)
+    if tail >= a:  # the limit lies above x: drop terms from the front
+        for i, term in enumerate(terms):
+            tail -= term
+            if tail < a:
+                return x + i
+        return k
+    # The limit lies below x: walk down, adding terms back.
+    pmf = math.exp(log_pmf)
+    while x > 0:
+        pmf *= x / ((r + x - 1) * (1.0 - p))
+        x -= 1
+        tail += pmf
+        if tail >= a:
+            return x
+    return 0
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -125,7 +171,17 @@ def t_tail(t: float, df: float) -> float:
 
 @functools.lru_cache(maxsize=4096)
 def t_quantile(a: float, df: float) -> float:
-    """The t with P(T > t) = ``a`` (bisection; cached, as thresholds repeat)."""
+    """The t with P(T > t) = ``a``: the Cornish-Fisher expansion from the normal quantile
+    where it is within 0.2% (10 or more degrees of freedom and a >= 1e-5, or 5 or more and
+    a >= 1e-3), bisection elsewhere."""
+    if (df >= 10 and a >= 1e-5) or (df >= 5 and a >= 1e-3):
+        z = statistics.NormalDist().inv_cdf(1.0 - a)
+        z2 = z * z
+        g1 = (z2 + 1) * z / 4
+        g2 = ((5 * z2 + 16) * z2 + 3) * z / 96
+        g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384
+        g4 = ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) * z / 92160
+        return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
     low, high = 0.0, 1.0
     while t_tail(high, df) > a and high < 1e6:
         high *= 2.0
