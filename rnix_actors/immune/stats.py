@@ -8,8 +8,8 @@ predictive distribution). A value is anomalous when that probability is below
 
 * **Counts** (calls of one kind per run or per step, steps per run): Poisson with a
   Gamma(``COUNT_SHAPE``, ``COUNT_RATE``) prior on the rate; the predictive is negative
-  binomial. Eight runs of exactly one call give P(2 or more) ≈ 28%: a history of 1s does
-  not make a 2 a rare event, but 6 is (P ≈ 0.3%).
+  binomial. Eight runs of exactly one call give P(2 or more) ≈ 29%: a history of 1s does
+  not make a 2 a rare event, but 6 is (P ≈ 0.2%).
 * **Continuous values** (tokens, durations, on the log scale: they vary by factors): normal
   with unknown mean and variance, and a prior of ``SCALE_PRIOR_N`` pseudo-observations of a
   given spread; the predictive is a Student t. Zero variance is a small sample, not a
@@ -30,8 +30,9 @@ import statistics
 
 COUNT_SHAPE = 0.5
 """Gamma prior shape of a count's rate (half a pseudo-event)."""
-COUNT_RATE = 0.5
-"""Gamma prior rate of a count's rate (half a pseudo-run)."""
+COUNT_RATE = 0.0
+"""Gamma prior rate of a count's rate: none (with the shape ½, Jeffreys' prior), so that
+the predictive mean of a count is never pulled below what was observed."""
 SCALE_PRIOR_N = 2.0
 """Pseudo-observations behind the prior spread of a continuous metric."""
 MAX_COUNT = 1 << 20
