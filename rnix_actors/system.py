@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -60,6 +61,7 @@ from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
 from rnix_actors.migration import Migration, attach_planner, settings_from
 from rnix_actors.migration.similarity import Blend
 from rnix_actors.paths import shipped_conf_dir
+from rnix_actors.redact import register_environment
 from rnix_actors.state import KeepLogs, StateKind, StatePlace, read_history, resolve_state_dir
 from rnix_actors.store.db import Store
 from rnix_actors.subscription import Subscription
@@ -138,6 +140,8 @@ class System:
             shipped_conf_dir() / "providers.yaml",
             project_rnix / "providers.yaml" if load_project else None,
         )
+        # Known secrets are redacted, fragments too, wherever text leaves the system.
+        register_environment(os.environ, (p.api_key_env for p in self.providers.values()))
         self._http_drivers = build_drivers(self.providers)
         for http_driver in self._http_drivers:
             self.register_driver(http_driver)

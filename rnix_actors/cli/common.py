@@ -22,6 +22,7 @@ from rnix_actors.ipc.control import find_daemon
 from rnix_actors.ipc.local import LocalApi
 from rnix_actors.ipc.protocol import socket_path
 from rnix_actors.ipc.service import Service, attach_immune_if_available
+from rnix_actors.redact import redact
 from rnix_actors.system import System, resolve_state_dir
 
 NO_DAEMON = "no rnix daemon is running for {state} (start one with `rnix daemon start`)"
@@ -88,7 +89,7 @@ def _color() -> bool | None:
 
 
 def out(text: str = "", *, err: bool = False, nl: bool = True) -> None:
-    click.echo(text, err=err, nl=nl, color=_color())
+    click.echo(redact(text), err=err, nl=nl, color=_color())
 
 
 def style(text: str, **styles: Any) -> str:
@@ -96,7 +97,7 @@ def style(text: str, **styles: Any) -> str:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, default=str, ensure_ascii=False))
+    click.echo(redact(json.dumps(data, default=str, ensure_ascii=False)))
 
 
 def fail(message: str, as_json: bool = False, code: str = "ERROR") -> NoReturn:

@@ -35,6 +35,7 @@ from rnix_actors.drivers.providers import ProviderConfig, backoff_delay, parse_r
 from rnix_actors.drivers.replay import estimate_input_tokens, estimate_output_tokens
 from rnix_actors.errors import ConfigError, DriverError
 from rnix_actors.kernel.cancel import Cancelled, CancelToken
+from rnix_actors.redact import redact, register_secrets
 
 log = logging.getLogger(__name__)
 
@@ -382,4 +383,8 @@ def _abandonable(fn: Callable[[], _T], cancel: CancelToken, limit: float, name: 
 
 
 def _redact(text: str, key: str) -> str:
-    return text.replace(key, REDACTED) if key else text
+    """``text`` without the key, nor any 8-character run of it (providers echo truncated
+    keys), nor anything shaped like a key or a bearer token."""
+    if key:
+        register_secrets([key])
+    return redact(text.replace(key, REDACTED) if key else text)

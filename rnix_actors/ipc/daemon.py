@@ -30,6 +30,7 @@ from rnix_actors.ipc.protocol import pid_path, socket_path
 from rnix_actors.ipc.server import DaemonRunning, DaemonServer
 from rnix_actors.ipc.service import Service, attach_immune_if_available
 from rnix_actors.privatefs import private_dir, private_open
+from rnix_actors.redact import install_log_filter
 from rnix_actors.system import System, resolve_state_dir
 
 log = logging.getLogger("rnix_actors.daemon")
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_filter()  # daemon.log: no secret, nor any fragment of one
     # Pykka reports every exception an ask returns to its caller at INFO; the caller
     # (a client) already gets it as an error response.
     logging.getLogger("pykka").setLevel(logging.WARNING)

@@ -40,6 +40,7 @@ from rnix_actors.messages.process import (
     RunStep,
     Terminate,
 )
+from rnix_actors.redact import redact
 
 ASK_TIMEOUT = 10.0
 OUTBOX_LIMIT = 64
@@ -410,6 +411,7 @@ class AgentProcess(RnixActor):
     def _suspend(self, code: ExitCode, reason: str) -> None:
         self._snapshot()
         self.state = ProcessState.SUSPENDED
+        reason = redact(reason)
         self.emit("Suspend", args={"reason": reason})
         self._report_state(ExitStatus(code, reason, self.result))
 
@@ -447,7 +449,8 @@ class AgentProcess(RnixActor):
         self.state = ProcessState.ZOMBIE
         self.pending.clear()
         result = self.result if code == ExitCode.COMPLETED or self.result else reason
-        exit_status = ExitStatus(code, reason, result)
+        reason = redact(reason)
+        exit_status = ExitStatus(code, reason, redact(result))
         if self.exit_reason is None:
             self.exit_reason = self._exit_reason(code, reason)
         self.flush_events()

@@ -21,6 +21,7 @@ from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.logkeep import LogKeeper
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.privatefs import private_dir, private_open
+from rnix_actors.redact import redact_value
 from rnix_actors.state import KeepLogs
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class EventBus(RnixActor):
         }
 
     def _publish(self, events: tuple[Event, ...]) -> None:
+        events = tuple(map(redact_event, events))
         if self.state_dir is not None:
             self._append(events)
         wild, targets = self._wild, self._targets
@@ -171,3 +173,13 @@ class EventBus(RnixActor):
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+
+
+def redact_event(event: Event) -> Event:
+    """The event with every secret fragment in its args, result and error redacted (the same
+    object when there is none, which is almost always)."""
+    args, result, error = redact_value(event.args), redact_value(event.result), None
+    error = redact_value(event.error) if event.error else event.error
+    if args is event.args and result is event.result and error is event.error:
+        return event
+    return attrs.evolve(event, args=args, result=result, error=error)
