@@ -508,6 +508,7 @@ class System:
                     f"{self.project_dir / '.rnix' / 'agents'}/<name>.yaml)"
                 )
         devices, workdir = options.pop("devices", None), options.pop("workdir", None)
+        self._prepare_model(agent, options.get("driver"), options.get("model"))
         return SpawnRequest(
             template=agent,
             intent=intent,
@@ -515,6 +516,17 @@ class System:
             workdir=None if workdir is None else self.check_workdir(workdir),
             **options,
         )
+
+    def _prepare_model(
+        self, agent: str | AgentTemplate, driver: str | None, model: str | None
+    ) -> None:
+        """Load the agent's model in the caller's thread (a replay script is parsed here, with
+        the YAML bounds), so that no file is parsed on the kernel's thread; raises what the
+        kernel would (`ConfigError`)."""
+        template = agent if isinstance(agent, AgentTemplate) else self._catalog.templates.get(agent)
+        found = None if template is None else self._drivers.get(driver or template.driver)
+        if template is not None and found is not None:
+            found.prepare(model or template.model)
 
     def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:
         """Block until the process has exited or is suspended; return its final info.

@@ -36,6 +36,12 @@ STR, INT, FLOAT, BOOL, NULL = _T + "str", _T + "int", _T + "float", _T + "bool",
 SEQ, MAP = _T + "seq", _T + "map"
 _BOOL_WORDS = {"true": True, "false": False}
 
+# Bounds on every YAML input (config, templates, skills, replay scripts, compose, supervisors,
+# providers, mcp.yaml): a file is refused, with its line, before anything walks it.
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_NODES = 200_000  # nodes once aliases are expanded (a billion-laughs file: 10^9)
+MAX_YAML_DEPTH = 64
+
 
 def where(file: str, node: Node | None) -> str:
     """``file:LINE`` for a node that has a position, else just ``file`` (Python-built nodes)."""
@@ -76,6 +82,10 @@ def load_yaml(path: Path) -> YamlMap:
     """
     file = str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            problem = f"the file is {size} bytes, more than the {MAX_YAML_BYTES} bytes allowed"
+            raise ConfigError(file, "", problem, "split it or shorten it")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(file, "", "file not found", "check the path") from None
@@ -89,7 +99,15 @@ def load_yaml(path: Path) -> YamlMap:
 
 
 def parse_yaml(text: str, file: str) -> YamlMap:
-    """Parse one YAML document whose top level must be a mapping (or empty)."""
+    """Parse one YAML document whose top level must be a mapping (or empty).
+
+    Refuses (`ConfigError` with file, line and field) text over `MAX_YAML_BYTES`, documents
+    that alias expansion would grow past `MAX_YAML_NODES` nodes (anchor bombs) and nesting
+    deeper than `MAX_YAML_DEPTH`, before any caller walks the document.
+    """
+    if len(text) > MAX_YAML_BYTES:
+        problem = f"the text is {len(text)} characters, more than the {MAX_YAML_BYTES} allowed"
+        raise ConfigError(file, "", problem, "split it or shorten it")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -107,10 +125,57 @@ def parse_yaml(text: str, file: str) -> YamlMap:
         raise ConfigError(file, "", "invalid YAML: nesting too deep", "flatten it") from None
     if root is None:
         root = MappingNode(MAP, [])
+    _check_size(root, file)
     if not isinstance(root, MappingNode):
         problem = f"the document must be a mapping of keys to values (got {describe(root)})"
         raise ConfigError(where(file, root), "", problem, "write 'key: value' lines")
     return YamlMap(root, file)
+
+
+def _check_size(root: Node, file: str) -> None:
+    """Raise `ConfigError` if expanding aliases gives too many nodes or too deep a tree.
+
+    Each distinct node is sized once (aliases share their anchor's node), so the check is
+    linear in the file even when the expansion it measures is exponential.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: Node, field: str, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            problem = f"nesting deeper than {MAX_YAML_DEPTH} levels"
+            shown = field if len(field) <= 80 else field[:77] + "..."
+            raise ConfigError(where(file, node), shown, problem, "flatten the structure")
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in visiting:
+            raise ConfigError(
+                where(file, node), field, "recursive alias", "remove the '*alias' loop"
+            )
+        visiting.add(id(node))
+        total = 1
+        if isinstance(node, MappingNode):
+            for key_node, value in node.value:
+                name = key_node.value if isinstance(key_node, ScalarNode) else "?"
+                total += 1 + size(value, _join(field, str(name)), depth + 1)
+                if total > MAX_YAML_NODES:
+                    break
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                total += size(item, f"{field}[{index}]", depth + 1)
+                if total > MAX_YAML_NODES:
+                    break
+        if total > MAX_YAML_NODES:
+            problem = f"aliases expand to more than {MAX_YAML_NODES} values (an anchor bomb?)"
+            raise ConfigError(
+                where(file, node), field, problem, "write the values out, fewer '*aliases'"
+            )
+        visiting.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    visiting: set[int] = set()
+    size(root, "", 0)
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:
