@@ -37,12 +37,19 @@ from rnix_actors.drivers.http import build_drivers
 from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
-from rnix_actors.errors import BadWorkdir, NoSuchProcess, SystemStopped, UnknownAgent
+from rnix_actors.errors import BadWorkdir, NoSuchProcess, SpawnError, SystemStopped, UnknownAgent
 from rnix_actors.immune import Immune, ImmuneConfig, attach_immune, immune_config_from
 from rnix_actors.introspect import ProcessDetail, inspect_process
 from rnix_actors.kernel.asking import ask
 from rnix_actors.kernel.base import ThreadTracker
-from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, Effect, HostDevice
+from rnix_actors.kernel.devices import (
+    DeviceCall,
+    DeviceRegistry,
+    Effect,
+    HostDevice,
+    normalize_device_path,
+    path_within,
+)
 from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, events_path
 from rnix_actors.kernel.fs import FileSystemDevice
 from rnix_actors.kernel.guards import Guard
@@ -416,10 +423,20 @@ class System:
         kernel batch the events around them. ``effect`` says what a call does (`Effect`:
         ``READ`` looks, ``WRITE`` changes local state, ``EXTERNAL`` reaches out); the immune
         daemon weighs a never-seen side-effecting call as riskier than a never-seen look-up.
-        A device that does not say is ``EXTERNAL``.
+        A device that does not say is ``EXTERNAL``. A path below a built-in device
+        (``/dev/fs/x``, ``/dev/shell/x``, ``/proc/x``) is refused with ValueError: every holder of
+        the built-in device would be allowed to call it.
         """
         _not_async(handler, f"device {path}", "register_device")
-        self.devices.register(path, HostDevice(handler, description, blocking, effect))
+        norm = normalize_device_path(path)
+        for builtin in BUILTIN_DEVICES:
+            if path_within(norm, builtin):
+                raise ValueError(
+                    f"{norm} lies below the built-in device {builtin}: every process allowed "
+                    f"{builtin} could call it; register it elsewhere, e.g. "
+                    f"/dev/{norm.rsplit('/', 1)[-1]}"
+                )
+        self.devices.register(norm, HostDevice(handler, description, blocking, effect))
 
     def add_guard(self, guard: Guard) -> None:
         """Install a syscall guard; it applies to processes spawned from now on."""
@@ -508,6 +525,8 @@ class System:
                     f"{self.project_dir / '.rnix' / 'agents'}/<name>.yaml)"
                 )
         devices, workdir = options.pop("devices", None), options.pop("workdir", None)
+        if devices is not None:
+            devices = _normalized_devices(devices)
         self._prepare_model(agent, options.get("driver"), options.get("model"))
         return SpawnRequest(
             template=agent,
@@ -667,3 +686,18 @@ def _not_async(fn: object, what: str, method: str) -> None:
             f"{what} is an async def: register it with rnix_actors.aio.AsyncSystem.{method}, "
             "which runs it on your event loop"
         )
+
+
+BUILTIN_DEVICES = ("/dev/fs", "/dev/shell", "/proc")
+
+
+def _normalized_devices(devices: Iterable[str]) -> tuple[str, ...]:
+    """A spawn's whitelist in canonical form (``/dev/fs/`` → ``/dev/fs``); `SpawnError` for an
+    entry that is not a device path (``/dev/fs/../shell``)."""
+    found = []
+    for entry in devices:
+        try:
+            found.append(normalize_device_path(entry))
+        except ValueError as exc:
+            raise SpawnError(f"spawn rejected: bad device in the whitelist: {exc}") from None
+    return tuple(found)

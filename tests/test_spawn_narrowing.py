@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from helpers import agent as make_agent
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -81,3 +83,19 @@ def test_a_migration_substitute_never_holds_more_than_the_original(
         assert set(chosen.devices) <= original
         if not original:
             assert not candidates[chosen.agent]
+
+
+def test_whitelist_entries_are_normalised_or_refused(system: System) -> None:
+    make_agent(system, "w", lambda r: "done", devices=("/dev/fs", "/dev/shell"))
+    pid = system.spawn("w", "x", devices=["/dev/fs/"])
+    assert system.wait(pid, 30).allowed_devices == ("/dev/fs",)
+    with pytest.raises(SpawnError, match="bad device in the whitelist"):
+        system.spawn("w", "x", devices=["/dev/fs/../shell"])
+
+
+def test_a_host_device_below_a_builtin_is_refused(system: System) -> None:
+    with pytest.raises(ValueError, match="below the built-in device /dev/fs"):
+        system.register_device("/dev/fs/payments", lambda call: "paid")
+    path, _, subpath = system.devices.lookup("/dev/fs/payments")
+    assert (path, subpath) == ("/dev/fs", "/payments")  # still the file system, not a payment
+    system.register_device("/dev/payments", lambda call: "paid")
