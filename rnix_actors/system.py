@@ -37,7 +37,14 @@ from rnix_actors.drivers.http import build_drivers
 from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
-from rnix_actors.errors import BadWorkdir, NoSuchProcess, SpawnError, SystemStopped, UnknownAgent
+from rnix_actors.errors import (
+    BadWorkdir,
+    ConfigError,
+    NoSuchProcess,
+    SpawnError,
+    SystemStopped,
+    UnknownAgent,
+)
 from rnix_actors.immune import Immune, ImmuneConfig, attach_immune, immune_config_from
 from rnix_actors.introspect import ProcessDetail, inspect_process
 from rnix_actors.kernel.asking import ask
@@ -539,13 +546,14 @@ class System:
     def _prepare_model(
         self, agent: str | AgentTemplate, driver: str | None, model: str | None
     ) -> None:
-        """Load the agent's model in the caller's thread (a replay script is parsed here, with
-        the YAML bounds), so that no file is parsed on the kernel's thread; raises what the
-        kernel would (`ConfigError`)."""
+        """Parse the agent's replay script in the caller's thread, so that the kernel's own
+        check finds it (or its error) cached and no file is parsed on the kernel's thread. An
+        error is left for the kernel to raise, in its order of checks."""
         template = agent if isinstance(agent, AgentTemplate) else self._catalog.templates.get(agent)
         found = None if template is None else self._drivers.get(driver or template.driver)
-        if template is not None and found is not None:
-            found.prepare(model or template.model)
+        if template is not None and isinstance(found, ReplayDriver):
+            with contextlib.suppress(ConfigError):
+                found.prepare(model or template.model)
 
     def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:
         """Block until the process has exited or is suspended; return its final info.

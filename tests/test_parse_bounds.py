@@ -12,6 +12,7 @@ from helpers import agent
 from rnix_actors import AgentTemplate, System
 from rnix_actors.compose import parse_workflow
 from rnix_actors.config import load_config
+from rnix_actors.drivers import replay
 from rnix_actors.drivers.providers import load_providers
 from rnix_actors.errors import ConfigError
 from rnix_actors.loader import load_skills, load_templates
@@ -88,7 +89,17 @@ def test_size_and_depth_are_bounded(tmp_path: Path) -> None:
         parse_yaml("a: " + "[" * 100 + "]" * 100, "x.yaml")
 
 
-def test_a_replay_bomb_does_not_stall_other_spawns(project: Path) -> None:
+def test_a_replay_bomb_does_not_stall_other_spawns(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed_on: list[str] = []
+    real_parse = replay.parse_replay_script
+
+    def recording_parse(path: Path) -> replay.ReplayScript:
+        parsed_on.append(threading.current_thread().name)
+        return real_parse(path)
+
+    monkeypatch.setattr(replay, "parse_replay_script", recording_parse)
     bomb = project / "bomb.yaml"
     bomb.write_text('version: "1"\n' + laughs("responses", as_map=False))
     with System(project) as system:
@@ -112,3 +123,4 @@ def test_a_replay_bomb_does_not_stall_other_spawns(project: Path) -> None:
             spawner.join(60)
         assert done and set(done) == {0}
         assert all(p.template == "quick" for p in system.ps(all=True))  # nothing half-started
+    assert parsed_on == ["MainThread"]  # once, by the caller; never on the kernel's thread

@@ -235,6 +235,7 @@ class ReplayDriver:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._parse_lock = threading.Lock()
+        self._failures: dict[str, tuple[tuple[int, int], ConfigError]] = {}  # under _parse_lock
         self._scripts: dict[str, ReplayScript] = {}
         self._cursors: dict[int, int] = {}
 
@@ -262,10 +263,29 @@ class ReplayDriver:
             with self._lock:
                 script = self._scripts.get(model)
             if script is None:
-                script = parse_replay_script(Path(model))
+                script = self._parse(model)
                 with self._lock:
                     self._scripts.setdefault(model, script)
             return script
+
+    def _parse(self, model: str) -> ReplayScript:
+        """Parse the file; an error is kept for as long as the file is unchanged (same size
+        and mtime), so a bad file is not parsed again on every spawn attempt."""
+        path = Path(model)
+        try:
+            info = path.stat()
+            stamp: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            stamp = None
+        failed = self._failures.get(model)
+        if failed is not None and stamp is not None and failed[0] == stamp:
+            raise failed[1]
+        try:
+            return parse_replay_script(path)
+        except ConfigError as exc:
+            if stamp is not None:
+                self._failures[model] = (stamp, exc)
+            raise
 
     def complete(self, request: LLMRequest, cancel: CancelToken) -> LLMResponse:
         """The next scripted response for ``request.pid``.
