@@ -190,3 +190,19 @@ def test_the_demo_fits_the_terminal(tmp_path: Path, width: int) -> None:
     flat = " ".join(done.stdout.split())
     assert "similarity 0.72 >= 0.50, expected success 0.63 > security-scanner's 0.24" in flat
     assert "not in allowed list ['/dev/fs']" in flat
+
+
+def test_watch_json_prints_protocol_frames_as_they_are(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from rnix_actors.cli.proc_cmd import Printer
+
+    event = _event("ReasonStep", args={"tool_calls": 0}, tokens=3).to_dict()
+    printer = Printer(as_json=True)
+    printer.frame({"frame": "event", "data": event}, 4)
+    printer.frame({"frame": "end", "data": {"reason": "exited"}}, 4)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        {"frame": "event", "data": event},
+        {"frame": "end", "data": {"reason": "exited"}},
+    ]

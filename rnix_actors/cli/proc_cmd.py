@@ -144,10 +144,10 @@ class Printer:
             out(wrap(text, hang="    "))
 
     def frame(self, frame: dict[str, Any], pid: int | None) -> None:
-        if frame["frame"] == "event":
-            self.event(event_from_wire(frame["data"]))
-        elif self.as_json:
+        if self.as_json:  # `watch --json` prints the protocol's frames as they are
             emit_json(frame)
+        elif frame["frame"] == "event":
+            self.event(event_from_wire(frame["data"]))
         else:
             out(end_line(frame["data"], pid))
 
