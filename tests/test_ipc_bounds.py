@@ -46,10 +46,12 @@ def test_a_never_reading_watch_client_holds_no_large_values(
     served: tuple[System, DaemonServer, Service],
 ) -> None:
     system, server, service = served
-    raw = open_watch(server)  # and never read
+    raw = open_watch(server)
+    raw.sock.setblocking(True)
     try:
-        writers(system, 100)  # 20 MB of tool arguments pass through the bus
+        assert raw.line()["ok"]  # the stream is open; from here on nothing is read
         (stream,) = service._streams
+        writers(system, 100)  # 20 MB of tool arguments pass through the bus
         events, size, _ = stream.buffered
         assert events > 0
         assert size <= streams.MAX_BUFFERED_BYTES
@@ -67,8 +69,9 @@ def test_a_client_that_falls_behind_gets_the_overflow_end(
     raw.sock.setblocking(True)
     try:
         assert raw.line()["ok"]  # the stream is open; now stop reading for a while
-        writers(system, 30)
+        # Taken now: once it overflows, the server ends it and lets it go.
         (stream,) = service._streams
+        writers(system, 30)
         assert stream.buffered[1] <= 20_000 and stream.buffered[2] > 0
         frames = []
         while True:
