@@ -27,6 +27,7 @@ KERNEL_KEYS = (
     "sigterm_grace",
     "shell_timeout",
     "event_log",
+    "checkpoints",
     "event_log_keep",
     "allowed_workdirs",
     "max_processes",
@@ -48,8 +49,9 @@ class KernelConfig:
 
     ``sigterm_grace``: seconds between SIGTERM and the forced SIGKILL; ``shell_timeout``: default
     seconds a ``/dev/shell`` command may run; ``event_log``: write per-process events.jsonl;
-    ``event_log_keep``: how many logs of finished processes to keep (YAML ``max_mb``,
-    ``max_days``; unbounded by default);
+    ``checkpoints``: checkpoint every process at each step boundary (with a state dir; see
+    docs/durability.md); ``event_log_keep``: how many logs of finished processes to keep
+    (YAML ``max_mb``, ``max_days``; unbounded by default);
     ``allowed_workdirs``: dirs outside the project that a spawn may name as its work dir;
     ``max_processes``: live processes in the system; ``spawn_rate`` / ``spawn_failures``:
     agent spawns / failed agent spawns per process tree within ``spawn_window`` seconds
@@ -59,6 +61,7 @@ class KernelConfig:
     sigterm_grace: float = attrs.field(default=10.0, validator=_positive)
     shell_timeout: float = attrs.field(default=30.0, validator=_positive)
     event_log: bool = True
+    checkpoints: bool = True
     event_log_keep: KeepLogs = attrs.field(factory=KeepLogs)
     allowed_workdirs: tuple[str, ...] = ()
     max_processes: int = 2000
@@ -153,7 +156,7 @@ def _kernel_values(fields: YamlMap) -> dict[str, Any]:
     fields.check_keys(KERNEL_KEYS)
     values: dict[str, Any] = {}
     for key in filter(fields.has, KERNEL_KEYS):
-        if key == "event_log":
+        if key in ("event_log", "checkpoints"):
             values[key] = fields.get_bool(key, True)
         elif key == "event_log_keep":
             values[key] = _keep_value(fields.get_map(key))

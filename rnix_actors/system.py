@@ -37,6 +37,7 @@ from rnix_actors.drivers.http import build_drivers
 from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
+from rnix_actors.durable import STOP_ORIGIN, Recovery, StateLock, recover, suspend_all
 from rnix_actors.errors import (
     BadWorkdir,
     ConfigError,
@@ -65,6 +66,7 @@ from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.processlog import ProcessLog, Sync
 from rnix_actors.kernel.procfs import ProcDevice
+from rnix_actors.kernel.resumption import Recovered, Restore
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
@@ -77,6 +79,7 @@ from rnix_actors.migration.similarity import Blend
 from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.redact import register_environment
 from rnix_actors.state import KeepLogs, StateKind, StatePlace, read_history, resolve_state_dir
+from rnix_actors.store.checkpoints import CheckpointRow, CheckpointStore
 from rnix_actors.store.db import Store
 from rnix_actors.subscription import Subscription
 from rnix_actors.supervision.handle import SupervisorHandle
@@ -141,6 +144,9 @@ class System:
         self._process_log: pykka.ActorRef[ProcessLog] | None = None
         self._threads: AgentThreads | None = None
         self._store: Store | None = None
+        self._checkpoints: CheckpointStore | None = None
+        self._state_lock: StateLock | None = None
+        self.recovery = Recovery()  # what the last start found of a previous system
         self._supervision: Supervision | None = None
         self._planner: Any = None
         self._topology: Topology | None = None
@@ -215,6 +221,7 @@ class System:
                 return self
             self._place.open()
             self._store = Store(self._place.db_path)
+            self._checkpoints = self._open_checkpoints(self._store)
             log_dir = self._place.dir if self.config.kernel.event_log else None
             self._bus = EventBus.start(log_dir, self.tracker, self.keep)
             self._process_log = ProcessLog.start(self._store, self.tracker)
@@ -233,8 +240,11 @@ class System:
                 bounds=tree_limits(self.config.kernel),
                 tracker=self.tracker,
                 threads=self._threads,
+                checkpoints=self._checkpoints,
             )
             self._kernel = Kernel.start(deps)
+            if self.recovery.suspended:
+                self._kernel.ask(Recovered(self.recovery.suspended), timeout=ASK_TIMEOUT)
             self._supervision = Supervision(
                 self._kernel,
                 self._bus,
@@ -258,12 +268,34 @@ class System:
             self.mcp.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def _open_checkpoints(self, store: Store) -> CheckpointStore | None:
+        """The checkpoint tables (None when off); recovers a dead system's processes when
+        this system is alone on its state dir."""
+        if self._place.dir is None or not self.config.kernel.checkpoints:
+            return None
+        checkpoints = CheckpointStore(store)
+        self._state_lock = StateLock(self._place.dir)
+        if self._state_lock.acquire():
+            self.recovery = recover(store, checkpoints)
+        self._state_lock.share()
+        return checkpoints
+
+    def stop(self, timeout: float = 10.0, checkpoint: bool = False) -> None:
         """Kill every live process, stop all actors and join their threads.
 
-        Threads that are still blocked in a call that ignores cancellation (a host device or
-        driver) after ``timeout`` seconds are logged and abandoned.
+        ``checkpoint=True`` is a graceful stop: running processes are paused at their next
+        step boundary (waiting up to ``timeout``) and checkpointed, and the next start on
+        this state dir lists them as suspended, to resume (docs/durability.md). Threads that
+        are still blocked in a call that ignores cancellation (a host device or driver) after
+        ``timeout`` seconds are logged and abandoned.
         """
+        keep = checkpoint and self._checkpoints is not None and self._kernel is not None
+        if keep:
+            left = suspend_all(
+                self.table, lambda pid: self.kill(pid, Signal.SIGPAUSE, STOP_ORIGIN), timeout
+            )
+            if left:
+                log.warning("graceful stop: PIDs %s still running; they will be lost", left)
         with self._lock:
             dashboards, self._dashboards = self._dashboards, []
         for dashboard in dashboards:
@@ -291,7 +323,7 @@ class System:
                     log.warning("%s did not stop in time", type(service).__name__)
         try:
             with contextlib.suppress(pykka.ActorDeadError):  # a dead kernel has none to kill
-                kernel.ask(Shutdown("system"), timeout=timeout)
+                kernel.ask(Shutdown("system", keep=keep), timeout=timeout)
         finally:
             kernel.stop(timeout=timeout)
             if threads is not None:
@@ -308,7 +340,12 @@ class System:
             stuck = self.tracker.join(timeout / 2)
             for thread in stuck:
                 log.warning("thread %s did not stop within %.1fs", thread.name, timeout)
+            if self._checkpoints is not None:
+                self._checkpoints.close(timeout / 2)
             store.close()
+            lock, self._state_lock, self._checkpoints = self._state_lock, None, None
+            if lock is not None:
+                lock.release()
             for http_driver in self._http_drivers:
                 http_driver.close()
             self._place.close()
@@ -585,9 +622,36 @@ class System:
     def resume(self, pid: int, origin: str = "user", retry: bool = False) -> str:
         """SIGRESUME ``pid`` and its subtree. ``retry``: the call a guard refused when it
         suspended ``pid`` runs again (else the agent goes on with the refusal as its
-        result)."""
+        result). A lost process (its system died) resumes from its last checkpoint
+        (`resume_from`)."""
         message = SendSignal(pid, Signal.SIGRESUME, origin, retry)
-        return str(ask(self._require(), message, ASK_TIMEOUT, "kernel"))
+        try:
+            return str(ask(self._require(), message, ASK_TIMEOUT, "kernel"))
+        except NoSuchProcess:
+            self.resume_from(pid, origin)
+            return "resumed from its last checkpoint"
+
+    def resume_from(self, pid: int, origin: str = "user") -> int:
+        """Continue a lost or suspended process of a previous system from its last checkpoint,
+        at depth 0, with its PID, UUID and devices (narrowed to its template's current ones).
+        Raises `CheckpointError` (no or bad checkpoint, naming the PID and what to do),
+        `NoSuchProcess`, `SpawnError`; nothing starts unless every check passed."""
+        resumed: int = ask(self._require(), Restore(pid, origin), ASK_TIMEOUT, "kernel")
+        return resumed
+
+    def checkpoints(self, pid: int) -> list[CheckpointRow]:
+        """The checkpoints kept for ``pid``, oldest first (empty when checkpoints are off)."""
+        store = self._checkpoints
+        if store is not None:
+            return store.rows(pid)
+        db = self._place.db_path
+        if self._place.kind != "dir" or db is None or not db.exists():
+            return []
+        reader = Store(db)
+        try:
+            return CheckpointStore(reader).rows(pid)
+        finally:
+            reader.close()
 
     def info(self, pid: int) -> ProcessInfo:
         info = self.table.get(pid)

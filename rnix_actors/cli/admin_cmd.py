@@ -14,6 +14,7 @@ from rnix_actors.cli.text import Column, table
 from rnix_actors.errors import RnixError
 from rnix_actors.ipc.protocol import ApiError
 from rnix_actors.ipc.service import template_summary
+from rnix_actors.store.checkpoints import CheckpointStore
 from rnix_actors.store.db import Store
 
 
@@ -71,9 +72,11 @@ def agents(obj: Context, as_json: bool, wide: bool) -> None:
 @click.pass_obj
 def prune(obj: Context, older_than: str, dry_run: bool, as_json: bool) -> None:
     """Remove the store rows and proc/ folders (event logs) of dead processes that ended
-    before a bound. Live and suspended processes are never touched."""
+    before a bound, with their checkpoints. Live, suspended and lost processes are never
+    touched."""
     before = parse_since(older_than, time.time())
     db = obj.state / "rnix.db"
+    checkpoints = 0
     if not db.exists():
         pids: list[int] = []
     else:
@@ -83,6 +86,8 @@ def prune(obj: Context, older_than: str, dry_run: bool, as_json: bool) -> None:
             fail(f"{db}: {exc}", as_json)
         try:
             pids = store.dead_before(before) if dry_run else store.prune_dead(before)
+            if not dry_run:
+                checkpoints = CheckpointStore(store).forget_dead(before)
         finally:
             store.close()
     freed = 0
@@ -93,12 +98,16 @@ def prune(obj: Context, older_than: str, dry_run: bool, as_json: bool) -> None:
             if not dry_run:
                 shutil.rmtree(folder, ignore_errors=True)
     if as_json:
-        emit_json({"ok": True, "dry_run": dry_run, "pids": pids, "bytes": freed})
+        emit_json(
+            {"ok": True, "dry_run": dry_run, "pids": pids, "bytes": freed,
+             "checkpoints": checkpoints}
+        )  # fmt: skip
         return
     verb = "would remove" if dry_run else "removed"
     out(
         f"{verb} {len(pids)} dead process(es) that ended before "
         f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(before))} ({freed:,} bytes of logs)"
+        + (f" and {checkpoints:,} checkpoint(s) of dead processes" if checkpoints else "")
     )
 
 

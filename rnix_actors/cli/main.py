@@ -57,6 +57,7 @@ COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
     ("rnix_actors.cli.topology_cmd", "migrations", None),
     ("rnix_actors.cli.admin_cmd", "agents", None),
     ("rnix_actors.cli.admin_cmd", "prune", None),
+    ("rnix_actors.cli.durable_cmd", "checkpoints", None),
     ("rnix_actors.cli.admin_cmd", "completion", None),
     ("rnix_actors.cli.supervise_cmd", "supervise", None),
     ("rnix_actors.cli.supervise_cmd", "sup", None),

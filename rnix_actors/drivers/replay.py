@@ -324,6 +324,17 @@ class ReplayDriver:
         with self._lock:
             self._cursors.pop(pid, None)
 
+    def position(self, pid: int) -> int:
+        """How many responses ``pid`` consumed: its next response's index (checkpoints keep
+        it, so that a resumed process continues at the right response)."""
+        with self._lock:
+            return self._cursors.get(pid, 0)
+
+    def seek(self, pid: int, index: int) -> None:
+        """Make ``pid``'s next response the one at ``index`` (a process resuming)."""
+        with self._lock:
+            self._cursors[pid] = max(0, index)
+
     def cursors(self) -> Mapping[int, int]:
         """PID → number of responses consumed (a snapshot, for tests and `/proc`)."""
         with self._lock:

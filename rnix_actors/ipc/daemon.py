@@ -129,7 +129,7 @@ def serve(project_dir: Path, state_dir: Path | None, ready_fd: int | None = None
         with contextlib.suppress(Exception):
             if immune is not None and hasattr(immune, "stop"):
                 immune.stop()
-        system.stop()
+        system.stop(checkpoint=True)  # running processes suspend, to resume after a restart
         if server is not None:
             server.close()
         pidfile.release()

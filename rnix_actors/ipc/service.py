@@ -365,6 +365,9 @@ class Service:
                 f"{known.exit_reason})"
             )
             return {"pid": pid, "signal": str(signal), "outcome": outcome}
+        if signal is Signal.SIGRESUME and known is not None and known.state is ProcessState.LOST:
+            self.system.resume_from(pid, origin=origin)  # its system died: the checkpoint
+            return {"pid": pid, "signal": str(signal), "outcome": "resumed from its checkpoint"}
         outcome = self.system.kill(pid, signal, origin=origin)
         return {"pid": pid, "signal": str(signal), "outcome": outcome}
 

@@ -18,6 +18,7 @@ from rnix_actors.kernel import links
 from rnix_actors.kernel.agent_syscalls import SyscallRunner
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.cancel import Cancelled
+from rnix_actors.kernel.checkpointing import Resumption
 from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState, Signal
 from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
 from rnix_actors.kernel.spec import CONTEXT_TAIL, ProcessSpec
@@ -72,6 +73,9 @@ class AgentProcess(RnixActor):
         self.endpoint.on_signal = self._exit_signal_arrived
         for other in spec.links:
             links.link(self.endpoint, other)
+        self.checkpointer = spec.checkpointer
+        if spec.resume is not None:
+            self._restore(spec.resume)
 
     # -- lifecycle --------------------------------------------------------------------------
     def _start_actor_loop(self) -> None:
@@ -83,7 +87,29 @@ class AgentProcess(RnixActor):
             threads.run(self._actor_loop)
 
     def started(self) -> None:
-        self.actor_ref.tell(RunStep(1))
+        if self.pending:  # resumed in the middle of a step: its unanswered calls run again
+            self._ensure_routes()
+            self.actor_ref.tell(ContinueCalls())
+        else:
+            self.actor_ref.tell(RunStep(self.step + 1))
+
+    def _restore(self, resumption: Resumption) -> None:
+        """Continue from a checkpoint (`rnix_actors.kernel.checkpointing`)."""
+        self.step, self.tokens, self.result = resumption.step, resumption.tokens, resumption.result
+        self.messages = list(resumption.messages)
+        self.mailbox = list(resumption.mailbox)
+        breaker = self.breaker
+        breaker.total, breaker.run, breaker.last, breaker.tripped_reason = resumption.breaker
+        self.pending.extend(resumption.pending)
+        figures = self.spec.control.figures
+        figures.steps, figures.tokens = self.step, self.tokens
+        figures.cost_usd = resumption.cost_usd
+        self._snapshot()
+
+    def _checkpoint(self, kind: str, reason: str = "") -> None:
+        if self.checkpointer is not None:
+            cost = self.spec.control.figures.cost_usd
+            self.checkpointer.write(self, kind, reason, cost)
 
     def crashed(self, where: str, exc: BaseException) -> None:
         self._finish(ExitCode.ERROR, f"crash in {where}: {type(exc).__name__}: {exc}")
@@ -195,18 +221,23 @@ class AgentProcess(RnixActor):
         self.messages.append(Message("assistant", response.content, response.tool_calls))
         self._snapshot()
         self.pending.extend(response.tool_calls)
+        self._checkpoint("step")  # durable before the first of these calls runs
         if verdict is not None:
             self._suspend(ExitCode.SUSPENDED, verdict)
             return
         self._run_pending()
 
-    def _call_llm(self) -> LLMResponse | None:
+    def _ensure_routes(self) -> None:
         spec = self.spec
         if self.routes is None:  # first step, in this process's thread: may start a server
             offered, self.routes = device_tools(
                 spec.devices, spec.allowed, spec.denied, spec.control.cancel
             )
             self.tools += offered
+
+    def _call_llm(self) -> LLMResponse | None:
+        spec = self.spec
+        self._ensure_routes()
         request = LLMRequest(
             pid=self.pid,
             uuid=spec.uuid,
@@ -410,6 +441,7 @@ class AgentProcess(RnixActor):
 
     def _suspend(self, code: ExitCode, reason: str) -> None:
         self._snapshot()
+        self._checkpoint("suspend", reason)
         self.state = ProcessState.SUSPENDED
         reason = redact(reason)
         self.emit("Suspend", args={"reason": reason})

@@ -38,6 +38,14 @@ from rnix_actors.kernel.process import (
     Signal,
     check_transition,
 )
+from rnix_actors.kernel.processlog import FirstCheckpoint
+from rnix_actors.kernel.resumption import (
+    Recovered,
+    Restore,
+    checkpointer_for,
+    plan_restore,
+    seek_driver,
+)
 from rnix_actors.kernel.spawning import plan_spawn
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.table import ProcessTable
@@ -57,6 +65,7 @@ from rnix_actors.messages.kernel import (
 )
 from rnix_actors.messages.links import ExitKind, ExitReason
 from rnix_actors.messages.process import Pause, Reaped, Resume, Terminate
+from rnix_actors.store.checkpoints import CheckpointStore
 from rnix_actors.store.db import Store
 from rnix_actors.templates import AgentTemplate, Skill
 
@@ -94,6 +103,7 @@ class KernelDeps:
     bounds: TreeLimits = attrs.field(
         factory=TreeLimits
     )  # breadth, size and rate bounds of process trees
+    checkpoints: CheckpointStore | None = None  # None: processes write no checkpoints
 
 
 @attrs.define
@@ -115,6 +125,7 @@ class Kernel(RnixActor):
         self.guards: tuple[Guard, ...] = ()
         self.deadlines = Deadlines("KernelDeadlines")
         self.bounds = TreeBounds(deps.bounds)
+        self.dormant: set[int] = set()  # suspended by a previous system: resume on SIGRESUME
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -155,10 +166,19 @@ class Kernel(RnixActor):
                 self.guards = tuple(g for g in self.guards if g is not guard)
             case QueryTable():
                 return self.deps.table.list()
-            case Shutdown(origin=origin):
+            case Restore(pid=pid, origin=origin):
+                return self._restore(pid, origin)
+            case Recovered(infos=infos):
+                for info in infos:
+                    self.deps.table.put(info)
+                    self.dormant.add(info.pid)
+            case Shutdown(origin=origin, keep=keep):
                 for pid in sorted(self.live, reverse=True):
-                    reason = f"killed by SIGKILL from {origin} (system stop)"
-                    self._force_exit(pid, reason, origin, ExitKind.SHUTDOWN)
+                    if keep:
+                        self._abandon(pid, f"system stop from {origin}", origin)
+                    else:
+                        reason = f"killed by SIGKILL from {origin} (system stop)"
+                        self._force_exit(pid, reason, origin, ExitKind.SHUTDOWN)
             case _:
                 self.unhandled(message)
         return None
@@ -185,6 +205,8 @@ class Kernel(RnixActor):
         control = ProcessControl()
         budget = self.bounds.started(pid, req.parent_pid, req.agent_spawn, template.limits)
         endpoint = Endpoint(f"PID {pid} ({template.name})", pid)
+        workdir = req.workdir or self.deps.workdir
+        max_steps = template.limits.max_steps if req.max_steps is None else req.max_steps
         spec = ProcessSpec(
             pid=pid,
             uuid=info.uuid,
@@ -194,8 +216,8 @@ class Kernel(RnixActor):
             intent=req.intent,
             allowed=devices,
             denied=frozenset(),
-            workdir=req.workdir or self.deps.workdir,
-            max_steps=template.limits.max_steps if req.max_steps is None else req.max_steps,
+            workdir=workdir,
+            max_steps=max_steps,
             model=plan.model,
             driver=plan.driver,
             devices=self.deps.devices,
@@ -208,34 +230,53 @@ class Kernel(RnixActor):
             tree_budget=budget,
             endpoint=endpoint,
             links=() if req.link is None else (req.link,),
-        )
+            checkpointer=checkpointer_for(
+                self.deps.checkpoints, info, plan.driver, plan.model, str(workdir), max_steps,
+                req.origin,
+            ),
+        )  # fmt: skip
         self.deps.table.put(info)  # the store sees the process once it runs: one row less
+        start_args = {
+            "intent": req.intent,
+            "origin": req.origin,
+            "depth": depth,
+            "ppid": req.parent_pid,
+            "parent_template": "" if parent is None else parent.template,
+            "agent_spawn": req.agent_spawn,
+            "allowed_devices": list(info.allowed_devices),
+        }
+        self._launch(info, spec, req.owner, req.agent_spawn, start_args)
+        if parent is not None:
+            # children are table-only (the store keeps ppid), so no write here
+            self.deps.table.put(attrs.evolve(parent, children=(*parent.children, pid)))
+        return pid
+
+    def _launch(
+        self,
+        info: ProcessInfo,
+        spec: ProcessSpec,
+        owner: Any,
+        agent_spawn: bool,
+        start_args: dict[str, Any],
+    ) -> None:
+        """Publish the start, mark the process running and start its actor."""
+        pid, control = info.pid, spec.control
         self.deps.table.track(pid, control.figures)
-        self._publish(
-            pid,
-            "Start",
-            {
-                "intent": req.intent,
-                "origin": req.origin,
-                "depth": depth,
-                "ppid": req.parent_pid,
-                "parent_template": "" if parent is None else parent.template,
-                "agent_spawn": req.agent_spawn,
-                "allowed_devices": list(info.allowed_devices),
-            },
-            template=template.name,
-        )
+        self._publish(pid, "Start", start_args, template=info.template)
         # Running before the thread starts: its first step may already read /proc. The store
         # hears of it once the thread runs.
         running = attrs.evolve(info, state=ProcessState.RUNNING)
-        check_transition(info.state, running.state, pid)
+        if info.state is not ProcessState.RUNNING:
+            check_transition(info.state, running.state, pid)
         self.deps.table.put(running)
         try:
             ref = AgentProcess.start(spec)
         except Exception as exc:  # e.g. no thread could be started: record it, start nothing
             reason = f"start failed: {type(exc).__name__}: {exc}"
             self.bounds.exited(pid, failed_agent_spawn=False)
-            links.exit(endpoint, ExitReason(ExitKind.FAILED, req.origin, reason))
+            if spec.endpoint is not None:
+                origin = str(start_args["origin"])
+                links.exit(spec.endpoint, ExitReason(ExitKind.FAILED, origin, reason))
             self.deps.table.put(attrs.evolve(running, state=ProcessState.ZOMBIE))
             self._save(
                 attrs.evolve(
@@ -248,12 +289,102 @@ class Kernel(RnixActor):
                 check=True,
             )
             raise SpawnError(f"could not start PID {pid}: {reason}") from exc
-        self.live[pid] = _Live(ref, control, plan.driver, req.owner, req.agent_spawn, endpoint)
+        assert spec.endpoint is not None
+        self.live[pid] = _Live(ref, control, spec.driver, owner, agent_spawn, spec.endpoint)
+        if spec.checkpointer is not None and spec.resume is None:
+            state, messages = spec.checkpointer.first(spec.intent)
+            self.deps.process_log.tell(FirstCheckpoint(pid, state, messages))
         self.deps.process_log.tell(running)
-        if parent is not None:
-            # children are table-only (the store keeps ppid), so no write here
-            self.deps.table.put(attrs.evolve(parent, children=(*parent.children, pid)))
+
+    def _restore(self, pid: int, origin: str) -> int:
+        """Resume ``pid`` from its last checkpoint at depth 0 (same PID and UUID)."""
+        if pid in self.live:
+            raise SpawnError(f"PID {pid} is live: send it SIGRESUME (rnix resume {pid})")
+        deps = self.deps
+        plan = plan_restore(
+            pid, deps.store, deps.checkpoints, deps.templates, deps.drivers, deps.skills(),
+            deps.table.get(pid),
+        )  # fmt: skip
+        self.bounds.admit(0, False)
+        info, resumption, ident = plan.info, plan.resumption, plan.resumption.identity
+        seek_driver(plan.driver, resumption)
+        control = ProcessControl()
+        spec = ProcessSpec(
+            pid=pid,
+            uuid=info.uuid,
+            ppid=0,
+            depth=0,
+            template=plan.template,
+            intent=info.intent,
+            allowed=frozenset(info.allowed_devices),
+            denied=frozenset(),
+            workdir=Path(ident.workdir),
+            max_steps=ident.max_steps,
+            model=ident.model,
+            driver=plan.driver,
+            devices=deps.devices,
+            guards=self.guards,
+            kernel=self.actor_ref,
+            bus=deps.bus,
+            control=control,
+            tracker=deps.tracker,
+            threads=deps.threads,
+            tree_budget=self.bounds.started(pid, 0, False, plan.template.limits),
+            checkpointer=checkpointer_for(
+                deps.checkpoints, info, plan.driver, ident.model, ident.workdir,
+                ident.max_steps, ident.origin, resumption,
+            ),
+            resume=resumption,
+            endpoint=Endpoint(f"PID {pid} ({plan.template.name})", pid),
+        )  # fmt: skip
+        if spec.checkpointer is not None:
+            try:
+                spec.checkpointer.resumed(resumption)  # before it runs: nothing half-resumed
+            except Exception:
+                self.bounds.exited(pid, failed_agent_spawn=False)
+                plan.driver.release(pid)
+                raise
+        self.dormant.discard(pid)
+        start_args = {
+            "intent": info.intent,
+            "origin": origin,
+            "depth": 0,
+            "ppid": 0,
+            "resumed_from_step": resumption.step,
+            "allowed_devices": list(info.allowed_devices),
+        }
+        self._launch(info, spec, None, False, start_args)
         return pid
+
+    def _dormant_signal(self, pid: int, sig: Signal, origin: str) -> str:
+        """A signal to a suspended process of a previous system (no actor yet)."""
+        if sig is Signal.SIGRESUME:
+            self._restore(pid, origin)
+            return "resuming 1 process(es)"
+        if sig is Signal.SIGPAUSE:
+            return f"noop: PID {pid} is suspended"
+        info = self.deps.table.get(pid)
+        assert info is not None
+        self.dormant.discard(pid)
+        reason = f"{sig} while suspended (from {origin})"
+        self._save(
+            attrs.evolve(
+                info, state=ProcessState.DEAD, exit_code=int(ExitCode.ERROR),
+                exit_reason=reason, result=reason, ended_at=time.time(),
+            ),
+            check=True,
+        )  # fmt: skip
+        return f"{sig} delivered"
+
+    def _abandon(self, pid: int, reason: str, origin: str) -> None:
+        """Stop a live process without recording an exit: the store keeps its state."""
+        live = self.live.pop(pid)
+        if live.timer is not None:
+            live.timer.cancel()
+        live.control.cancel.cancel(reason)
+        live.driver.release(pid)
+        links.exit(live.endpoint, ExitReason(ExitKind.SHUTDOWN, origin, reason))
+        _tell(live.ref, Reaped())
 
     def _parent(self, pid: int) -> ProcessInfo:
         info = self.deps.table.get(pid)
@@ -282,6 +413,8 @@ class Kernel(RnixActor):
         if grace is not None:
             args["grace"] = grace
         self._publish(pid, "Signal", args)
+        if pid in self.dormant:
+            return self._dormant_signal(pid, sig, origin)
         if pid not in self.live:
             return f"noop: PID {pid} already exited"
         if sig is Signal.SIGPAUSE:

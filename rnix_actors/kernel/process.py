@@ -19,6 +19,7 @@ class ProcessState(StrEnum):
     SUSPENDED = "suspended"
     ZOMBIE = "zombie"
     DEAD = "dead"
+    LOST = "lost"  # only in the store: its system died while it ran (see docs/durability.md)
 
 
 LEGAL_TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
@@ -27,6 +28,7 @@ LEGAL_TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
     ProcessState.SUSPENDED: frozenset({ProcessState.RUNNING, ProcessState.DEAD}),
     ProcessState.ZOMBIE: frozenset({ProcessState.DEAD}),
     ProcessState.DEAD: frozenset(),
+    ProcessState.LOST: frozenset(),
 }
 """created→zombie covers a process whose start failed before its first step."""
 

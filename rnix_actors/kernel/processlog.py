@@ -22,9 +22,20 @@ import attrs
 
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.process import ProcessInfo
+from rnix_actors.store.checkpoints import write_checkpoint
 from rnix_actors.store.db import Store
 
 log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class FirstCheckpoint:
+    """A new process's checkpoint 0 (its intent), committed with its first row: no process
+    is ever in the store without a checkpoint to resume from."""
+
+    pid: int
+    state: dict[str, Any]
+    messages: tuple[dict[str, Any], ...]
 
 
 @attrs.frozen
@@ -37,12 +48,15 @@ class ProcessLog(RnixActor):
         super().__init__(tracker)
         self.store = store
         self.pending: dict[int, ProcessInfo] = {}
+        self.firsts: list[FirstCheckpoint] = []
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, ProcessInfo):
             self.pending[message.pid] = message
             if self.actor_inbox.empty():
                 self._write()
+        elif isinstance(message, FirstCheckpoint):
+            self.firsts.append(message)
         elif isinstance(message, Sync):
             self._write()
         else:
@@ -55,9 +69,16 @@ class ProcessLog(RnixActor):
     def _write(self) -> None:
         if not self.pending:
             return
+        firsts = self.firsts
+
+        def first_checkpoints(conn: sqlite3.Connection) -> None:
+            for first in firsts:
+                write_checkpoint(conn, first.pid, 0, 0, "start", first.state, 0, first.messages)
+
         try:
-            self.store.save_processes(self.pending.values())
+            self.store.save_processes(self.pending.values(), first_checkpoints)
         except sqlite3.Error:
             log.exception("process log: could not write %d process row(s)", len(self.pending))
             return
         self.pending.clear()
+        self.firsts = []

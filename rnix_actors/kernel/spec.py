@@ -11,6 +11,7 @@ import attrs
 from rnix_actors.drivers.base import Driver
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.cancel import CancelToken
+from rnix_actors.kernel.checkpointing import Checkpointer, Resumption
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.links import Endpoint
@@ -96,3 +97,5 @@ class ProcessSpec:
     tree_budget: TreeBudget | None = None  # shared by the process's tree (None: unlimited)
     endpoint: Endpoint | None = None  # made by the kernel, so that it can end it on SIGKILL
     links: tuple[Endpoint, ...] = ()  # linked before the process runs its first message
+    checkpointer: Checkpointer | None = None  # writes its checkpoints (None: checkpoints off)
+    resume: Resumption | None = None  # the checkpoint a resumed process continues from

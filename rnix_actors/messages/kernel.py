@@ -109,6 +109,9 @@ class QueryTable:
 
 @attrs.frozen
 class Shutdown:
-    """Kill every live process and stop (answered when done)."""
+    """Kill every live process and stop (answered when done). ``keep``: record nothing for
+    the processes still live, so that the store keeps them suspended (a graceful stop) or
+    running (found lost, with their checkpoints, by the next start)."""
 
     origin: str = "system"
+    keep: bool = False

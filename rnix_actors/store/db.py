@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -147,15 +147,23 @@ class Store:
         """Insert or update one process row (one transaction)."""
         self.save_processes([info])
 
-    def save_processes(self, rows: Iterable[ProcessInfo]) -> None:
-        """Insert or update process rows, in order, in one transaction."""
+    def save_processes(
+        self,
+        rows: Iterable[ProcessInfo],
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Insert or update process rows, in order, in one transaction (with what ``also``
+        writes in it, such as the first checkpoints of the processes)."""
         with self.transaction() as conn:
+            if also is not None:
+                also(conn)
             conn.executemany(
                 "INSERT INTO processes(pid, uuid, ppid, template, intent, state, depth, "
                 "allowed_devices, created_at, ended_at, exit_code, exit_reason, result, "
                 "tokens_used, steps, cost_usd, token_budget) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(pid) DO UPDATE SET state=excluded.state, "
+                "ON CONFLICT(pid) DO UPDATE SET state=excluded.state, depth=excluded.depth, "
+                "ppid=excluded.ppid, allowed_devices=excluded.allowed_devices, "
                 "ended_at=excluded.ended_at, exit_code=excluded.exit_code, "
                 "exit_reason=excluded.exit_reason, result=excluded.result, "
                 "tokens_used=excluded.tokens_used, steps=excluded.steps, "
@@ -195,6 +203,17 @@ class Store:
                 (limit,),
             ).fetchall()
         return [_row_to_info(row) for row in rows]
+
+    def get_process(self, pid: int) -> ProcessInfo | None:
+        """The stored row of ``pid`` (None: never ran here, or pruned)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT pid, uuid, ppid, template, intent, state, depth, allowed_devices, "
+                "created_at, exit_code, exit_reason, result, tokens_used, steps, ended_at, "
+                "cost_usd, token_budget FROM processes WHERE pid = ?",
+                (pid,),
+            ).fetchone()
+        return None if row is None else _row_to_info(row)
 
     def dead_before(self, before: float) -> list[int]:
         """PIDs of dead processes that ended before ``before`` (a Unix time)."""

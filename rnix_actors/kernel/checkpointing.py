@@ -1,0 +1,242 @@
+"""What an agent process writes at each step boundary, and how a process resumes from it.
+
+A process checkpoints on its own thread (a `Checkpointer` per process) at two moments:
+
+- ``step``: the model answered with tool calls and none of them has run yet. Everything the
+  previous steps did is in the context, and the calls of the step in flight are listed, so a
+  completed step is durable before the next step's tool calls run. Resuming from it runs the
+  listed calls again: at-least-once for that one step.
+- ``suspend``: the process suspended (SIGPAUSE, the immune system, a budget, a graceful
+  stop), between two tool calls at most; the calls still to run are the unanswered ones.
+
+The context only grows, so the `Checkpointer` hands the store the messages added since its
+last checkpoint; the identity (`Identity`) is written once, in checkpoint 0 (``start``, with
+the process's first row) and in the ``resume`` checkpoint the kernel writes before a resumed
+process runs. `Resumption` is a checkpoint decoded for the kernel and the new process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from rnix_actors.drivers.base import Message, ToolCall
+from rnix_actors.store.checkpoints import (
+    CheckpointError,
+    CheckpointStore,
+    Pending,
+    StoredCheckpoint,
+)
+
+log = logging.getLogger(__name__)
+
+WRITE_TIMEOUT = 30.0  # seconds a process waits for its checkpoint's commit
+
+
+class Checkpointed(Protocol):
+    """The parts of an agent process a checkpoint reads."""
+
+    step: int
+    tokens: int
+    result: str
+    messages: list[Message]
+    mailbox: list[str]
+
+
+@attrs.frozen
+class Identity:
+    """What does not change while a process lives (written into each checkpoint)."""
+
+    uuid: str
+    template: str
+    intent: str
+    driver: str
+    model: str
+    depth: int
+    ppid: int
+    allowed: tuple[str, ...]
+    workdir: str
+    max_steps: int
+    origin: str
+    created_at: float
+
+
+class Checkpointer:
+    """Writes the checkpoints of one process (only ever called from that process's thread)."""
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        pid: int,
+        identity: Identity,
+        position: Any = None,
+        seq: int = 0,
+        written: int = 0,
+    ) -> None:
+        self.store = store
+        self.pid = pid
+        self.identity = attrs.asdict(identity)
+        self._position = position  # the driver's ``position(pid)``, if it has one
+        self.seq = seq
+        self.written = written  # context messages already in the store
+        self.bytes = 0  # written by this process's checkpoints so far
+
+    def first(self, intent: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+        """Checkpoint 0 of a new process (state, messages): its intent, before any step."""
+        state = {
+            **self.identity,
+            "step": 0,
+            "tokens": 0,
+            "cost_usd": 0.0,
+            "result": "",
+            "mailbox": [],
+            "breaker": [0, 0, None, None],
+            "in_flight": [],
+            "driver_position": None if self._position is None else 0,
+            "reason": "",
+        }
+        return state, (_message(Message("user", intent)),)
+
+    def resumed(self, resumption: Resumption) -> None:
+        """Write the ``resume`` checkpoint: the new identity (depth 0, narrowed devices)
+        over the state it resumes from, so that a kill before the first step of the resumed
+        process still resumes it as it now is. Raises `sqlite3.Error`."""
+        state = {
+            **self.identity,
+            "step": resumption.step,
+            "tokens": resumption.tokens,
+            "cost_usd": resumption.cost_usd,
+            "result": resumption.result,
+            "mailbox": list(resumption.mailbox),
+            "breaker": list(resumption.breaker),
+            "in_flight": [_call(c) for c in resumption.pending],
+            "driver_position": resumption.driver_position,
+            "reason": "resumed",
+        }
+        self.store.write(self.pid, self.seq + 1, resumption.step, "resume", state, self.written, [])
+        self.seq += 1
+
+    def write(self, agent: Checkpointed, kind: str, reason: str = "", cost: float = 0.0) -> None:
+        """Checkpoint ``agent`` now; a store error is logged (the process goes on)."""
+        messages = agent.messages
+        state = {
+            "step": agent.step,
+            "tokens": agent.tokens,
+            "cost_usd": cost,
+            "result": agent.result,
+            "mailbox": list(agent.mailbox),
+            "breaker": _breaker(agent),
+            "in_flight": [_call(c) for c in unanswered(messages)],
+            "driver_position": None if self._position is None else self._position(self.pid),
+            "reason": reason,
+        }
+        first = min(self.written, len(messages))
+        pending = self.store.submit(
+            Pending(self.pid, self.seq + 1, agent.step, kind, state, first,
+                    messages[first:], _message)
+        )  # fmt: skip
+        # Durable before the step's tool calls run: wait for the commit (shared with the
+        # other processes checkpointing meanwhile).
+        if not pending.done.wait(WRITE_TIMEOUT) or isinstance(pending.outcome[0], str):
+            why = pending.outcome[0] if pending.outcome else f"not written in {WRITE_TIMEOUT}s"
+            log.error("PID %d: checkpoint of step %d not written: %s", self.pid, agent.step, why)
+            return
+        self.bytes += int(pending.outcome[0])
+        self.seq += 1
+        self.written = len(messages)
+
+
+def _breaker(agent: Any) -> list[Any]:
+    breaker = agent.breaker
+    return [breaker.total, breaker.run, breaker.last, breaker.tripped_reason]
+
+
+def unanswered(messages: Sequence[Message]) -> list[ToolCall]:
+    """The tool calls of the last assistant message that have no tool result yet."""
+    answered: set[str] = set()
+    for message in reversed(messages):
+        if message.role == "tool":
+            answered.add(message.tool_call_id)
+        elif message.role == "assistant":
+            return [c for c in message.tool_calls if c.id not in answered]
+    return []
+
+
+def _call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "name": call.name, "input": dict(call.input)}
+
+
+def _message(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        data["tool_calls"] = [_call(c) for c in message.tool_calls]
+    if message.tool_call_id:
+        data["tool_call_id"] = message.tool_call_id
+    return data
+
+
+@attrs.frozen
+class Resumption:
+    """A decoded checkpoint: what a resumed process starts from."""
+
+    pid: int
+    step: int
+    seq: int
+    written: int
+    identity: Identity
+    tokens: int
+    cost_usd: float
+    result: str
+    mailbox: tuple[str, ...]
+    breaker: tuple[int, int, str | None, str | None]
+    messages: tuple[Message, ...]
+    driver_position: int | None
+
+    @property
+    def pending(self) -> list[ToolCall]:
+        """The calls of the step in flight that have no result yet (run again on resume)."""
+        return unanswered(self.messages)
+
+
+def decode(found: StoredCheckpoint) -> Resumption:
+    """A `Resumption` from a stored checkpoint; `CheckpointError` naming the PID if a field
+    is missing or of the wrong type."""
+    pid, state = found.row.pid, found.state
+    try:
+        fields = {f.name: state[f.name] for f in attrs.fields(Identity)}
+        identity = Identity(**{**fields, "allowed": tuple(str(d) for d in fields["allowed"])})
+        total, run, last, tripped = state["breaker"]
+        position = state["driver_position"]
+        return Resumption(
+            pid=pid,
+            step=int(state["step"]),
+            seq=found.row.seq,
+            written=len(found.messages),
+            identity=identity,
+            tokens=int(state["tokens"]),
+            cost_usd=float(state["cost_usd"]),
+            result=str(state["result"]),
+            mailbox=tuple(str(m) for m in state["mailbox"]),
+            breaker=(int(total), int(run), last, tripped),
+            messages=tuple(_to_message(m) for m in found.messages),
+            driver_position=None if position is None else int(position),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"the checkpoint of PID {pid} is corrupted (field {exc}): it cannot be resumed; "
+            "start its task again"
+        ) from None
+
+
+def _to_message(data: Mapping[str, Any]) -> Message:
+    calls = tuple(
+        ToolCall(str(c["id"]), str(c["name"]), dict(c.get("input") or {}))
+        for c in data.get("tool_calls", ())
+    )
+    role = str(data["role"])
+    if role not in ("system", "user", "assistant", "tool"):
+        raise ValueError(f"role {role!r}")
+    return Message(role, str(data["content"]), calls, str(data.get("tool_call_id", "")))  # type: ignore[arg-type]

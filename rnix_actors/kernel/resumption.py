@@ -1,0 +1,153 @@
+"""Deciding a resume from a checkpoint (the kernel's side of `System.resume_from`).
+
+A resumed process keeps its PID, UUID, context, counters and driver position, and starts at
+depth 0 with no parent. Its devices are those it held, narrowed to its template's current
+devices: a resume never grants a device, even when the template grew since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from rnix_actors.drivers.base import Driver
+from rnix_actors.errors import NoSuchProcess, SpawnError
+from rnix_actors.kernel.checkpointing import Checkpointer, Identity, Resumption, decode
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
+from rnix_actors.kernel.safety import child_devices
+from rnix_actors.store.checkpoints import CheckpointError, CheckpointStore
+from rnix_actors.store.db import Store
+from rnix_actors.templates import AgentTemplate, Skill, effective_devices
+
+RESUMABLE = (ProcessState.LOST, ProcessState.SUSPENDED)
+
+
+@attrs.frozen
+class Restore:
+    """Ask the kernel to resume ``pid`` from its last checkpoint (answered with the PID)."""
+
+    pid: int
+    origin: str = "user"
+
+
+@attrs.frozen
+class Recovered:
+    """Suspended processes of a previous system, to list (and resume on SIGRESUME)."""
+
+    infos: tuple[ProcessInfo, ...]
+
+
+@attrs.frozen
+class RestorePlan:
+    info: ProcessInfo  # the record of the resumed process (running, depth 0)
+    template: AgentTemplate
+    driver: Driver
+    resumption: Resumption
+
+
+def plan_restore(
+    pid: int,
+    store: Store,
+    checkpoints: CheckpointStore | None,
+    templates: Callable[[str], AgentTemplate | None],
+    drivers: Callable[[str], Driver | None],
+    skills: dict[str, Skill],
+    known: ProcessInfo | None = None,
+) -> RestorePlan:
+    """Decide a resume or raise (`NoSuchProcess`, `CheckpointError`, `SpawnError`); nothing
+    is started or changed before every check passed. ``known``: the process table's record
+    (newer than the store's row, which the process log writes a moment later)."""
+    if checkpoints is None:
+        raise CheckpointError(
+            f"cannot resume PID {pid}: checkpoints are off in this system "
+            "(set kernel.checkpoints: true in .rnix/config.yaml and use a state dir)"
+        )
+    row = known if known is not None else store.get_process(pid)
+    if row is None:
+        raise NoSuchProcess(pid)
+    if row.state not in RESUMABLE:
+        raise CheckpointError(
+            f"cannot resume PID {pid}: it is {row.state}"
+            + (f" ({row.exit_reason})" if row.exit_reason else "")
+            + "; only lost and suspended processes resume from a checkpoint"
+        )
+    resumption = decode(checkpoints.latest(pid))
+    ident = resumption.identity
+    if ident.uuid != row.uuid:
+        raise CheckpointError(
+            f"the checkpoint of PID {pid} belongs to another process (UUID {ident.uuid}, "
+            f"the process is {row.uuid}): it cannot be resumed; start its task again"
+        )
+    template = templates(ident.template)
+    if template is None:
+        raise SpawnError(
+            f"cannot resume PID {pid}: its agent '{ident.template}' is no longer defined; "
+            "restore the template file and try again"
+        )
+    devices = child_devices(ident.allowed, effective_devices(template, skills), None)
+    driver = drivers(ident.driver)
+    if driver is None:
+        raise SpawnError(
+            f"cannot resume PID {pid}: its driver '{ident.driver}' is not registered; "
+            "register it with System.register_driver() and try again"
+        )
+    driver.prepare(ident.model)
+    info = attrs.evolve(
+        row,
+        ppid=0,
+        depth=0,
+        state=ProcessState.RUNNING,
+        allowed_devices=tuple(sorted(devices)),
+        exit_code=None,
+        exit_reason="",
+        result=resumption.result,
+        tokens_used=resumption.tokens,
+        steps=resumption.step,
+        cost_usd=resumption.cost_usd,
+        ended_at=None,
+        children=(),
+    )
+    return RestorePlan(info, template, driver, resumption)
+
+
+def seek_driver(driver: Driver, resumption: Resumption) -> None:
+    """Put a driver with a per-process position (replay) where the checkpoint left it."""
+    seek = getattr(driver, "seek", None)
+    if seek is not None and resumption.driver_position is not None:
+        seek(resumption.pid, resumption.driver_position)
+
+
+def checkpointer_for(
+    checkpoints: CheckpointStore | None,
+    info: ProcessInfo,
+    driver: Driver,
+    model: str,
+    workdir: str,
+    max_steps: int,
+    origin: str,
+    resumption: Resumption | None = None,
+) -> Checkpointer | None:
+    """The `Checkpointer` of a new (or resumed) process; None when checkpoints are off."""
+    if checkpoints is None:
+        return None
+    identity = Identity(
+        uuid=info.uuid,
+        template=info.template,
+        intent=info.intent,
+        driver=driver.name,
+        model=model,
+        depth=info.depth,
+        ppid=info.ppid,
+        allowed=info.allowed_devices,
+        workdir=workdir,
+        max_steps=max_steps,
+        origin=origin,
+        created_at=info.created_at,
+    )
+    position = getattr(driver, "position", None)
+    if resumption is None:
+        return Checkpointer(checkpoints, info.pid, identity, position)
+    return Checkpointer(
+        checkpoints, info.pid, identity, position, resumption.seq, resumption.written
+    )
