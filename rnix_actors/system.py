@@ -641,8 +641,10 @@ class System:
 
     def checkpoints(self, pid: int) -> list[CheckpointRow]:
         """The checkpoints kept for ``pid``, oldest first (empty when checkpoints are off)."""
-        store = self._checkpoints
+        store, process_log = self._checkpoints, self._process_log
         if store is not None:
+            if process_log is not None:  # checkpoint 0 travels with the first row
+                ask(process_log, Sync(), ASK_TIMEOUT, "process log")
             return store.rows(pid)
         db = self._place.db_path
         if self._place.kind != "dir" or db is None or not db.exists():

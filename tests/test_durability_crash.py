@@ -27,14 +27,14 @@ WRITERS = 3
 TIMEOUT = 60.0
 
 
-def write_project(root: Path) -> Path:
+def write_project(root: Path, delay_ms: int = 15) -> Path:
     project = root / "project"
     agents = project / ".rnix" / "agents"
     agents.mkdir(parents=True)
     (project / "out").mkdir()
     responses = "".join(
         f"  - content: step {i}\n"
-        f"    delay_ms: 15\n"
+        f"    delay_ms: {delay_ms}\n"
         f"    tool_calls:\n"
         f"      - {{name: write_file, input: {{path: out/step-{i}.txt, content: '{i}'}}}}\n"
         for i in range(1, STEPS + 1)
@@ -145,3 +145,29 @@ def threading_wait(seconds: float) -> None:
     import threading
 
     threading.Event().wait(seconds)
+
+
+def test_daemon_stop_suspends_running_writers_and_the_next_start_resumes_them(
+    tmp_path: Path,
+) -> None:
+    project = write_project(tmp_path, delay_ms=400)  # 6 steps: longer than a stop takes
+    state = tmp_path / "state"
+    start_daemon(project, state)
+    try:
+        pids = [call(state, "spawn", agent="writer", intent=f"w{i}")["pid"] for i in range(2)]
+        call(state, "ps")  # both spawned and running
+    finally:
+        stop_daemon(state)  # graceful: suspend at the next step boundary, checkpoint
+    after = rows(state / "rnix.db")
+    for pid in pids:
+        assert after[pid][0] == "suspended", after[pid]
+    start_daemon(project, state)
+    try:
+        listed = {p["pid"]: p for p in call(state, "ps")["processes"]}
+        assert all(listed[pid]["state"] == "suspended" for pid in pids)
+        for pid in pids:
+            call(state, "resume", pid=pid)
+            done = call(state, "wait", pid=pid, timeout=int(TIMEOUT))["process"]
+            assert done["exit_code"] == 0 and done["steps"] == STEPS + 1, done
+    finally:
+        stop_daemon(state)
