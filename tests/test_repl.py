@@ -342,3 +342,31 @@ def test_shell_parity_commands(system: System, api: LocalApi) -> None:
     lines.wait_for("security-scanner")
     assert not shell.execute("inspect 999")
     lines.wait_for("error: no such process: PID 999")
+
+
+def test_enter_inside_an_open_quote_continues_the_command(
+    system: System, api: LocalApi, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+
+    def brain(request: LLMRequest) -> LLMResponse | str:
+        seen.append(request.intent)
+        return "noted"
+
+    agent(system, "note-taker", brain)
+    lines = Lines()
+    with running_repl(api, tmp_path, lines) as (_repl, pipe):
+        pipe.send_text("spawn note-taker 'first line\r")  # the quote is still open
+        pipe.send_text("second line'\r")
+        lines.wait_for("[kernel] PID 1 exited(0) completed")
+        pipe.send_text("exit\r")
+    assert seen == ["first line\nsecond line"]
+    assert not any("unclosed" in line for line in lines.lines)
+
+
+def test_open_quote() -> None:
+    from rnix_actors.cli.shell.parse import open_quote
+
+    assert open_quote("spawn a 'one") and open_quote('spawn a "x; ps')
+    assert not open_quote("spawn a 'one'") and not open_quote("ps; tree")
+    assert not open_quote('spawn a "it\'s"')  # a quote of the other kind inside

@@ -110,3 +110,12 @@ def current_segment(text: str) -> str:
         if char in ";|":
             start = index + 1
     return text[start:].lstrip()
+
+
+def open_quote(text: str) -> bool:
+    """True while ``text`` ends inside a quote: Enter then continues the line."""
+    try:
+        split_commands(text)
+    except ShellSyntaxError as exc:
+        return str(exc).startswith("unclosed")
+    return False

@@ -19,11 +19,12 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 
 from rnix_actors.cli.shell.commands import Echo, ExitShell, Shell
 from rnix_actors.cli.shell.help import HELP, SIGNALS
-from rnix_actors.cli.shell.parse import current_segment
+from rnix_actors.cli.shell.parse import current_segment, open_quote
 from rnix_actors.ipc.local import Api, Stream
 from rnix_actors.ipc.protocol import ApiError
 from rnix_actors.privatefs import private_dir, private_touch
@@ -199,6 +200,9 @@ class Repl:
         self._templates: list[str] = []
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
+            multiline=True,  # Enter accepts, except inside an open quote (see _keys)
+            prompt_continuation="... ",
+            key_bindings=_keys(),
             history=make_history(state_dir),
             completer=ShellCompleter(lambda: self._templates, self._pids, self._mcp_tools),
             bottom_toolbar=self.toolbar,
@@ -260,3 +264,19 @@ class Repl:
         finally:
             self.monitor.stop()
             self.shell.close()
+
+
+def _keys() -> KeyBindings:
+    """Enter runs the line, unless a quote is still open: then it starts a new line of the
+    same command, as a POSIX shell does."""
+    keys = KeyBindings()
+
+    @keys.add("enter")
+    def _enter(event: KeyPressEvent) -> None:
+        buffer = event.current_buffer
+        if open_quote(buffer.text):
+            buffer.insert_text("\n")
+        else:
+            buffer.validate_and_handle()
+
+    return keys
