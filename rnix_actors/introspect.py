@@ -16,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from rnix_actors.errors import RnixError
+from rnix_actors.kernel.devices import path_within
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.kernel.table import Rollup
 from rnix_actors.messages.events import Event
+from rnix_actors.shellconf import ShellSettings
 from rnix_actors.supervision.views import SupervisorView
-from rnix_actors.templates import Limits
+from rnix_actors.templates import AgentTemplate, Limits
 
 if TYPE_CHECKING:
     from rnix_actors.system import System
@@ -55,6 +58,7 @@ class ProcessDetail:
     context: tuple[ContextEntry, ...] = ()
     alerts: tuple[dict[str, Any], ...] = ()  # the immune daemon's alerts on this process
     immune_suspended: bool = False
+    shell: str = ""  # how its /dev/shell commands run ("" when it has no shell)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,7 @@ class ProcessDetail:
             "supervisor": self.supervisor,
             "context": [c.to_dict() for c in self.context],
             "immune": {"alerts": list(self.alerts), "suspended": self.immune_suspended},
+            "shell": self.shell,
         }
 
 
@@ -101,6 +106,7 @@ def inspect_process(system: System, pid: int, tail: int = DEFAULT_TAIL) -> Proce
         context=context,
         alerts=alerts,
         immune_suspended=suspended,
+        shell=_shell_view(system, info, template),
     )
 
 
@@ -145,6 +151,26 @@ def _from_events(events: Iterable[Event]) -> Iterable[ContextEntry]:
             yield ContextEntry("tool", f"{event.syscall} {event.device} {target}: {text}")
         elif event.syscall == "Complete":
             yield ContextEntry("assistant", f"complete: {event.args.get('result', '')}")
+
+
+def _shell_view(system: System, info: ProcessInfo, template: AgentTemplate | None) -> str:
+    """``sandboxed, network off`` (or ``sandbox OFF``) for a process that may use the shell."""
+    if not any(
+        path_within("/dev/shell", d) or path_within(d, "/dev/shell") for d in info.allowed_devices
+    ):
+        return ""
+    try:
+        _, device, _ = system.devices.lookup("/dev/shell")
+    except RnixError:
+        return ""
+    base = getattr(device, "settings", None)
+    if not isinstance(base, ShellSettings):
+        return "not the built-in shell"
+    settings = base.merged(None if template is None else template.shell)
+    network = "network on" if settings.network else "network off"
+    if settings.sandbox is False:
+        return f"sandbox OFF (shell.sandbox: off), {network}"
+    return f"sandboxed, {network}"
 
 
 def _owner(views: Sequence[SupervisorView], pid: int) -> str:

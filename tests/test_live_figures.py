@@ -140,6 +140,7 @@ def test_inspect_shows_a_running_process_context_and_breaker(system: System, pro
     assert detail.context[1].tool_calls == ('read_file {"path": "missing.txt"}',)
     assert detail.breaker[0] == 1 and detail.breaker[2].startswith("NOT_FOUND|")
     assert detail.limits is not None and detail.limits.max_tokens == 1000
+    assert detail.shell == "sandboxed, network off"
     path = socket_path(system.state_dir)
     with DaemonServer(path, Service(system, socket=path)):
         shown = CliRunner().invoke(cli, ["--project-dir", str(project), "inspect", str(pid)])
@@ -167,3 +168,16 @@ def test_inspect_a_finished_process_reads_its_event_log(system: System, project:
     missing = CliRunner().invoke(cli, ["--project-dir", str(project), "inspect", "999", "--json"])
     assert missing.exit_code == 1
     assert json.loads(missing.stdout)["error"]["code"] == "NO_SUCH_PROCESS"
+
+
+def test_inspect_says_when_a_template_turned_the_shell_sandbox_off(system: System) -> None:
+    import attrs
+
+    from rnix_actors.shellconf import ShellSettings
+
+    template = agent(system, "loose", lambda r: "done")
+    system.add_template(attrs.evolve(template, shell=ShellSettings(sandbox=False)))
+    pid = system.run("loose", "x", timeout=10).pid
+    assert system.inspect(pid).shell == "sandbox OFF (shell.sandbox: off), network off"
+    agent(system, "no-shell", lambda r: "done", devices=("/dev/fs",))
+    assert system.inspect(system.run("no-shell", "x", timeout=10).pid).shell == ""

@@ -275,6 +275,7 @@ def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
             or "none",
         ),
         ("devices", ", ".join(info.allowed_devices) or "none"),
+        ("shell", detail.get("shell") or "no /dev/shell"),
         ("supervisor", detail.get("supervisor") or "none"),
         ("step", f"{info.steps}" + (f" ({info.activity})" if info.activity else "")),
         ("tokens", tokens_text(info)),
