@@ -6,8 +6,9 @@ Run from the repository root::
     .venv/bin/python bench/durability.py --quick    # smaller sizes
 
 1. Steps/s with checkpoints on vs off on the bench/kernel.py step workload (agents taking
-   zero-latency steps of 3 no-op device calls), in alternating rounds of one run; the ratio
-   of the medians (target >= 0.9).
+   zero-latency steps of 3 no-op device calls; steps/s on the time until the event bus
+   delivered the last event, as bench/kernel.py counts them), in alternating rounds of one
+   run; the ratio of the medians (target >= 0.9).
 2. Checkpoint bytes per step of that workload.
 3. Time from ``rnix daemon start`` (a real daemon process) to all resumable processes listed,
    with N processes suspended with their checkpoints by a graceful stop.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kernel import NULL_DEVICE, _null_device, add_agent, busy_brain, wait_all
+from kernel import NULL_DEVICE, ExitCounter, _null_device, add_agent, busy_brain, wait_all
 
 from rnix_actors import System
 from rnix_actors.config import Config, KernelConfig
@@ -47,10 +48,14 @@ def step_round(
         if system._checkpoints is not None:
             system._checkpoints.writer_thread = writer_thread
         add_agent(system, "stepper", busy_brain(3, steps), max_steps=steps + 1)
-        started = time.perf_counter()
-        pids = [system.spawn("stepper", "take steps") for _ in range(agents)]
-        infos = wait_all(system, pids)
-        seconds = time.perf_counter() - started
+        counter = ExitCounter(agents)
+        with system.subscribe(counter):
+            started = time.perf_counter()
+            pids = [system.spawn("stepper", "take steps") for _ in range(agents)]
+            infos = wait_all(system, pids)
+            counter.wait()
+            # As bench/kernel.py: until the bus delivered the last event (its work counts).
+            seconds = counter.last - started
     total = sum(i.steps for i in infos)
     return total / seconds, total
 

@@ -91,7 +91,11 @@ def test_each_step_writes_one_checkpoint_with_the_calls_of_the_step_in_flight(ro
         assert all(r.bytes > 0 for r in rows)
         assert rows[-1].messages == 1 + 2 * (STEPS - 1) + 1  # intent, pairs, last call
         found = system._checkpoints.latest(info.pid)  # type: ignore[union-attr]
-        assert found.state["in_flight"][0]["input"] == {"device": "/dev/work", "input": {"n": 5}}
+        (in_flight,) = found.state["in_flight"]
+        assert in_flight["name"] == "call_device"
+        last = found.messages[-1]
+        assert last["tool_calls"][0]["id"] == in_flight["id"]
+        assert last["tool_calls"][0]["input"] == {"device": "/dev/work", "input": {"n": 5}}
         assert found.state["driver_position"] == STEPS
     finally:
         system.stop()

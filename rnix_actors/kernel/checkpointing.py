@@ -112,7 +112,7 @@ class Checkpointer:
             "result": resumption.result,
             "mailbox": list(resumption.mailbox),
             "breaker": list(resumption.breaker),
-            "in_flight": [_call(c) for c in resumption.pending],
+            "in_flight": [{"id": c.id, "name": c.name} for c in resumption.pending],
             "driver_position": resumption.driver_position,
             "reason": "resumed",
         }
@@ -129,7 +129,8 @@ class Checkpointer:
             "result": agent.result,
             "mailbox": list(agent.mailbox),
             "breaker": _breaker(agent),
-            "in_flight": [_call(c) for c in unanswered(messages)],
+            # Their inputs are in the context's last assistant message.
+            "in_flight": [{"id": c.id, "name": c.name} for c in unanswered(messages)],
             "driver_position": None if self._position is None else self._position(self.pid),
             "reason": reason,
         }
