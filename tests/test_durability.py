@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import eventually
+from helpers import Collector, eventually
 
 from rnix_actors import ProcessState, System
 from rnix_actors.drivers.base import ToolCall
@@ -105,12 +105,15 @@ def test_graceful_stop_suspends_at_a_boundary_and_the_next_start_resumes(root: P
     work = Work(hold_at=3)
     system = make_system(root, work)
     try:
+        signals = Collector()
+        system.subscribe(signals, syscalls=["Signal"])
         pid = system.spawn("worker", "count to five")
         assert work.held.wait(TIMEOUT)
         stopper = threading.Thread(target=system.stop, kwargs={"checkpoint": True})
         stopper.start()
-        # The pause is seen before the next tool call: release the call in flight.
-        assert system.table.wait_for(pid, lambda p: True, TIMEOUT) is not None
+        # Once the stop's SIGPAUSE is sent, the pause is seen before the next tool call:
+        # only then release the call in flight.
+        signals.wait_for(lambda e: e.pid == pid and e.args.get("signal") == "SIGPAUSE")
         work.release.set()
         stopper.join(TIMEOUT)
         assert not stopper.is_alive()
