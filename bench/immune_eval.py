@@ -1,4 +1,4 @@
-"""Immune daemon evaluation: detection quality and overhead (issue 4, DESIGN §10).
+"""Immune daemon evaluation: detection quality and overhead (issue 4).
 
 Run from the repository root::
 

@@ -1,4 +1,4 @@
-"""Kernel benchmarks: raw Pykka throughput against the real kernel paths (DESIGN §10).
+"""Kernel benchmarks: raw Pykka throughput against the real kernel paths.
 
 Run from the repository root::
 

@@ -1,4 +1,4 @@
-"""Runtime configuration (DESIGN §8): shipped ``conf/config.yaml`` under ``.rnix/config.yaml``.
+"""Runtime configuration: shipped ``conf/config.yaml`` under ``.rnix/config.yaml``.
 
 The shipped file holds every default; a project's ``.rnix/config.yaml`` (if it exists) is merged
 over it key by key, so a project sets only what it changes. Each file is validated on its own,

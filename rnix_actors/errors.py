@@ -54,7 +54,7 @@ class NoSuchProcess(RnixError):
 
 
 class IllegalTransition(RnixError):
-    """A process state change that the state machine forbids (DESIGN §4)."""
+    """A process state change that the state machine forbids."""
 
 
 class SystemStopped(RnixError):

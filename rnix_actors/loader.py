@@ -1,4 +1,4 @@
-"""Load skills and agent templates from YAML directories (DESIGN §2, §10).
+"""Load skills and agent templates from YAML directories.
 
 A configuration directory (the shipped ``conf/``, a project's ``.rnix/``) may hold
 ``skills/*.yaml`` and ``agents/*.yaml``. Directories are read in order and later ones override

@@ -1,4 +1,4 @@
-"""Strict YAML reading that keeps line numbers (DESIGN §10: bad input names file and field).
+"""Strict YAML reading that keeps line numbers (bad input names file and field).
 
 Files are parsed with `yaml.compose` (SafeLoader), so every value is still a node that knows its
 line. `YamlMap` wraps a mapping node and reads typed fields from it; every failure is a

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from rnix_actors import System
 
-# Tests never assert timings (DESIGN §10), and Hypothesis's deadline and too-slow health check
+# Tests never assert timings, and Hypothesis's deadline and too-slow health check
 # are timings: on a shared CI machine a pause of the VM fails them. Properties still run in full.
 settings.register_profile(
     "rnix", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True

@@ -1,4 +1,4 @@
-"""The process state machine, signals and exit statuses (DESIGN §4)."""
+"""The process state machine, signals and exit statuses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``rnix immune``: status, resume and forget (DESIGN §8).
+"""``rnix immune``: status, resume and forget.
 
 With a daemon running, the commands ask its live immune system. Without one, ``status`` shows
 the mode from the config and the alerts, threat memory and profiles persisted by the last

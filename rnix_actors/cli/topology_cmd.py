@@ -1,4 +1,4 @@
-"""``rnix topology``, ``rnix immune similarity`` and ``rnix migrations`` (DESIGN §9).
+"""``rnix topology``, ``rnix immune similarity`` and ``rnix migrations``.
 
 They read what the last system persisted in the project's store (there is no daemon): the
 collaboration edges, the migration decisions, and the templates' skills from the project.

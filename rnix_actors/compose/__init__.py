@@ -1,4 +1,4 @@
-"""Compose workflows and pipes with neuroplasticity (DESIGN §9).
+"""Compose workflows and pipes with neuroplasticity.
 
     engine = ComposeEngine(system, system.store, topology)
     result = engine.run(engine.load("conf/compose/review.yaml"), on_progress=print)

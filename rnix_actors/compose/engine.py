@@ -1,4 +1,4 @@
-"""The compose engine: runs a workflow DAG, one supervisor per node (DESIGN §9).
+"""The compose engine: runs a workflow DAG, one supervisor per node.
 
 `ComposeEngine.run` blocks the calling thread (like `System.wait`) and reacts to the
 supervisors' events: independent nodes run in parallel, each node's result becomes part of its

@@ -1,4 +1,4 @@
-"""Neuroplasticity: which agent a workflow node prefers, learned from migrations (DESIGN §9).
+"""Neuroplasticity: which agent a workflow node prefers, learned from migrations.
 
 A route says "in workflow W, node N (written for agent O) prefers substitute S" with a weight.
 Pure rules (`reinforce`) decide how a finished run changes it; `RouteStore` persists it.

@@ -1,4 +1,4 @@
-"""The driver interface between the reasoning loop and an LLM (DESIGN §3, §5).
+"""The driver interface between the reasoning loop and an LLM.
 
 A driver turns an `LLMRequest` (the context and the tool definitions of one reasoning step) into
 an `LLMResponse` (text and/or tool calls plus token usage). Drivers are called from the agent

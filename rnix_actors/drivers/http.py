@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP driver: hosted APIs and local servers (issue 7, DESIGN §5).
+"""The OpenAI-compatible HTTP driver: hosted APIs and local servers (issue 7).
 
 `OpenAIChatDriver` speaks ``POST <base_url>/chat/completions`` (OpenAI, vLLM, llama.cpp server,
 Ollama, LM Studio). Tools are sent as OpenAI ``tools`` with their JSON Schemas and the answer's

@@ -1,4 +1,4 @@
-"""LLM providers: ``providers.yaml`` and the retry policy it sets (DESIGN §2, issue 7).
+"""LLM providers: ``providers.yaml`` and the retry policy it sets (issue 7).
 
 The shipped ``conf/providers.yaml`` lists example providers; a project's ``.rnix/providers.yaml``
 is merged over it provider by provider (by ``name``) and field by field, so a project can change

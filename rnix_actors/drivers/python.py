@@ -1,4 +1,4 @@
-"""The python driver: a host callable plays the model (DESIGN §1, embedding).
+"""The python driver: a host callable plays the model (embedding).
 
 ``PythonDriver(name, fn)`` calls ``fn(request)`` once per reasoning step. ``fn`` may look at
 ``request.step``, ``request.messages`` and the rest of the `LLMRequest`, and returns an
@@ -53,7 +53,7 @@ class PythonDriver:
         except Cancelled:
             raise
         # BaseException on purpose: a SystemExit or KeyboardInterrupt escaping an actor thread
-        # would stop every actor (DESIGN §3), so it is reported like any other failure.
+        # would stop every actor, so it is reported like any other failure.
         except BaseException as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise DriverError(f"python driver '{self.name}' failed: {detail}") from exc

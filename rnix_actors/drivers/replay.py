@@ -1,4 +1,4 @@
-"""The replay driver: scripted LLM responses, the offline default (DESIGN §2).
+"""The replay driver: scripted LLM responses, the offline default.
 
 A replay script is a YAML file (``conf/replay/*.yaml``)::
 

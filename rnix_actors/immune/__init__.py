@@ -1,4 +1,4 @@
-"""The immune system: behaviour baselines, anomaly detection, threat memory (DESIGN §8).
+"""The immune system: behaviour baselines, anomaly detection, threat memory.
 
     from rnix_actors.immune import attach_immune, immune_config_from
 

@@ -1,4 +1,4 @@
-"""Normal Profiles: online statistics of how each agent template behaves (DESIGN §8).
+"""Normal Profiles: online statistics of how each agent template behaves.
 
 A profile is a set of *metrics*, each a Welford accumulator (count, mean, M2, min, max):
 

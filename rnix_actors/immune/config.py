@@ -1,4 +1,4 @@
-"""The ``immune:`` section of the configuration, validated (DESIGN §8).
+"""The ``immune:`` section of the configuration, validated.
 
 The seed's fields and defaults, plus the threat-memory limits::
 

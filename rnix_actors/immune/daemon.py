@@ -1,4 +1,4 @@
-"""The immune daemon actor: learning, threat memory, alerts and enforcement (DESIGN §3, §8).
+"""The immune daemon actor: learning, threat memory, alerts and enforcement.
 
 It owns the mutable side: profile builders, threat memory, the alert book, the persisted
 tables. It learns from lifecycle events (a run's record is handed over by the guards when

@@ -1,4 +1,4 @@
-"""Anomaly detection against a template's Normal Profile (DESIGN §8). Pure functions.
+"""Anomaly detection against a template's Normal Profile. Pure functions.
 
 Every rule is a tail probability under the baseline (`rnix_actors.immune.stats`): a value is
 anomalous when a run like the learned ones would reach it with probability below

@@ -1,7 +1,7 @@
 """What the immune system needs from the system it watches (`rnix_actors.System` fits).
 
 Defined here, structurally, so that the immune package never imports the public API above
-it (DESIGN §2): the kernel knows nothing of the immune system, and the immune system knows
+it: the kernel knows nothing of the immune system, and the immune system knows
 the kernel only through events, guards and signals.
 """
 

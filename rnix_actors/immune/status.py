@@ -1,4 +1,4 @@
-"""`ImmuneStatus`: what ``rnix immune status`` shows, as text (DESIGN §8) and as JSON."""
+"""`ImmuneStatus`: what ``rnix immune status`` shows, as text and as JSON."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class ImmuneStatus:
         return cls("disabled", daemon_running=False)
 
     def text(self) -> str:
-        """The status in exactly the DESIGN §8 shape."""
+        """The status in exactly the documented shape (docs/immune.md)."""
         lines = [
             f"Mode: {self.mode}",
             f"  Monitoring: {_count(len(self.monitoring), 'process', 'processes')}",

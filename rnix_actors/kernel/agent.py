@@ -1,4 +1,4 @@
-"""The agent process actor: one reasoning step per self-sent message (DESIGN §3, §5).
+"""The agent process actor: one reasoning step per self-sent message.
 
 Each `RunStep` message builds the prompt, calls the driver, and executes the returned tool
 calls as syscalls. Signals arrive as messages between steps (and through `ProcessControl` in the

@@ -1,4 +1,4 @@
-"""Virtual devices: the registry, the device protocol and the permission check (DESIGN §5).
+"""Virtual devices: the registry, the device protocol and the permission check.
 
 A device is any object with a ``handle(call) -> str`` method. It is registered at a path such as
 ``/dev/fs``; a lookup takes the exact path first, then the longest registered prefix, and hands

@@ -1,4 +1,4 @@
-"""The ``/dev/fs`` device: files in the process's work dir, and nothing outside it (DESIGN §5).
+"""The ``/dev/fs`` device: files in the process's work dir, and nothing outside it.
 
 Every path is relative to ``call.workdir``. Two layers keep an agent inside it:
 

@@ -1,4 +1,4 @@
-"""Guards: checks that see a syscall before it runs (DESIGN §2).
+"""Guards: checks that see a syscall before it runs.
 
 The kernel knows nothing of the immune daemon; the daemon installs a guard. Each agent process
 calls the guards in its own thread, against whatever immutable snapshot they hold, so a check

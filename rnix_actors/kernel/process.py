@@ -1,4 +1,4 @@
-"""The process model: states, legal transitions, exit statuses, signals (DESIGN §4).
+"""The process model: states, legal transitions, exit statuses, signals.
 
 Pure values and functions; the kernel and agent-process actors use them to decide, and tests
 check them directly.

@@ -1,4 +1,4 @@
-"""The ``/proc`` device: read-only process information for agents (DESIGN §5).
+"""The ``/proc`` device: read-only process information for agents.
 
 ``/proc/<pid>/status`` is the process's status record as JSON and ``/proc/<pid>/intent`` its
 stated intent. The device does not know the process table; the kernel hands it a ``lookup``

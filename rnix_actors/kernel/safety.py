@@ -1,4 +1,4 @@
-"""Spawn safety (DESIGN §6): monotonic device inheritance, the depth cap, the circuit breaker.
+"""Spawn safety: monotonic device inheritance, the depth cap, the circuit breaker.
 
 Pure functions and a small counter class; the kernel and the agent process call them on every
 spawn path and every tool error.
@@ -83,7 +83,7 @@ def _empty_devices(
 
 
 class CircuitBreaker:
-    """Counts tool errors by fingerprint ``CODE|path`` (DESIGN §6).
+    """Counts tool errors by fingerprint ``CODE|path``.
 
     Trips after `BREAKER_CONSECUTIVE` identical fingerprints in a row or `BREAKER_TOTAL` errors
     in all. A success resets the run of identical fingerprints, not the total.

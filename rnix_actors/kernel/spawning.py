@@ -1,4 +1,4 @@
-"""Deciding a spawn: template, depth, devices, driver (DESIGN §4, §6). No actor state here.
+"""Deciding a spawn: template, depth, devices, driver. No actor state here.
 
 Every spawn path goes through `plan_spawn`, so the depth cap and the monotonic device rule
 have no way around them.

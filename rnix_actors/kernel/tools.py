@@ -1,4 +1,4 @@
-"""The tools an agent sees and how each tool call becomes a syscall (DESIGN §5).
+"""The tools an agent sees and how each tool call becomes a syscall.
 
 Pure: `plan_tool_call` maps a model's tool call to a `ToolPlan` (syscall, device, operation,
 arguments) or raises `ToolInputError`, and `tool_specs` lists the tools for a whitelist.

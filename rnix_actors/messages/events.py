@@ -1,4 +1,4 @@
-"""The event record published for every syscall and lifecycle change (DESIGN §5)."""
+"""The event record published for every syscall and lifecycle change."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Capability migration (DESIGN §9): the similarity matrix and the migration planner.
+"""Capability migration: the similarity matrix and the migration planner.
 
     topology = attach_topology(system, system.store)
     migration = attach_planner(system, system.store, topology, settings_from(system.config))

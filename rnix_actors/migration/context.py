@@ -1,4 +1,4 @@
-"""Partial context transfer (DESIGN §9): what the substitute learns about the failed run.
+"""Partial context transfer: what the substitute learns about the failed run.
 
 The Go original handed over the intent string only. Here the substitute gets the intent, a
 compact summary of the failed run read from its ``events.jsonl`` (what the model said last, the

@@ -1,4 +1,4 @@
-"""Candidate ranking and the net-improvement gate (DESIGN §9): pure functions.
+"""Candidate ranking and the net-improvement gate: pure functions.
 
 Expected success is a measured rate, not a guess:
 

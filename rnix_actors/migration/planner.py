@@ -1,4 +1,4 @@
-"""The `MigrationPlanner` actor: answers a supervisor's `MigrationOffer` (DESIGN §7, §9).
+"""The `MigrationPlanner` actor: answers a supervisor's `MigrationOffer`.
 
 Thin around pure functions: it gathers the inputs (templates and skills, collaboration
 counts, success records, the failed run's events), calls `plan_migration`, builds the

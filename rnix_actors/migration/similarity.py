@@ -1,4 +1,4 @@
-"""The capability similarity matrix between agent templates (DESIGN §9): pure functions.
+"""The capability similarity matrix between agent templates: pure functions.
 
 ``score = skill_weight · jaccard(skills) + history_weight · history``, where ``history`` is the
 pair's collaboration count (spawn + pipe + msg, both directions) divided by the busiest pair's

@@ -1,4 +1,4 @@
-"""SQLite persistence: schema versioning, PID allocation, process history (DESIGN §4, §10).
+"""SQLite persistence: schema versioning, PID allocation, process history.
 
 WAL mode, one transaction per change, so a kill at any moment leaves a consistent file. The
 kernel actor owns a writer `Store`; readers (CLI ``ps --all``) open their own.

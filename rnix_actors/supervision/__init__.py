@@ -1,1 +1,1 @@
-"""Supervision trees with Erlang/OTP semantics (DESIGN §7)."""
+"""Supervision trees with Erlang/OTP semantics."""

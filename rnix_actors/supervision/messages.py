@@ -1,4 +1,4 @@
-"""Messages of the supervision protocol, and the migration seam (DESIGN §7, §9)."""
+"""Messages of the supervision protocol, and the migration seam."""
 
 from __future__ import annotations
 

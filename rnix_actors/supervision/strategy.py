@@ -1,4 +1,4 @@
-"""Restart strategies, restart intensity and backoff as pure functions (DESIGN §7)."""
+"""Restart strategies, restart intensity and backoff as pure functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The collaboration topology (DESIGN §9): directed edges from real traffic, reinforced paths.
+"""The collaboration topology: directed edges from real traffic, reinforced paths.
 
     topology = attach_topology(system, system.store)
     ...

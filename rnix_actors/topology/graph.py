@@ -1,4 +1,4 @@
-"""The directed collaboration graph and its reinforced paths (DESIGN §9): pure functions.
+"""The directed collaboration graph and its reinforced paths: pure functions.
 
 Edges are directed and typed: ``spawn`` (parent → child template), ``pipe`` (upstream →
 downstream), ``msg`` (sender → receiver) and ``migration`` (failed → substitute). A reinforced

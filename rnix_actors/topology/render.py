@@ -1,4 +1,4 @@
-"""``rnix topology`` text (DESIGN §9's format) and JSON."""
+"""``rnix topology`` text (the format in docs/migration.md) and JSON."""
 
 from __future__ import annotations
 
