@@ -36,7 +36,7 @@ from rnix_actors.cli.shell.parse import (
 )
 from rnix_actors.ipc.local import Api, Stream
 from rnix_actors.ipc.protocol import ApiError, event_from_wire, process_from_wire
-from rnix_actors.kernel.process import ProcessState
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
 
 Echo = Callable[[str], None]
 
@@ -219,6 +219,12 @@ class Shell:
             else:
                 self.echo(end_line(end, pid))
             return None
+        self._report_settled(pid, record, started)
+        return record
+
+    def _report_settled(self, pid: int, record: dict[str, Any], started: float) -> ProcessInfo:
+        """Print how a followed process settled: its result, or how to resume it (and
+        remember it, so that ``resume`` follows it again)."""
         info = process_from_wire(record)
         if info.state is ProcessState.SUSPENDED:
             with self._lock:
@@ -226,7 +232,7 @@ class Shell:
             self.echo(f"{exit_line(info)} (resume {pid} to continue)")
         else:
             self.echo(result_block(info, time.monotonic() - started))
-        return record
+        return info
 
     def _follow(
         self, stream: Stream, pid: int | None, quiet: bool = False, verbose: bool = False
@@ -290,14 +296,7 @@ class Shell:
             if not isinstance(record, dict):
                 self.echo(end_line(end, pid))
                 return False
-            info = process_from_wire(record)
-            if info.state is ProcessState.SUSPENDED:
-                with self._lock:
-                    self._suspended.add(pid)
-                self.echo(f"{exit_line(info)} (resume {pid} to continue)")
-            else:
-                self.echo(result_block(info, time.monotonic() - started))
-            return info.exit_code == 0
+            return self._report_settled(pid, record, started).exit_code == 0
         except ApiError as exc:
             self.echo(f"error: {exc.message}")
             return False
