@@ -8,6 +8,7 @@ event for "this was printed"), always with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -86,12 +87,14 @@ def rnix(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def slow_project(project: Path) -> Iterator[Path]:
+@contextlib.contextmanager
+def replay_daemon(project: Path, name: str, template: str, script: str) -> Iterator[Path]:
+    """The real background daemon for ``project``, with one replay agent ``name`` defined
+    (its template refers to ``../replay/<name>.yaml``); stopped, or killed, at the end."""
     (project / ".rnix" / "agents").mkdir(parents=True)
     (project / ".rnix" / "replay").mkdir()
-    (project / ".rnix" / "agents" / "slow.yaml").write_text(SLOW_AGENT)
-    (project / ".rnix" / "replay" / "slow.yaml").write_text(SLOW_SCRIPT)
+    (project / ".rnix" / "agents" / f"{name}.yaml").write_text(template)
+    (project / ".rnix" / "replay" / f"{name}.yaml").write_text(script)
     started = rnix(project, "daemon", "start")
     assert started.returncode == 0, started.stderr
     try:
@@ -101,6 +104,12 @@ def slow_project(project: Path) -> Iterator[Path]:
         pid = read_pid(project / ".rnix")
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def slow_project(project: Path) -> Iterator[Path]:
+    with replay_daemon(project, "slow", SLOW_AGENT, SLOW_SCRIPT) as ready:
+        yield ready
 
 
 @pytest.fixture

@@ -4,17 +4,14 @@ pauses a process, another kills it, ``q`` quits cleanly; at 60 and at 140 column
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_repl_tmux import RNIX, TMUX, Pane, rnix
+from test_repl_tmux import RNIX, TMUX, Pane, replay_daemon, rnix
 
 from rnix_actors.cli.top_model import build_rows, counts
 from rnix_actors.ipc.control import find_daemon
-from rnix_actors.ipc.daemon import read_pid
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 
 SLEEPER = """\
@@ -74,19 +71,8 @@ def test_rows_follow_the_tree_and_roll_subtrees_up() -> None:
 def daemon_project(project: Path) -> Iterator[Path]:
     if TMUX is None:
         pytest.skip("tmux is not installed (Debian: apt-get install -y tmux)")
-    (project / ".rnix" / "agents").mkdir(parents=True)
-    (project / ".rnix" / "replay").mkdir()
-    (project / ".rnix" / "agents" / "sleeper.yaml").write_text(SLEEPER)
-    (project / ".rnix" / "replay" / "sleeper.yaml").write_text(SLEEPER_SCRIPT)
-    started = rnix(project, "daemon", "start")
-    assert started.returncode == 0, started.stderr
-    try:
-        yield project
-    finally:
-        rnix(project, "daemon", "stop")
-        pid = read_pid(project / ".rnix")
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+    with replay_daemon(project, "sleeper", SLEEPER, SLEEPER_SCRIPT) as ready:
+        yield ready
 
 
 @pytest.mark.parametrize("columns", [60, 140])
