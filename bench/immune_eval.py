@@ -13,7 +13,7 @@ Part 1, synthetic: the shipped templates (code-analyst, doc-writer, security-sca
 their shipped scripts with natural variation; then held-out benign runs and attacks (shell
 burst, file enumeration, token drain, a never-used device, and, in a second wave, a smaller
 reappearance of a known pattern).
-Part 2, public traces: AgentDojo (``../shared/data/agentdojo``, or ``--data``): each user
+Part 2, public traces: AgentDojo (``--data DIR``, one folder per suite): each user
 task is a template, each tool a host device ``/dev/<suite>/<tool>`` registered with its real
 effect; attacked runs splice an injection task's calls in after an injection point, as
 AgentDojo scores attacks. Three benign-variation models (one never used to choose a
@@ -506,8 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dojo_eval.print_end_to_end(e2e, 2.0)
             else:
                 print(
-                    f"\n[2] AgentDojo traces: SKIPPED: data not found at {args.data} (expected "
-                    "../shared/data/agentdojo next to the repository; see --data)"
+                    f"\n[2] AgentDojo traces: SKIPPED: data not found at {args.data} (pass "
+                    "--data DIR: a directory of AgentDojo traces, one folder per suite)"
                 )
     if perf is not None:
         report_overhead(perf)
