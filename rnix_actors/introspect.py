@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from rnix_actors.errors import RnixError
+from rnix_actors.immune.live import LiveView
 from rnix_actors.kernel.devices import path_within
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.kernel.table import Rollup
@@ -58,6 +59,7 @@ class ProcessDetail:
     context: tuple[ContextEntry, ...] = ()
     alerts: tuple[dict[str, Any], ...] = ()  # the immune daemon's alerts on this process
     immune_suspended: bool = False
+    immune_live: LiveView | None = None  # its figures so far against the template's baseline
     shell: str = ""  # how its /dev/shell commands run ("" when it has no shell)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +72,11 @@ class ProcessDetail:
             "breaker": dict(zip(("errors", "run", "last"), self.breaker, strict=True)),
             "supervisor": self.supervisor,
             "context": [c.to_dict() for c in self.context],
-            "immune": {"alerts": list(self.alerts), "suspended": self.immune_suspended},
+            "immune": {
+                "alerts": list(self.alerts),
+                "suspended": self.immune_suspended,
+                "live": None if self.immune_live is None else self.immune_live.to_dict(),
+            },
             "shell": self.shell,
         }
 
@@ -94,7 +100,7 @@ def inspect_process(system: System, pid: int, tail: int = DEFAULT_TAIL) -> Proce
     else:
         context = tuple(_from_events(read_event_log(system.events_file(pid))))[-tail:]
         breaker = (0, 0, "")
-    alerts, suspended = _immune_view(system, pid)
+    alerts, suspended, immune_live = _immune_view(system, pid, live)
     return ProcessDetail(
         info=info,
         live=live,
@@ -106,6 +112,7 @@ def inspect_process(system: System, pid: int, tail: int = DEFAULT_TAIL) -> Proce
         context=context,
         alerts=alerts,
         immune_suspended=suspended,
+        immune_live=immune_live,
         shell=_shell_view(system, info, template),
     )
 
@@ -185,10 +192,15 @@ def _owner(views: Sequence[SupervisorView], pid: int) -> str:
     return ""
 
 
-def _immune_view(system: System, pid: int) -> tuple[tuple[dict[str, Any], ...], bool]:
+def _immune_view(
+    system: System, pid: int, live: bool
+) -> tuple[tuple[dict[str, Any], ...], bool, LiveView | None]:
+    """The alerts on ``pid``, whether the daemon suspended it, and (while it runs) its
+    figures against the baseline."""
     try:
-        status = system.immune.status()
+        immune = system.immune
+        status = immune.status()
     except Exception:  # no immune daemon in this system: nothing to show
-        return (), False
+        return (), False, None
     alerts = tuple(a.to_dict() for a in status.alerts if a.pid == pid)
-    return alerts, pid in status.suspended
+    return alerts, pid in status.suspended, immune.live(pid) if live else None

@@ -4,16 +4,18 @@ view while it runs, not only once it settles; subtrees roll up."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import agent, call
+from helpers import agent, call, respond, scripted
 
 from rnix_actors import LLMRequest, LLMResponse, ProcessState, System
 from rnix_actors.cli.main import cli
+from rnix_actors.immune import ImmuneConfig
 from rnix_actors.ipc.protocol import socket_path
 from rnix_actors.ipc.server import DaemonServer
 from rnix_actors.ipc.service import Service
@@ -181,3 +183,81 @@ def test_inspect_says_when_a_template_turned_the_shell_sandbox_off(system: Syste
     assert system.inspect(pid).shell == "sandbox OFF (shell.sandbox: off), network off"
     agent(system, "no-shell", lambda r: "done", devices=("/dev/fs",))
     assert system.inspect(system.run("no-shell", "x", timeout=10).pid).shell == ""
+
+
+def test_inspect_shows_the_immune_figures_of_a_running_process_against_its_baseline(
+    system: System, project: Path
+) -> None:
+    system.set_immune(ImmuneConfig())
+    agent(system, "w", scripted([respond(call("list_files")), "done"]))
+    for _ in range(5):
+        system.run("w", "x", timeout=10)
+    system.sync_events()
+    assert [p.active for p in system.immune.status().profiles if p.template == "w"] == [True]
+    in_step2, release = threading.Event(), threading.Event()
+
+    def busier(request: LLMRequest) -> LLMResponse | str:
+        if request.step == 1:  # three listings where every learned run made one
+            return respond(call("list_files"), call("list_files"), call("list_files"))
+        in_step2.set()
+        assert release.wait(10), "test never released the process"
+        return "done"
+
+    agent(system, "w", busier)
+    pid = system.spawn("w", "x")
+    try:
+        assert in_step2.wait(10)
+        detail = system.inspect(pid)
+        live = detail.immune_live
+        assert live is not None and live.active and live.learned == 5 and live.calls == 3
+        counts = {f.metric: f for f in live.figures if f.metric.startswith("run.count:")}
+        (listing,) = counts.values()
+        assert listing.value == 3 and listing.mean == 1 and listing.limit is not None
+        assert {f.metric for f in live.figures} >= {"step.tokens", "run.tokens", "run.steps"}
+        path = socket_path(system.state_dir)
+        with DaemonServer(path, Service(system, socket=path)):
+            args = ["--project-dir", str(project), "inspect", str(pid)]
+            shown = CliRunner().invoke(cli, args)
+            assert shown.exit_code == 0, shown.output
+            assert "baseline: 5 runs of w learned (detection on)" in shown.stdout
+            shown_line = rf"{re.escape(listing.metric)}\s+3\s+\(mean 1, alerts above \d"
+            assert re.search(shown_line, shown.stdout), shown.stdout
+            data = json.loads(CliRunner().invoke(cli, [*args, "--json"]).stdout)
+            figures = data["immune"]["live"]["figures"]
+            assert {"metric": listing.metric, "value": 3.0, "mean": 1.0} == {
+                k: v
+                for k, v in next(f for f in figures if f["metric"] == listing.metric).items()
+                if k != "limit"
+            }
+    finally:
+        release.set()
+    system.wait(pid, timeout=10)
+    assert system.inspect(pid).immune_live is None  # finished: the record is gone
+
+
+def test_inspect_says_a_template_is_still_learning(system: System, project: Path) -> None:
+    system.set_immune(ImmuneConfig())
+    started, release = threading.Event(), threading.Event()
+
+    def brain(request: LLMRequest) -> LLMResponse | str:
+        if request.step == 1:
+            return respond(call("list_files"))
+        started.set()
+        assert release.wait(10), "test never released the process"
+        return "done"
+
+    agent(system, "new", brain)
+    pid = system.spawn("new", "x")
+    try:
+        assert started.wait(10)
+        live = system.inspect(pid).immune_live
+        assert live is not None and not live.active and live.learned == 0
+        assert all(f.limit is None and f.mean is None for f in live.figures)
+        path = socket_path(system.state_dir)
+        with DaemonServer(path, Service(system, socket=path)):
+            args = ["--project-dir", str(project), "inspect", str(pid)]
+            shown = CliRunner().invoke(cli, args).stdout
+        assert "baseline: learning, 0 of 5 runs of new (no detection yet)" in shown
+    finally:
+        release.set()
+    system.wait(pid, timeout=10)

@@ -325,6 +325,8 @@ def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
     for alert in alerts:
         text = f"PID {alert.get('pid')}: {alert.get('message', '')}"
         lines.append(wrap(text, indent="    ", hang="      "))
+    if immune.get("live"):
+        lines += immune_live_lines(immune["live"])
     context = detail.get("context") or []
     source = "live" if detail.get("live") else "from the event log"
     lines.append(f"  context ({len(context)} last messages, {source}):")
@@ -334,3 +336,31 @@ def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
         shown = text + (f" → calls {calls}" if calls else "")
         lines.append(wrap(f"{entry['role']}: {shown or '(empty)'}", indent="    ", hang="      "))
     return "\n".join(lines)
+
+
+def immune_live_lines(live: Mapping[str, Any]) -> list[str]:
+    """The immune view of a running process: each figure so far against the baseline."""
+    learned, need = int(live["learned"]), int(live["min_samples"])
+    if live["active"]:
+        head = f"baseline: {learned} runs of {live['template']} learned (detection on)"
+    else:
+        head = (
+            f"baseline: learning, {learned} of {need} runs of {live['template']} (no detection yet)"
+        )
+    lines = [wrap(head, indent="    ", hang="      ")]
+    figures = live.get("figures") or []
+    width = max((len(f["metric"]) for f in figures), default=0)
+    for figure in figures:
+        mean = "never seen" if figure["mean"] is None else f"mean {_number(figure['mean'])}"
+        limit = figure["limit"]
+        text = f"{figure['metric'].ljust(width)}  {_number(figure['value'])}  ({mean}"
+        if live["active"]:
+            text += ", no limit" if limit is None else f", alerts above {_number(limit)}"
+            if limit is not None and figure["value"] > limit:
+                text += ": ABOVE"
+        lines.append(wrap(text + ")", indent="      ", hang="        "))
+    return lines
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"

@@ -27,6 +27,7 @@ from rnix_actors.immune.config import ImmuneConfig, immune_config_from
 from rnix_actors.immune.daemon import FORWARDED, ImmuneDaemon, settings_of
 from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot, tell_report
 from rnix_actors.immune.host import Cancellable, ImmuneHost
+from rnix_actors.immune.live import LiveView, live_view
 from rnix_actors.immune.messages import ClearAlerts, ForgetThreats, QueryStatus, ResumeProcess
 from rnix_actors.immune.persistence import ImmuneStore
 from rnix_actors.immune.status import ImmuneStatus
@@ -41,6 +42,7 @@ __all__ = [
     "ImmuneConfig",
     "ImmuneHost",
     "ImmuneStatus",
+    "LiveView",
     "attach_immune",
     "immune_config_from",
 ]
@@ -81,6 +83,15 @@ class Immune:
             return ImmuneStatus.disabled()
         status: ImmuneStatus = self._ask(QueryStatus())
         return status
+
+    def live(self, pid: int) -> LiveView | None:
+        """The figures of running process ``pid`` so far against its template's baseline
+        (without asking the daemon: never waits); None when disabled, stopped, or the
+        process made no call the guard saw (or has finished)."""
+        shared = self._shared
+        if shared is None or self._stopped:
+            return None
+        return live_view(shared, pid)
 
     def status_text(self) -> str:
         """The status in the shape of ``rnix immune status``."""

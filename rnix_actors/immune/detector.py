@@ -251,6 +251,31 @@ def _call_metrics(key: str, device: str) -> tuple[str, str, str]:
     return metric(STEP_COUNT, key), metric(RUN_COUNT, key), metric(RUN_SHARE, device)
 
 
+MODEL_METRICS = (STEP_TOKENS, STEP_DURATION, RUN_TOKENS, RUN_STEPS)
+"""The metrics of model answers, in the order of `model_bounds`."""
+
+
+def model_bounds(baseline: Baseline) -> tuple[float, ...]:
+    """The alert thresholds of `MODEL_METRICS` (cached in the baseline)."""
+    found = baseline.bounds.get("")
+    if found is None:
+        limits, missing = baseline.limits, baseline.missing
+        found = tuple((limits.get(n) or missing[n]).above for n in MODEL_METRICS)
+        baseline.bounds[""] = found
+    return found
+
+
+def call_bounds(baseline: Baseline, key: str, device: str) -> tuple[float, ...]:
+    """The alert thresholds of a call key's per-step count, per-run count and its device's
+    share of the run's calls (cached in the baseline)."""
+    return baseline.bounds.get(key) or _bounds(baseline, key, device)
+
+
+def call_metrics(key: str, device: str) -> tuple[str, str, str]:
+    """The metric names `call_bounds` gives thresholds for."""
+    return _call_metrics(key, device)
+
+
 def _bounds(baseline: Baseline, key: str, device: str) -> tuple[float, ...]:
     step_name, run_name, share_name = _call_metrics(key, device)
     limits, missing = baseline.limits, baseline.missing
@@ -323,11 +348,7 @@ def check_model_step(
     if baseline is None or not baseline.active:
         record.step_caps = (math.inf, math.inf, math.inf, math.inf)
         return []
-    bounds = baseline.bounds.get("")
-    if bounds is None:
-        limits, missing = baseline.limits, baseline.missing
-        names = (STEP_TOKENS, STEP_DURATION, RUN_TOKENS, RUN_STEPS)
-        bounds = baseline.bounds[""] = tuple((limits.get(n) or missing[n]).above for n in names)
+    bounds = baseline.bounds.get("") or model_bounds(baseline)
     steps = record.steps
     if (  # the hot path: four comparisons
         record.tokens <= bounds[0]
