@@ -101,3 +101,40 @@ def test_top_in_a_real_terminal(daemon_project: Path, tmp_path: Path, columns: i
     finally:
         pane.tmux("kill-server")
     assert rnix(daemon_project, "ps", "--all").stdout.count("killed by SIGKILL") == 1
+
+
+def test_the_inspect_pane_follows_the_process_and_scrolls(
+    daemon_project: Path, tmp_path: Path
+) -> None:
+    client = find_daemon(daemon_project / ".rnix")
+    assert client is not None
+    with client:
+        pid = int(client.call("spawn", agent="sleeper", intent="nap")["pid"])
+    pane = Pane(tmp_path / "tmux.sock")
+    command = (
+        f"sh -c 'env NO_COLOR=1 TERM=xterm-256color {RNIX} --project-dir {daemon_project} "
+        f"top --interval 0.2; echo rnix top exited with $?'"
+    )
+    # 12 rows: the inspect text (about 25 lines) does not fit, so it must scroll.
+    pane.tmux("new-session", "-d", "-s", "shell", "-x", "100", "-y", "12", command)
+    pane.tmux("set-option", "-t", "shell", "remain-on-exit", "on")
+    try:
+        pane.wait_for(rf"^{pid}\s+running\s+sleeper")
+        pane.tmux("send-keys", "-t", "shell", "Enter")
+        top = pane.wait_for(r"^lines 1–8 of \d+ ")
+        assert f"PID {pid}  sleeper  running" in top and "context (" not in top
+        pane.tmux("send-keys", "-t", "shell", "End")
+        bottom = pane.wait_for(r"context \(\d+ last messages, live\)")
+        assert f"PID {pid}  sleeper" not in bottom
+        assert "woke up" not in bottom  # the process is still in its second step
+        pane.tmux("send-keys", "-t", "shell", "Home")
+        pane.wait_for(rf"^PID {pid}  sleeper  running")
+        pane.tmux("send-keys", "-t", "shell", "j")
+        pane.wait_for(r"^lines 2–9 of \d+ ")
+        pane.tmux("send-keys", "-t", "shell", "p")  # in the pane, not a signal
+        pane.tmux("send-keys", "-t", "shell", "Escape")
+        pane.wait_for(rf"^{pid}\s+running\s+sleeper")  # back to the tree, still running
+        pane.tmux("send-keys", "-t", "shell", "q")
+        pane.wait_for(r"^rnix top exited with 0$")
+    finally:
+        pane.tmux("kill-server")

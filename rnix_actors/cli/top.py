@@ -6,6 +6,8 @@ never waits on a call. The screen draws `top_model` rows; only the rows that fit
 
 Keys: ↑/↓ (or j) move, PgUp/PgDn page, ``k`` SIGTERM, ``K`` SIGKILL, ``p`` pause, ``r``
 resume, Enter inspect (Esc back), ``/`` filter (Enter keeps it, Esc clears it), ``q`` quit.
+The inspect pane follows the process (it is fetched again at every refresh) and scrolls:
+↑/↓ (or k/j), PgUp/PgDn, Home/End (or g/G).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ STYLE = Style.from_dict(
     }
 )
 KEYS_HELP = "↑↓ move  k TERM  K KILL  p pause  r resume  enter inspect  / filter  q quit"
+DETAIL_HELP = "↑↓ PgUp PgDn Home End scroll  Esc or q back"
 
 
 @attrs.define
@@ -99,6 +102,8 @@ class Top:
         self.top_line = 0
         self.status = ""
         self.detail: str | None = None
+        self.inspecting: int | None = None  # the pid the inspect pane shows
+        self.detail_top = 0  # the first line of the pane on screen
         self.filtering = False
         self.filter = Buffer(multiline=False, on_text_changed=lambda _: self._rebuild())
         self._actions: queue.Queue[tuple[str, int] | None] = queue.Queue()
@@ -122,18 +127,28 @@ class Top:
                 return
             if action is not None:
                 self._act(*action)
+            elif self.inspecting is not None:
+                self._inspect(self.inspecting)
             self.snapshot = fetch(self.api)
             self._rebuild()
 
     def _act(self, what: str, pid: int) -> None:
+        if what == "inspect":
+            self._inspect(pid)
+            return
         try:
-            if what == "inspect":
-                self.detail = inspect_text(self.api.call("inspect", pid=pid, tail=20))
-            else:
-                result = self.api.call("kill", pid=pid, signal=what)
-                self.status = f"PID {pid}: {what} — {result['outcome']}"
+            result = self.api.call("kill", pid=pid, signal=what)
+            self.status = f"PID {pid}: {what} — {result['outcome']}"
         except ApiError as exc:
             self.status = f"PID {pid}: {exc.message}"
+
+    def _inspect(self, pid: int) -> None:
+        try:
+            text = inspect_text(self.api.call("inspect", pid=pid, tail=20))
+        except ApiError as exc:
+            text = f"PID {pid}: {exc.message}"
+        if self.inspecting == pid:  # not closed (Esc) while the call was in flight
+            self.detail = text
 
     def _rebuild(self) -> None:
         snap = self.snapshot
@@ -156,7 +171,7 @@ class Top:
 
     def _body(self) -> StyleAndTextTuples:
         if self.detail is not None:
-            return [("", self.detail + "\n\n(Esc or q: back to the tree)")]
+            return self._detail_body()
         if self.snapshot.error:
             return [("class:failed", f" {self.snapshot.error}")]
         if not self.rows:
@@ -182,8 +197,30 @@ class Top:
             out.append((style, "  " + _line(cells[5:], widths[5:]) + "\n"))
         return out
 
+    def _detail_body(self) -> StyleAndTextTuples:
+        lines = (self.detail or "").split("\n")
+        height = max(1, self._height())
+        self.detail_top = max(0, min(self.detail_top, len(lines) - height))
+        shown = lines[self.detail_top : self.detail_top + height]
+        return [("", "\n".join(shown))]
+
     def _footer(self) -> StyleAndTextTuples:
-        return [("class:status", f" {self.status}\n" if self.status else "\n"), ("", KEYS_HELP)]
+        status = [("class:status", f" {self.status}\n" if self.status else "\n")]
+        if self.detail is None:
+            return [*status, ("", KEYS_HELP)]
+        total = self.detail.count("\n") + 1
+        first = self.detail_top + 1
+        last = min(total, self.detail_top + max(1, self._height()))
+        return [*status, ("", f"lines {first}–{last} of {total}  {DETAIL_HELP}")]
+
+    def _close_detail(self) -> None:
+        self.detail = self.inspecting = None
+        self.detail_top = 0
+
+    def _scroll(self, lines: int) -> None:
+        """Move the inspect pane by ``lines`` (the drawing clamps it to the text)."""
+        total = (self.detail or "").count("\n") + 1
+        self.detail_top = max(0, min(self.detail_top + lines, total - 1))
 
     def _height(self) -> int:
         try:
@@ -216,13 +253,24 @@ class Top:
         @kb.add("q", filter=~Condition(lambda: self.filtering))
         def _quit(event: KeyPressEvent) -> None:
             if self.detail is not None:
-                self.detail = None
+                self._close_detail()
             else:
                 event.app.exit()
 
         @kb.add("escape", filter=detail)
         def _back(event: KeyPressEvent) -> None:
-            self.detail = None
+            self._close_detail()
+
+        for keys, lines, pages in (
+            (("up", "k"), -1, 0),
+            (("down", "j"), 1, 0),
+            (("pageup",), 0, -1),
+            (("pagedown",), 0, 1),
+            (("home", "g"), -(1 << 30), 0),
+            (("end", "G"), 1 << 30, 0),
+        ):
+            for key in keys:
+                kb.add(key, filter=detail)(self._scroller(lines, pages))
 
         @kb.add("c-c")
         def _interrupt(event: KeyPressEvent) -> None:
@@ -256,8 +304,9 @@ class Top:
         @kb.add("enter", filter=browsing)
         def _inspect(event: KeyPressEvent) -> None:
             if self.rows:
-                self.detail = "loading…"
-                self._actions.put(("inspect", self.rows[self.selected].pid))
+                pid = self.rows[self.selected].pid
+                self.detail, self.inspecting, self.detail_top = "loading…", pid, 0
+                self._actions.put(("inspect", pid))
 
         @kb.add("/", filter=browsing)
         def _filter(event: KeyPressEvent) -> None:
@@ -274,6 +323,12 @@ class Top:
             self.filter.text = ""
 
         return kb
+
+    def _scroller(self, lines: int, pages: int) -> Any:
+        def handler(event: KeyPressEvent) -> None:
+            self._scroll(lines + pages * max(1, self._height()))
+
+        return handler
 
     def _signal_handler(self, signal: str) -> Any:
         def handler(event: KeyPressEvent) -> None:
