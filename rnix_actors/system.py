@@ -33,7 +33,7 @@ from rnix_actors.catalog import Catalog, Changes
 from rnix_actors.compose import ComposeEngine
 from rnix_actors.config import Config, load_config
 from rnix_actors.drivers.base import Driver, LLMRequest, LLMResponse
-from rnix_actors.drivers.http import build_drivers
+from rnix_actors.drivers.http import OpenAIChatDriver, build_drivers
 from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
@@ -132,7 +132,7 @@ class System:
         self.immune_config: ImmuneConfig = immune or immune_config_from(self.config)
         self._immune: Immune | None = None
         conf_dirs = [shipped_conf_dir()] + ([project_rnix] if load_project else [])
-        self._catalog = Catalog(conf_dirs)
+        self._catalog = Catalog(conf_dirs, on_providers=self._reload_providers)
         self._drivers: dict[str, Driver] = {}
         self.devices = DeviceRegistry()
         self.table = ProcessTable()
@@ -155,16 +155,10 @@ class System:
         self._dashboards: list[Dashboard] = []
         self.replay = ReplayDriver()
         self.register_driver(self.replay)
-        # HTTP providers cost nothing until an agent uses one (clients are created lazily).
-        self.providers = load_providers(
-            shipped_conf_dir() / "providers.yaml",
-            project_rnix / "providers.yaml" if load_project else None,
-        )
-        # Known secrets are redacted, fragments too, wherever text leaves the system.
-        register_environment(os.environ, (p.api_key_env for p in self.providers.values()))
-        self._http_drivers = build_drivers(self.providers)
-        for http_driver in self._http_drivers:
-            self.register_driver(http_driver)
+        self._providers_file = project_rnix / "providers.yaml" if load_project else None
+        self._http_drivers: list[OpenAIChatDriver] = []
+        self._retired_drivers: list[OpenAIChatDriver] = []  # closed at stop, not in mid-call
+        self._reload_providers()
         self.devices.register(
             "/dev/fs", FileSystemDevice(self.protected_dirs(), self.config.fs.hardlinks)
         )
@@ -181,6 +175,19 @@ class System:
         # MCP servers of mcp.yaml: /dev/mcp/<server>; nothing runs until one is used.
         self.mcp_servers = project_servers(self.project_dir, shipped_conf_dir(), load_project)
         self.mcp = attach_mcp(self.mcp_servers, self.devices)
+
+    def _reload_providers(self) -> None:
+        """(Re)read providers.yaml and replace the HTTP drivers (the next model call of a
+        process uses the new ones). Raises `ConfigError`, changing nothing, for a bad file.
+        HTTP providers cost nothing until an agent uses one (clients are created lazily)."""
+        providers = load_providers(shipped_conf_dir() / "providers.yaml", self._providers_file)
+        drivers = build_drivers(providers)
+        # Known secrets are redacted, fragments too, wherever text leaves the system.
+        register_environment(os.environ, (p.api_key_env for p in providers.values()))
+        old, self.providers, self._http_drivers = self._http_drivers, providers, drivers
+        kept = {n: d for n, d in self._drivers.items() if not any(d is o for o in old)}
+        self._drivers = {**kept, **{d.name: d for d in drivers}}
+        self._retired_drivers += old
 
     def check_workdir(self, workdir: Path | str) -> Path:
         """``workdir`` resolved, if agents may work there; else `SpawnError` saying why.
@@ -346,7 +353,7 @@ class System:
             lock, self._state_lock, self._checkpoints = self._state_lock, None, None
             if lock is not None:
                 lock.release()
-            for http_driver in self._http_drivers:
+            for http_driver in (*self._http_drivers, *self._retired_drivers):
                 http_driver.close()
             self._place.close()
 

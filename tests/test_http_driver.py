@@ -20,7 +20,16 @@ import pykka
 import pytest
 from helpers import Collector
 
-from rnix_actors import AgentTemplate, ConfigError, Event, Limits, Message, System, ToolSpec
+from rnix_actors import (
+    AgentTemplate,
+    ConfigError,
+    Event,
+    Limits,
+    Message,
+    SpawnError,
+    System,
+    ToolSpec,
+)
 from rnix_actors.drivers.base import LLMRequest
 from rnix_actors.drivers.http import OpenAIChatDriver, PricedResponse, ProviderError, build_drivers
 from rnix_actors.drivers.openai_wire import Malformed, parse_text_action
@@ -636,3 +645,34 @@ def test_text_protocol_parser() -> None:
         parse_text_action('{"tool": ""}', 3)
     with pytest.raises(Malformed, match="must be a JSON object"):
         parse_text_action('{"tool": "glob", "input": "*.py"}', 3)
+
+
+def test_providers_written_after_start_are_used_by_the_next_spawn(
+    system: System, server: ChatServer, project: Path
+) -> None:
+    rnix = project / ".rnix"
+    (rnix / "agents").mkdir(parents=True, exist_ok=True)
+    (rnix / "providers.yaml").write_text(
+        f'version: "1"\nproviders:\n  - name: late\n    base_url: {server.url}\n'
+        "    model: test-model\n"
+    )
+    (rnix / "agents" / "late-agent.yaml").write_text(
+        "name: late-agent\ndescription: Uses a provider added after start.\n"
+        "devices: [/dev/fs]\ndriver: late\nmodel: test-model\n"
+    )
+    server.script(text("answered by the late provider"))
+    info = system.run("late-agent", "hello", timeout=10)  # an unknown name looks at the disk
+    assert (info.exit_code, info.result) == (0, "answered by the late provider")
+    assert "late" in system.providers
+    (rnix / "providers.yaml").write_text("version: '1'\nproviders:\n  - name: [broken\n")
+    with pytest.raises(ConfigError, match=r"providers\.yaml"):
+        system.reload_templates()
+    assert "late" in system.providers  # a broken file changes nothing
+    server.script(text("still the late provider"))
+    assert system.run("late-agent", "again", timeout=10).result == "still the late provider"
+    (rnix / "providers.yaml").unlink()
+    changes = system.reload_templates()
+    assert changes.providers and "providers reloaded" in changes.text()
+    assert "late" not in system.providers
+    with pytest.raises(SpawnError, match="uses driver 'late', which is not registered"):
+        system.spawn("late-agent", "gone")

@@ -72,7 +72,7 @@ def reload(obj: Context, as_json: bool) -> None:
     if as_json:
         emit_json({"ok": True, **data})
     else:
-        out(f"templates reloaded: {data['text']}")
+        out(f"reloaded: {data['text']}")
 
 
 @daemon.command("status")

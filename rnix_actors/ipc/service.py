@@ -8,7 +8,8 @@ Methods (params → result):
 
 - ``ping`` → ``{version, pid}``; ``status`` → counts, immune mode, paths, uptime
 - ``ps {all?}`` → ``{processes}``; ``info {pid}`` → ``{process}``; ``templates`` → ``{templates}``
-- ``reload`` → ``{added, changed, removed, text}`` (templates and skills re-read from disk)
+- ``reload`` → ``{added, changed, removed, providers, text}`` (templates, skills and
+  providers.yaml re-read from disk)
 - ``events {pid, tail?}`` → ``{pid, events}`` (its event log); ``similarity {agent?}`` →
   ``{pairs, text, min_migration_similarity}``
 - ``inspect {pid, tail?}`` → `ProcessDetail.to_dict` (record, children, rollup, limits,
@@ -283,6 +284,7 @@ class Service:
             "added": list(changes.added),
             "changed": list(changes.changed),
             "removed": list(changes.removed),
+            "providers": changes.providers,
             "text": changes.text(),
         }
 
