@@ -234,9 +234,8 @@ def test_glob_through_symlinked_dir_does_not_escape(sandbox: tuple[Path, Path]) 
     (work / "mine.txt").write_text("")
     (work / "sub").mkdir()
     (work / "sub" / "x.txt").write_text("")
-    err = error(work, "glob", pattern="link/*")
-    assert err.code == ErrorCode.PERMISSION
-    assert "outside the sandbox" in err.message
+    # The same answer as for a missing dir: nothing tells whether the outside exists.
+    assert json.loads(call(work, "glob", pattern="link/*")) == []
     # Mixed results keep the inside matches and never show what lies outside.
     assert json.loads(call(work, "glob", pattern="*/*")) == ["sub/x.txt"]
     everything = json.loads(call(work, "glob", pattern="**/*"))

@@ -6,7 +6,13 @@ Every path is relative to ``call.workdir``. Two layers keep an agent inside it:
    the path) that resolve outside, with an error telling the agent what to do instead;
 2. the checked path is then opened one component at a time from a descriptor of the work dir
    with ``O_NOFOLLOW``, so a symlink swapped in after the check (the agent's own shell may be
-   running concurrently) makes the call fail instead of escaping.
+   running concurrently) makes the call fail instead of escaping;
+3. ``list`` and ``glob`` read directories through descriptors as well
+   (`rnix_actors.kernel.fsglob`): a glob through a symlink that leads out matches nothing, the
+   same answer as for a missing path, so it cannot tell whether an outside file exists.
+
+A file or directory removed or replaced while a call runs gives the device's typed error (or is
+left out of a listing), never a raw ``OSError``.
 
 `rnix_actors.kernel.fsguard` adds two fences: the state and config dirs are refused wherever
 they are, and a file with more than one hard link is refused unless all its links are inside
@@ -26,6 +32,7 @@ from typing import Any
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.devices import DeviceCall, Effect
+from rnix_actors.kernel.fsglob import Globber, open_real, scan_names, split_pattern
 from rnix_actors.kernel.fsguard import HARDLINK_MODES, check_links, protected_refusal
 
 MAX_READ_BYTES = 1024 * 1024
@@ -114,20 +121,16 @@ class FileSystemDevice:
         root, parts, shown = self._resolve(call, self._path_arg(call, default="."))
         real_dir = os.path.join(root, *parts)
         entries: list[dict[str, Any]] = []
-        with self._open(call, root, parts, shown, _DIR_FLAGS) as fd, os.scandir(fd) as it:
-            for entry in it:
-                if self._is_protected(os.path.join(real_dir, entry.name)):
+        with self._open(call, root, parts, shown, _DIR_FLAGS) as fd:
+            for name in self._scan(fd):
+                if self._is_protected(os.path.join(real_dir, name)):
                     continue
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(info.st_mode):
-                    # Describe a symlink by its target only when that target is inside the
-                    # sandbox; stat-ing an outside target would leak facts about it.
-                    target = os.path.realpath(os.path.join(real_dir, entry.name))
-                    if _within(target, root) and os.path.exists(target):
-                        info = os.stat(target)
+                info = _describe(fd, root, real_dir, name)
+                if info is None:
+                    continue  # removed since the directory was read
                 is_dir = stat.S_ISDIR(info.st_mode)
                 size = 0 if is_dir else info.st_size
-                entries.append({"name": entry.name, "size": size, "is_dir": is_dir})
+                entries.append({"name": name, "size": size, "is_dir": is_dir})
         entries.sort(key=lambda e: str(e["name"]))
         return json.dumps(entries, ensure_ascii=False)
 
@@ -137,6 +140,7 @@ class FileSystemDevice:
             raise DeviceError(
                 ErrorCode.INVALID, call.device, "glob needs arg 'pattern', e.g. 'src/**/*.py'"
             )
+        _require_encodable(call, pattern, "pattern")
         if pattern.startswith("/") or ".." in pattern.split("/"):
             raise DeviceError(
                 ErrorCode.PERMISSION,
@@ -144,34 +148,27 @@ class FileSystemDevice:
                 f"glob pattern {pattern!r} points outside the sandbox; use a pattern relative "
                 "to the work dir without '..', e.g. '**/*.py'",
             )
-        root = self._root(call)
-        # pathlib (unlike the glob module) does not follow symlinked directories for '**',
-        # so a symlink loop cannot make the walk explode.
-        matches: list[str] = []
-        escaped = 0
         try:
-            for index, match in enumerate(pathlib.Path(root).glob(pattern)):
-                if index % 256 == 0:
-                    call.cancel.raise_if_cancelled()
-                real = os.path.realpath(match)
-                if not _within(real, root):
-                    escaped += 1
-                    continue
-                if self._is_protected(real) or self._is_protected(str(match)):
-                    continue
-                matches.append(match.relative_to(root).as_posix())
-        except (ValueError, NotImplementedError) as exc:
+            parts = split_pattern(pattern)
+        except ValueError as exc:
             raise DeviceError(
                 ErrorCode.INVALID, call.device, f"bad glob pattern {pattern!r}: {exc}"
             ) from None
-        if escaped and not matches:
-            raise DeviceError(
-                ErrorCode.PERMISSION,
-                call.device,
-                f"glob pattern {pattern!r} only matches paths outside the sandbox (through a "
-                "symlink); glob files inside the work dir instead",
-            )
-        return json.dumps(sorted(matches)[:MAX_GLOB_RESULTS], ensure_ascii=False)
+        root = self._root(call)
+        # Matches through a symlink out of the sandbox are dropped without a word: an answer
+        # that differed from the one for a missing path would tell whether outside files exist.
+        globber = Globber(root, self._is_protected, call.cancel, self._scan)
+        try:
+            matches = globber.run(parts)
+        except OSError as exc:
+            raise self._os_error(call, exc, ".") from None
+        return json.dumps(matches[:MAX_GLOB_RESULTS], ensure_ascii=False)
+
+    @staticmethod
+    def _scan(fd: int) -> list[str]:
+        """The names in an open directory (a method so that a test can act between the
+        check of a path and its use)."""
+        return scan_names(fd)
 
     # -- path checks ------------------------------------------------------------------------
 
@@ -183,6 +180,7 @@ class FileSystemDevice:
                 raise DeviceError(
                     ErrorCode.INVALID, call.device, "arg 'path' must be a non-empty string"
                 )
+            _require_encodable(call, path, "path")
             return path
         if call.subpath.strip("/"):
             # The registry already normalised the device path, so the subpath is "/a/b".
@@ -259,7 +257,9 @@ class FileSystemDevice:
                     with suppress(FileExistsError):
                         os.mkdir(name, 0o777, dir_fd=fds[-1])
                 fds.append(_open_dir(name, fds[-1]))
-            if parts:
+            if parts and flags & os.O_DIRECTORY:
+                fds.append(_open_dir(parts[-1], fds[-1]))
+            elif parts:
                 # O_NONBLOCK: opening a FIFO the agent made with mkfifo must not hang the call.
                 flags |= os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
                 fds.append(os.open(parts[-1], flags, 0o666, dir_fd=fds[-1]))
@@ -312,6 +312,46 @@ def _require_regular(call: DeviceCall, info: os.stat_result, shown: str) -> None
         raise DeviceError(
             ErrorCode.INVALID, call.device, f"{shown} is not a regular file; give a file path"
         )
+
+
+def _require_encodable(call: DeviceCall, text: str, arg: str) -> None:
+    """A lone surrogate cannot name a file: refuse it here rather than fail in the OS call."""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise DeviceError(
+            ErrorCode.INVALID, call.device, f"arg {arg!r} is not valid text; give a UTF-8 path"
+        ) from None
+
+
+def _describe(fd: int, root: str, real_dir: str, name: str) -> os.stat_result | None:
+    """The entry ``name`` of the directory open at ``fd``, for ``list``: a symlink is
+    described by its target only when that target is inside the sandbox (stat-ing an
+    outside one would leak facts about it), reached without following any link."""
+    try:
+        info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISLNK(info.st_mode):
+        return info
+    target = os.path.realpath(os.path.join(real_dir, name))
+    if target == root or not _within(target, root):
+        return info
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+    except OSError:
+        return info
+    try:
+        parent = open_real(root_fd, root, os.path.dirname(target))
+        try:
+            found = os.stat(os.path.basename(target), dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+    except OSError:  # gone, or a link swapped in on the way: describe the link itself
+        return info
+    finally:
+        os.close(root_fd)
+    return info if stat.S_ISLNK(found.st_mode) else found
 
 
 def _open_dir(name: str, dir_fd: int) -> int:

@@ -63,17 +63,20 @@ def check_links(
 
 
 def _links_inside(info: os.stat_result, root: str, protected: tuple[str, ...]) -> int:
-    """How many directory entries under ``root`` are this inode (0 if the walk is too big)."""
+    """How many directory entries under ``root`` are this inode (0 if the walk is too big).
+
+    By descriptors (`os.fwalk`): a directory swapped for a symlink during the walk is not
+    followed, so links outside cannot be counted as inside."""
     found = 0
     seen = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames, dir_fd in os.fwalk(root, follow_symlinks=False):
         dirnames[:] = [d for d in dirnames if not _is_protected(dirpath, d, protected)]
         for name in filenames:
             seen += 1
             if seen > MAX_LINK_SCAN:
                 return 0
             try:
-                other = os.lstat(os.path.join(dirpath, name))
+                other = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
                 continue
             if other.st_ino == info.st_ino and other.st_dev == info.st_dev:
