@@ -66,7 +66,7 @@ from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.processlog import ProcessLog, Sync
 from rnix_actors.kernel.procfs import ProcDevice
-from rnix_actors.kernel.resumption import Recovered, Restore
+from rnix_actors.kernel.resumption import Recovered, Restore, Restored
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
@@ -635,16 +635,24 @@ class System:
         try:
             return str(ask(self._require(), message, ASK_TIMEOUT, "kernel"))
         except NoSuchProcess:
-            self.resume_from(pid, origin)
-            return "resumed from its last checkpoint"
+            note = self.restore(pid, origin, retry).note
+            return "resumed from its last checkpoint" + (f"; {note}" if note else "")
 
-    def resume_from(self, pid: int, origin: str = "user") -> int:
+    def resume_from(self, pid: int, origin: str = "user", retry: bool = False) -> int:
         """Continue a lost or suspended process of a previous system from its last checkpoint,
         at depth 0, with its PID, UUID and devices (narrowed to its template's current ones).
-        Raises `CheckpointError` (no or bad checkpoint, naming the PID and what to do),
-        `NoSuchProcess`, `SpawnError`; nothing starts unless every check passed."""
-        resumed: int = ask(self._require(), Restore(pid, origin), ASK_TIMEOUT, "kernel")
-        return resumed
+        ``retry``: the call a guard refused when it suspended ``pid`` runs again (else the
+        agent goes on with the refusal). Raises `CheckpointError` (no or bad checkpoint,
+        naming the PID and what to do), `NoSuchProcess`, `SpawnError`; nothing starts unless
+        every check passed."""
+        return self.restore(pid, origin, retry).pid
+
+    def restore(self, pid: int, origin: str = "user", retry: bool = False) -> Restored:
+        """`resume_from`, answering what became of a refused call too (`Restored.note`)."""
+        restored: Restored = ask(
+            self._require(), Restore(pid, origin, retry), ASK_TIMEOUT, "kernel"
+        )
+        return restored
 
     def checkpoints(self, pid: int) -> list[CheckpointRow]:
         """The checkpoints kept for ``pid``, oldest first (empty when checkpoints are off)."""

@@ -111,14 +111,19 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 @immune.command("resume")
 @click.argument("pid", type=click.IntRange(min=1))
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Run again the call the guard refused (default: the agent goes on with the refusal).",
+)
 @click.pass_context
-def resume(ctx: click.Context, pid: int) -> None:
+def resume(ctx: click.Context, pid: int, retry: bool) -> None:
     """Clear PID's alerts and resume it (needs a running daemon)."""
     client = _daemon(ctx)
     if client is not None:
         try:
             with client:
-                outcome = client.call("immune_resume", pid=pid)["outcome"]
+                outcome = client.call("immune_resume", pid=pid, retry=retry)["outcome"]
         except (ApiError, DaemonUnavailable) as exc:
             fail(str(exc))
         click.echo(f"PID {pid}: alerts cleared; {outcome}")

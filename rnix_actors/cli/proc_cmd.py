@@ -25,11 +25,14 @@ from rnix_actors.messages.events import Event
 SIGNAL_NAMES = [s.value for s in Signal]
 
 
-def _signal(obj: Context, pid: int, signal: str, as_json: bool) -> None:
+def _signal(obj: Context, pid: int, signal: str, as_json: bool, retry: bool = False) -> None:
     client = obj.require_daemon(as_json, f"cannot signal PID {pid}")
     try:
         with client:
-            result = client.call("kill", pid=pid, signal=signal)
+            if retry:
+                result = client.call("resume", pid=pid, retry=True)
+            else:
+                result = client.call("kill", pid=pid, signal=signal)
     except ApiError as exc:
         fail(exc.message, as_json, exc.code)
     if as_json:
@@ -67,11 +70,18 @@ def pause(obj: Context, pid: int, as_json: bool) -> None:
 
 @click.command()
 @click.argument("pid", type=click.IntRange(min=1))
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Run again the call a guard refused when it suspended PID (default: the agent goes "
+    "on with the refusal).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def resume(obj: Context, pid: int, as_json: bool) -> None:
-    """Resume a suspended PID and its subtree (SIGRESUME)."""
-    _signal(obj, pid, "SIGRESUME", as_json)
+def resume(obj: Context, pid: int, retry: bool, as_json: bool) -> None:
+    """Resume a suspended PID and its subtree (SIGRESUME); a lost or suspended process of a
+    previous daemon continues from its last checkpoint."""
+    _signal(obj, pid, "SIGRESUME", as_json, retry)
 
 
 @click.command()

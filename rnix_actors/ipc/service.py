@@ -20,8 +20,10 @@ Methods (params → result):
 - ``wait {pid, timeout?}`` → ``{process}`` once it exited or is suspended (TIMEOUT after
   ``timeout`` seconds, at most 600)
 - ``spawn {agent, intent, max_steps?, workdir?, provider?, model?}`` → ``{pid}``
-- ``kill {pid, signal?}``, ``pause {pid}``, ``resume {pid}`` → ``{pid, signal, outcome}``
-- ``immune_status`` → ``{status, text}``; ``immune_resume {pid}``; ``immune_forget {name?|all}``
+- ``kill {pid, signal?}``, ``pause {pid}``, ``resume {pid, retry?}`` → ``{pid, signal, outcome}``
+  (``retry``: the call a guard refused when it suspended the process runs again)
+- ``immune_status`` → ``{status, text}``; ``immune_resume {pid, retry?}``;
+  ``immune_forget {name?|all}``
 - ``mcp_list {connect?}`` → ``{servers}``; ``mcp_call {server, tool, arguments?, timeout?}`` →
   ``{ok, text}`` or ``{ok: false, code, error}`` (a tool error)
 - ``dashboard {port?, stop?}`` → ``{url, port, already_running}``: serve the web dashboard
@@ -169,7 +171,9 @@ class Service:
             "spawn": lambda p: {"pid": self._spawn(p)},
             "kill": self._kill,
             "pause": lambda p: self._signal(param_int(p, "pid"), Signal.SIGPAUSE),
-            "resume": lambda p: self._signal(param_int(p, "pid"), Signal.SIGRESUME),
+            "resume": lambda p: self._signal(
+                param_int(p, "pid"), Signal.SIGRESUME, retry=param_bool(p, "retry")
+            ),
             "immune_status": self._immune_status,
             "immune_resume": self._immune_resume,
             "immune_forget": self._immune_forget,
@@ -355,7 +359,9 @@ class Service:
             raise ApiError(Code.BAD_PARAMS, f"param 'origin' must be one of {KILL_ORIGINS}")
         return self._signal(param_int(params, "pid"), signal, origin)
 
-    def _signal(self, pid: int, signal: Signal, origin: str = "user") -> Result:
+    def _signal(
+        self, pid: int, signal: Signal, origin: str = "user", retry: bool = False
+    ) -> Result:
         known = self.system.table.get(pid)
         if known is None:
             known = next((p for p in self.system.ps(all=True) if p.pid == pid), None)
@@ -368,8 +374,12 @@ class Service:
             )
             return {"pid": pid, "signal": str(signal), "outcome": outcome}
         if signal is Signal.SIGRESUME and known is not None and known.state is ProcessState.LOST:
-            self.system.resume_from(pid, origin=origin)  # its system died: the checkpoint
-            return {"pid": pid, "signal": str(signal), "outcome": "resumed from its checkpoint"}
+            note = self.system.restore(pid, origin, retry).note  # its system died: the checkpoint
+            outcome = "resumed from its checkpoint" + (f"; {note}" if note else "")
+            return {"pid": pid, "signal": str(signal), "outcome": outcome}
+        if signal is Signal.SIGRESUME:
+            outcome = self.system.resume(pid, origin=origin, retry=retry)
+            return {"pid": pid, "signal": str(signal), "outcome": outcome}
         outcome = self.system.kill(pid, signal, origin=origin)
         return {"pid": pid, "signal": str(signal), "outcome": outcome}
 
@@ -384,7 +394,8 @@ class Service:
 
     def _immune_resume(self, params: Params) -> Result:
         pid = param_int(params, "pid")
-        return {"pid": pid, "outcome": str(self._require_immune().resume(pid))}
+        retry = param_bool(params, "retry")
+        return {"pid": pid, "outcome": str(self._require_immune().resume(pid, retry=retry))}
 
     def _immune_forget(self, params: Params) -> Result:
         name = param_opt_str(params, "name")

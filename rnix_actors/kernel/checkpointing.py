@@ -44,6 +44,7 @@ class Checkpointed(Protocol):
     result: str
     messages: list[Message]
     mailbox: list[str]
+    refused: ToolCall | None
 
 
 @attrs.frozen
@@ -97,6 +98,7 @@ class Checkpointer:
             "in_flight": [],
             "driver_position": None if self._position is None else 0,
             "reason": "",
+            "refused": None,
         }
         return state, (_message(Message("user", intent)),)
 
@@ -115,6 +117,7 @@ class Checkpointer:
             "in_flight": [{"id": c.id, "name": c.name} for c in resumption.pending],
             "driver_position": resumption.driver_position,
             "reason": "resumed",
+            "refused": _refused(resumption.refused),
         }
         self.store.write(self.pid, self.seq + 1, resumption.step, "resume", state, self.written, [])
         self.seq += 1
@@ -133,6 +136,8 @@ class Checkpointer:
             "in_flight": [{"id": c.id, "name": c.name} for c in unanswered(messages)],
             "driver_position": None if self._position is None else self._position(self.pid),
             "reason": reason,
+            # The call a guard refused when it suspended the process: a resume may retry it.
+            "refused": _refused(agent.refused),
         }
         first = min(self.written, len(messages))
         pending = self.store.submit(
@@ -148,6 +153,10 @@ class Checkpointer:
         self.bytes += int(pending.outcome[0])
         self.seq += 1
         self.written = len(messages)
+
+
+def _refused(call: ToolCall | None) -> dict[str, str] | None:
+    return None if call is None else {"id": call.id, "name": call.name}
 
 
 def _breaker(agent: Any) -> list[Any]:
@@ -195,11 +204,20 @@ class Resumption:
     breaker: tuple[int, int, str | None, str | None]
     messages: tuple[Message, ...]
     driver_position: int | None
+    refused: ToolCall | None = None  # the call a guard refused when it suspended the process
 
     @property
     def pending(self) -> list[ToolCall]:
         """The calls of the step in flight that have no result yet (run again on resume)."""
         return unanswered(self.messages)
+
+    def retrying(self) -> Resumption:
+        """This resumption with the guard's refusal taken back: the refused call runs again
+        (first of the calls still to run). The same when nothing was refused."""
+        if self.refused is None:
+            return self
+        messages = self.messages[:-1]
+        return attrs.evolve(self, messages=messages, written=len(messages), refused=None)
 
 
 def decode(found: StoredCheckpoint) -> Resumption:
@@ -224,12 +242,30 @@ def decode(found: StoredCheckpoint) -> Resumption:
             breaker=(int(total), int(run), last, tripped),
             messages=tuple(_to_message(m) for m in found.messages),
             driver_position=None if position is None else int(position),
+            refused=_find_refused(found.messages, state.get("refused")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"the checkpoint of PID {pid} is corrupted (field {exc}): it cannot be resumed; "
             "start its task again"
         ) from None
+
+
+def _find_refused(messages: Sequence[Mapping[str, Any]], refused: Any) -> ToolCall | None:
+    """The refused call, when the context ends with its refusal (the call's own tool result
+    after the step's assistant message); None otherwise (it was answered since)."""
+    if not isinstance(refused, dict) or len(messages) < 2:
+        return None
+    last = messages[-1]
+    if last.get("role") != "tool" or last.get("tool_call_id") != refused.get("id"):
+        return None
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            for call in _to_message(message).tool_calls:
+                if call.id == refused.get("id"):
+                    return call
+            return None
+    return None
 
 
 def _to_message(data: Mapping[str, Any]) -> Message:

@@ -42,6 +42,7 @@ from rnix_actors.kernel.processlog import FirstCheckpoint
 from rnix_actors.kernel.resumption import (
     Recovered,
     Restore,
+    Restored,
     checkpointer_for,
     plan_restore,
     seek_driver,
@@ -166,8 +167,8 @@ class Kernel(RnixActor):
                 self.guards = tuple(g for g in self.guards if g is not guard)
             case QueryTable():
                 return self.deps.table.list()
-            case Restore(pid=pid, origin=origin):
-                return self._restore(pid, origin)
+            case Restore(pid=pid, origin=origin, retry=retry):
+                return self._restore(pid, origin, retry)
             case Recovered(infos=infos):
                 for info in infos:
                     self.deps.table.put(info)
@@ -296,14 +297,14 @@ class Kernel(RnixActor):
             self.deps.process_log.tell(FirstCheckpoint(pid, state, messages))
         self.deps.process_log.tell(running)
 
-    def _restore(self, pid: int, origin: str) -> int:
+    def _restore(self, pid: int, origin: str, retry: bool = False) -> Restored:
         """Resume ``pid`` from its last checkpoint at depth 0 (same PID and UUID)."""
         if pid in self.live:
             raise SpawnError(f"PID {pid} is live: send it SIGRESUME (rnix resume {pid})")
         deps = self.deps
         plan = plan_restore(
             pid, deps.store, deps.checkpoints, deps.templates, deps.drivers, deps.skills(),
-            deps.table.get(pid),
+            deps.table.get(pid), retry,
         )  # fmt: skip
         self.bounds.admit(0, False)
         info, resumption, ident = plan.info, plan.resumption, plan.resumption.identity
@@ -353,14 +354,16 @@ class Kernel(RnixActor):
             "resumed_from_step": resumption.step,
             "allowed_devices": list(info.allowed_devices),
         }
+        if plan.note:
+            start_args["refused_call"] = plan.note
         self._launch(info, spec, None, False, start_args)
-        return pid
+        return Restored(pid, plan.note)
 
-    def _dormant_signal(self, pid: int, sig: Signal, origin: str) -> str:
+    def _dormant_signal(self, pid: int, sig: Signal, origin: str, retry: bool = False) -> str:
         """A signal to a suspended process of a previous system (no actor yet)."""
         if sig is Signal.SIGRESUME:
-            self._restore(pid, origin)
-            return "resuming 1 process(es)"
+            note = self._restore(pid, origin, retry).note
+            return "resuming 1 process(es)" + (f"; {note}" if note else "")
         if sig is Signal.SIGPAUSE:
             return f"noop: PID {pid} is suspended"
         info = self.deps.table.get(pid)
@@ -414,7 +417,7 @@ class Kernel(RnixActor):
             args["grace"] = grace
         self._publish(pid, "Signal", args)
         if pid in self.dormant:
-            return self._dormant_signal(pid, sig, origin)
+            return self._dormant_signal(pid, sig, origin, retry)
         if pid not in self.live:
             return f"noop: PID {pid} already exited"
         if sig is Signal.SIGPAUSE:

@@ -25,10 +25,20 @@ RESUMABLE = (ProcessState.LOST, ProcessState.SUSPENDED)
 
 @attrs.frozen
 class Restore:
-    """Ask the kernel to resume ``pid`` from its last checkpoint (answered with the PID)."""
+    """Ask the kernel to resume ``pid`` from its last checkpoint (answered with `Restored`).
+    ``retry``: the call a guard refused when it suspended ``pid`` runs again."""
 
     pid: int
     origin: str = "user"
+    retry: bool = False
+
+
+@attrs.frozen
+class Restored:
+    """A resume from a checkpoint started; ``note`` says what became of a refused call."""
+
+    pid: int
+    note: str = ""
 
 
 @attrs.frozen
@@ -44,6 +54,7 @@ class RestorePlan:
     template: AgentTemplate
     driver: Driver
     resumption: Resumption
+    note: str = ""  # what became of a refused call (`refusal_note`)
 
 
 def plan_restore(
@@ -54,10 +65,12 @@ def plan_restore(
     drivers: Callable[[str], Driver | None],
     skills: dict[str, Skill],
     known: ProcessInfo | None = None,
+    retry: bool = False,
 ) -> RestorePlan:
     """Decide a resume or raise (`NoSuchProcess`, `CheckpointError`, `SpawnError`); nothing
     is started or changed before every check passed. ``known``: the process table's record
-    (newer than the store's row, which the process log writes a moment later)."""
+    (newer than the store's row, which the process log writes a moment later); ``retry``:
+    take back a guard's refusal so that the refused call runs again."""
     if checkpoints is None:
         raise CheckpointError(
             f"cannot resume PID {pid}: checkpoints are off in this system "
@@ -108,7 +121,21 @@ def plan_restore(
         ended_at=None,
         children=(),
     )
-    return RestorePlan(info, template, driver, resumption)
+    note = refusal_note(resumption, retry)
+    return RestorePlan(info, template, driver, resumption.retrying() if retry else resumption, note)
+
+
+def refusal_note(resumption: Resumption, retry: bool) -> str:
+    """What a resume does with the call a guard refused when it suspended the process."""
+    call = resumption.refused
+    if call is None:
+        return ""
+    if retry:
+        return f"the call {call.name} ({call.id}) a guard refused runs again"
+    return (
+        f"the call {call.name} ({call.id}) a guard refused is not run: the agent goes on "
+        "with the refusal (resume with --retry to run it)"
+    )
 
 
 def seek_driver(driver: Driver, resumption: Resumption) -> None:
