@@ -40,7 +40,6 @@ from rnix_actors.drivers.replay import ReplayDriver
 from rnix_actors.durable import STOP_ORIGIN, Recovery, StateLock, recover, suspend_all
 from rnix_actors.errors import (
     BadWorkdir,
-    ConfigError,
     NoSuchProcess,
     SpawnError,
     SystemStopped,
@@ -68,6 +67,7 @@ from rnix_actors.kernel.processlog import ProcessLog, Sync
 from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.resumption import Recovered, Restore, Restored
 from rnix_actors.kernel.shell import ShellDevice
+from rnix_actors.kernel.spawning import prepare_in_caller
 from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.kernel.treebounds import tree_limits
@@ -259,6 +259,7 @@ class System:
                 templates=lambda name: self._catalog.templates.get(name),
                 register_driver=self.register_driver,
                 tracker=self.tracker,
+                prepare_spawn=lambda agent: self._prepare_model(agent, None, None),
             )
             self._supervision.planner = self._planner
         # Before any spawn: the immune guard applies to processes spawned after it.
@@ -591,13 +592,11 @@ class System:
         self, agent: str | AgentTemplate, driver: str | None, model: str | None
     ) -> None:
         """Parse the agent's replay script in the caller's thread, so that the kernel's own
-        check finds it (or its error) cached and no file is parsed on the kernel's thread. An
-        error is left for the kernel to raise, in its order of checks."""
-        template = agent if isinstance(agent, AgentTemplate) else self._catalog.templates.get(agent)
-        found = None if template is None else self._drivers.get(driver or template.driver)
-        if template is not None and isinstance(found, ReplayDriver):
-            with contextlib.suppress(ConfigError):
-                found.prepare(model or template.model)
+        check finds it (or its error) and no file is parsed on the kernel's thread. An error
+        is left for the kernel to raise, in its order of checks."""
+        prepare_in_caller(
+            agent, driver, model, self._catalog.templates.get, lambda n: self._drivers.get(n)
+        )
 
     def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:
         """Block until the process has exited or is suspended; return its final info.

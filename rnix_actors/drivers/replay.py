@@ -235,7 +235,8 @@ class ReplayDriver:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._parse_lock = threading.Lock()
-        self._failures: dict[str, tuple[tuple[int, int], ConfigError]] = {}  # under _parse_lock
+        # model -> (the file's stamp, the error): read and written under _parse_lock
+        self._failures: dict[str, tuple[tuple[int, int] | None, ConfigError]] = {}
         self._scripts: dict[str, ReplayScript] = {}
         self._cursors: dict[int, int] = {}
 
@@ -247,8 +248,9 @@ class ReplayDriver:
     def load(self, model: str) -> ReplayScript:
         """The script for ``model``, parsing and caching the file on first use.
 
-        Raises `ConfigError` when the file is missing or invalid (failures are not cached, so a
-        fixed file is picked up on the next call). Call it before spawning to fail early.
+        Raises `ConfigError` when the file is missing or invalid (a failure is kept only while
+        the file is unchanged, so a fixed file is picked up on the next call). Call it before
+        spawning to fail early.
         """
         if not model:
             fix = "set model: to the path of a replay script in the agent template"
@@ -268,9 +270,26 @@ class ReplayDriver:
                     self._scripts.setdefault(model, script)
             return script
 
+    def check_prepared(self, model: str) -> None:
+        """The kernel's check before a spawn: the outcome of the last `prepare` of ``model``
+        (in the spawner's thread), without reading the file again, so the kernel's thread
+        parses nothing and checks what the spawner read even if the file changed since.
+
+        A model nobody prepared (a host that sends the kernel a spawn request of its own) is
+        loaded here, within the parser's bounds."""
+        with self._lock:
+            if model in self._scripts:
+                return
+        with self._parse_lock:
+            failed = self._failures.get(model)
+        if failed is not None:
+            raise failed[1]
+        self.load(model)
+
     def _parse(self, model: str) -> ReplayScript:
         """Parse the file; an error is kept for as long as the file is unchanged (same size
-        and mtime), so a bad file is not parsed again on every spawn attempt."""
+        and mtime, or still missing), so a bad file is not parsed again on every spawn
+        attempt."""
         path = Path(model)
         try:
             info = path.stat()
@@ -278,14 +297,15 @@ class ReplayDriver:
         except OSError:
             stamp = None
         failed = self._failures.get(model)
-        if failed is not None and stamp is not None and failed[0] == stamp:
+        if failed is not None and failed[0] == stamp:
             raise failed[1]
         try:
-            return parse_replay_script(path)
+            script = parse_replay_script(path)
         except ConfigError as exc:
-            if stamp is not None:
-                self._failures[model] = (stamp, exc)
+            self._failures[model] = (stamp, exc)
             raise
+        self._failures.pop(model, None)
+        return script
 
     def complete(self, request: LLMRequest, cancel: CancelToken) -> LLMResponse:
         """The next scripted response for ``request.pid``.
@@ -316,7 +336,9 @@ class ReplayDriver:
         return _to_llm_response(response, request)
 
     def prepare(self, model: str) -> None:
-        """Fail before a spawn if the script is missing or invalid (`ConfigError`)."""
+        """Fail before a spawn if the script is missing or invalid (`ConfigError`). Parses
+        the file on first use: called in the spawner's thread (`check_prepared` is the
+        kernel's)."""
         self.load(model)
 
     def release(self, pid: int) -> None:

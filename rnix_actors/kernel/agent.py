@@ -337,6 +337,8 @@ class AgentProcess(RnixActor):
     # -- meta tools --------------------------------------------------------------------------
     def _spawn(self, call: ToolCall, args: Any) -> None:
         devices = args.get("devices")
+        if self.spec.prepare_spawn is not None:
+            self.spec.prepare_spawn(str(args["agent"]))  # file parses here, not in the kernel
         request = SpawnRequest(
             template=args["agent"],
             intent=args["intent"],

@@ -47,7 +47,7 @@ from rnix_actors.kernel.resumption import (
     plan_restore,
     seek_driver,
 )
-from rnix_actors.kernel.spawning import plan_spawn
+from rnix_actors.kernel.spawning import plan_spawn, prepare_in_caller
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.kernel.threads import AgentThreads
@@ -231,6 +231,7 @@ class Kernel(RnixActor):
             tree_budget=budget,
             endpoint=endpoint,
             links=() if req.link is None else (req.link,),
+            prepare_spawn=self._prepare_child,
             checkpointer=checkpointer_for(
                 self.deps.checkpoints, info, plan.driver, plan.model, str(workdir), max_steps,
                 req.origin,
@@ -297,6 +298,10 @@ class Kernel(RnixActor):
             self.deps.process_log.tell(FirstCheckpoint(pid, state, messages))
         self.deps.process_log.tell(running)
 
+    def _prepare_child(self, agent: str) -> None:
+        """Called by an agent's own thread before its spawn (reads only the immutable deps)."""
+        prepare_in_caller(agent, None, None, self.deps.templates, self.deps.drivers)
+
     def _restore(self, pid: int, origin: str, retry: bool = False) -> Restored:
         """Resume ``pid`` from its last checkpoint at depth 0 (same PID and UUID)."""
         if pid in self.live:
@@ -337,6 +342,7 @@ class Kernel(RnixActor):
             ),
             resume=resumption,
             endpoint=Endpoint(f"PID {pid} ({plan.template.name})", pid),
+            prepare_spawn=self._prepare_child,
         )  # fmt: skip
         if spec.checkpointer is not None:
             try:

@@ -16,6 +16,7 @@ from rnix_actors.errors import NoSuchProcess, SpawnError
 from rnix_actors.kernel.checkpointing import Checkpointer, Identity, Resumption, decode
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.kernel.safety import child_devices
+from rnix_actors.kernel.spawning import check_model
 from rnix_actors.store.checkpoints import CheckpointError, CheckpointStore
 from rnix_actors.store.db import Store
 from rnix_actors.templates import AgentTemplate, Skill, effective_devices
@@ -105,7 +106,7 @@ def plan_restore(
             f"cannot resume PID {pid}: its driver '{ident.driver}' is not registered; "
             "register it with System.register_driver() and try again"
         )
-    driver.prepare(ident.model)
+    check_model(driver, ident.model)
     info = attrs.evolve(
         row,
         ppid=0,

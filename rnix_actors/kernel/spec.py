@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,6 @@ class ProcessSpec:
     links: tuple[Endpoint, ...] = ()  # linked before the process runs its first message
     checkpointer: Checkpointer | None = None  # writes its checkpoints (None: checkpoints off)
     resume: Resumption | None = None  # the checkpoint a resumed process continues from
+    # Run by the process's own thread before it asks the kernel to spawn the named agent
+    # (a replay script is parsed there, never on the kernel's thread).
+    prepare_spawn: Callable[[str], None] | None = None

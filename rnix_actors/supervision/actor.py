@@ -78,6 +78,9 @@ class SupervisorDeps:
     on_exit: Callable[[str, Any, SupervisorView], None]  # (path, ref, final view)
     tracker: ThreadTracker | None = None
     clock: Callable[[], float] = time.monotonic
+    # Run in the supervisor's thread before a spawn: a replay script is parsed here, never
+    # on the kernel's thread (`rnix_actors.kernel.spawning.prepare_in_caller`).
+    prepare_spawn: Callable[[AgentTemplate | str], None] | None = None
 
 
 @attrs.frozen
@@ -362,6 +365,8 @@ class Supervisor(RnixActor):
         """Send the spawn request (the new process is linked to this supervisor before it
         runs); returns the future of the new PID."""
         agent = self.deps.resolve_agent(spec, self.path)
+        if self.deps.prepare_spawn is not None:
+            self.deps.prepare_spawn(agent)
         request = SpawnRequest(
             template=agent,
             intent=spec.intent,

@@ -51,6 +51,7 @@ class Supervision:
         templates: Callable[[str], AgentTemplate | None],
         register_driver: Callable[[Driver], None],
         tracker: ThreadTracker | None,
+        prepare_spawn: Callable[[AgentTemplate | str], None] | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
@@ -68,6 +69,7 @@ class Supervision:
             on_start=self._started,
             on_exit=self._exited,
             tracker=tracker,
+            prepare_spawn=prepare_spawn,
         )
 
     def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:
