@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from helpers import Collector, agent, call, respond
 
@@ -219,22 +220,26 @@ def test_status_text_has_the_design_shape(warn_lab: Lab) -> None:
     lab.train()
     info = lab.run([normal_run()[0], respond(call("read_file", path="README.md")), "done"])
     assert info.exit_code == 0
-    assert lab.status().text() == (
-        "Mode: warn-only\n"
-        "  Monitoring: 0 processes\n"
-        "  Alerts: 0 active\n"
-        "  Suspended: 0 processes\n"
-        "  Threat memory: 0 entries"
-    )
+    quiet = lab.status()
+    assert quiet.sandbox is not None  # its lines: tests/test_immune_sandbox.py
+    assert quiet.text().splitlines() == [
+        "Mode: warn-only",
+        "  Monitoring: 0 processes",
+        "  Alerts: 0 active",
+        "  Suspended: 0 processes",
+        "  Threat memory: 0 entries",
+        *quiet.sandbox.lines(),
+    ]
     attack = lab.run(BURST)
     status = lab.status()
     text = status.text().splitlines()
     assert text[0] == "Mode: warn-only"
     assert text[2] == f"  Alerts: {len(status.alerts)} active"
     assert text[3].startswith(f"    PID {attack.pid}: unusual /dev/shell ")
-    assert text[-2] == "  Threat memory: 1 entry"
+    memory = text.index("  Threat memory: 1 entry")
     detected = status.threats[0].detected
-    assert text[-1] == f"    #1: shell-injection-pattern (detected {detected})"
+    assert text[memory + 1] == f"    #1: shell-injection-pattern (detected {detected})"
+    assert text[memory + 2].startswith("  Shell sandbox: ")
     data = status.to_json()
     assert data["mode"] == "warn-only" and data["suspended"] == 0
     assert [a["pid"] for a in data["alerts"]] == [attack.pid] * len(status.alerts)
@@ -249,7 +254,9 @@ def test_disabled_installs_nothing_and_reports_empty(project: Path) -> None:
             lab.run()
         info = lab.run(BURST)
         assert info.exit_code == 0 and lab.executed(info.pid, "Blocked") == 0
-        assert immune.status() == ImmuneStatus.disabled()
+        status = immune.status()
+        assert attrs.evolve(status, sandbox=None) == ImmuneStatus.disabled()
+        assert status.sandbox is not None  # the shell sandbox is shown whatever the mode
         assert immune.status_text().splitlines()[:2] == [
             "Mode: disabled",
             "  Monitoring: 0 processes",

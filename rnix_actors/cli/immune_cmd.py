@@ -13,19 +13,24 @@ import sqlite3
 import time
 from pathlib import Path
 
+import attrs
 import click
 
 from rnix_actors.cli.common import fail
 from rnix_actors.config import load_config
-from rnix_actors.errors import RnixError
+from rnix_actors.errors import ConfigError, RnixError
 from rnix_actors.immune.config import ImmuneConfig, immune_config_from
 from rnix_actors.immune.daemon import profile_summaries, settings_of
 from rnix_actors.immune.persistence import ImmuneStore
+from rnix_actors.immune.sandboxview import SandboxView, sandbox_view
 from rnix_actors.immune.status import ImmuneStatus
 from rnix_actors.immune.threats import ThreatMemory
 from rnix_actors.ipc.client import Client, DaemonUnavailable
 from rnix_actors.ipc.control import find_daemon
 from rnix_actors.ipc.protocol import ApiError
+from rnix_actors.kernel.sandbox import Bubblewrap
+from rnix_actors.loader import load_skills, load_templates
+from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.store.db import Store
 from rnix_actors.system import resolve_state_dir
 
@@ -44,6 +49,18 @@ def _paths(ctx: click.Context) -> tuple[Path, Path]:
 
 def _config(project: Path) -> ImmuneConfig:
     return immune_config_from(load_config(project / ".rnix" / "config.yaml"))
+
+
+def stored_sandbox(project: Path) -> SandboxView:
+    """The shell sandbox that a system started in ``project`` would have: its config and
+    templates (a template that cannot be read is left out; ``rnix agents`` reports it)."""
+    settings = load_config(project / ".rnix" / "config.yaml").shell
+    dirs = [shipped_conf_dir(), project / ".rnix"]
+    try:
+        templates = list(load_templates(dirs, load_skills(dirs)).values())
+    except ConfigError:
+        templates = []
+    return sandbox_view(settings, templates, Bubblewrap())
 
 
 def _daemon(ctx: click.Context) -> Client | None:
@@ -99,6 +116,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     db_path = state / "rnix.db"
     try:
         result = stored_status(_config(project), db_path)
+        result = attrs.evolve(result, sandbox=stored_sandbox(project))
     except (RnixError, RuntimeError, sqlite3.Error) as exc:
         fail(str(exc), as_json)
     if as_json:

@@ -30,7 +30,9 @@ from rnix_actors.immune.host import Cancellable, ImmuneHost
 from rnix_actors.immune.live import LiveView, live_view
 from rnix_actors.immune.messages import ClearAlerts, ForgetThreats, QueryStatus, ResumeProcess
 from rnix_actors.immune.persistence import ImmuneStore
+from rnix_actors.immune.sandboxview import SandboxView, live_sandbox_view
 from rnix_actors.immune.status import ImmuneStatus
+from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
 from rnix_actors.messages.events import Event
 from rnix_actors.store.db import Store
@@ -63,8 +65,10 @@ class Immune:
         shared: Shared | None = None,
         subscription: Cancellable | None = None,
         guard: Guard | None = None,
+        sandbox: Callable[[], SandboxView | None] | None = None,
     ) -> None:
         self.config = config
+        self._sandbox = sandbox
         self._host = host
         self._daemon = daemon
         self._shared = shared
@@ -80,9 +84,12 @@ class Immune:
     def status(self) -> ImmuneStatus:
         """Mode, monitored processes, active alerts, suspended processes, threat memory."""
         if self._daemon is None and not self._stopped:
-            return ImmuneStatus.disabled()
-        status: ImmuneStatus = self._ask(QueryStatus())
-        return status
+            status = ImmuneStatus.disabled()
+        else:
+            status = self._ask(QueryStatus())
+        if self._sandbox is None:
+            return status
+        return attrs.evolve(status, sandbox=self._sandbox())
 
     def live(self, pid: int) -> LiveView | None:
         """The figures of running process ``pid`` so far against its template's baseline
@@ -188,8 +195,9 @@ def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immun
     `RuntimeError` if the store's immune schema is newer than this code and `sqlite3.Error`
     if the tables cannot be read; nothing is left started on failure.
     """
+    sandbox = _sandbox_of(host)
     if not config.enabled:
-        return Immune(config, host)
+        return Immune(config, host, sandbox=sandbox)
     db = ImmuneStore(store)
     loaded = db.load()
     shared = Shared(Snapshot(settings=settings_of(config), enforce=not config.warn_only))
@@ -202,4 +210,17 @@ def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immun
         shared.snapshot = attrs.evolve(shared.snapshot, stopped=True)
         daemon.stop()
         raise
-    return Immune(config, host, daemon, shared, subscription, guard)
+    return Immune(config, host, daemon, shared, subscription, guard, sandbox)
+
+
+def _sandbox_of(host: ImmuneHost) -> Callable[[], SandboxView | None] | None:
+    """How to read the host's shell sandbox for the status, if the host has devices and
+    templates (`rnix_actors.System` has; a host without them shows no sandbox)."""
+    devices = getattr(host, "devices", None)
+    if not isinstance(devices, DeviceRegistry) or not hasattr(host, "templates"):
+        return None
+
+    def view() -> SandboxView | None:
+        return live_sandbox_view(devices, list(getattr(host, "templates", {}).values()))
+
+    return view

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from rnix_actors.immune.alerts import Alert
+from rnix_actors.immune.sandboxview import SandboxView
 from rnix_actors.immune.threats import ThreatSignature
 
 
@@ -29,7 +30,8 @@ class ImmuneStatus:
 
     ``monitoring``: pids of live processes being watched; ``suspended``: pids really in the
     ``suspended`` state because of the immune system; ``daemon_running`` is false when the
-    status was read from the store with no system running.
+    status was read from the store with no system running; ``sandbox`` is the shell
+    sandbox, which is shown whatever the immune system's mode.
     """
 
     mode: str
@@ -39,6 +41,7 @@ class ImmuneStatus:
     threats: tuple[ThreatSignature, ...] = ()
     profiles: tuple[ProfileSummary, ...] = ()
     daemon_running: bool = True
+    sandbox: SandboxView | None = None  # the /dev/shell sandbox (None: no shell device)
 
     @classmethod
     def disabled(cls) -> ImmuneStatus:
@@ -60,6 +63,8 @@ class ImmuneStatus:
             f"    #{i}: {t.name.ljust(width)} (detected {t.detected})"
             for i, t in enumerate(self.threats, start=1)
         ]
+        if self.sandbox is not None:
+            lines += self.sandbox.lines()
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -74,4 +79,5 @@ class ImmuneStatus:
             "suspended_pids": list(self.suspended),
             "threat_memory": [t.to_dict() for t in self.threats],
             "profiles": [attrs.asdict(p) for p in self.profiles],
+            "shell_sandbox": None if self.sandbox is None else self.sandbox.to_json(),
         }

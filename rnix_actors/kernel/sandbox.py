@@ -77,15 +77,21 @@ class Bubblewrap:
 
     def ensure(self) -> str:
         """The binary, after a one-time trial run; raises `SandboxUnavailable` if it fails."""
+        problem = self.problem()
+        if problem is not None:
+            raise SandboxUnavailable(problem)
+        binary = self.binary
+        assert binary is not None
+        return binary
+
+    def problem(self) -> str | None:
+        """Why the sandbox cannot start here, with the fix (None: it starts); the trial run
+        happens once, on the first call of this or `ensure`."""
         with self._lock:
             if not self._checked:
                 self._problem = self._probe()
                 self._checked = True
-        if self._problem is not None:
-            raise SandboxUnavailable(self._problem)
-        binary = self.binary
-        assert binary is not None
-        return binary
+            return self._problem
 
     def _probe(self) -> str | None:
         if not sys.platform.startswith("linux"):
