@@ -22,6 +22,7 @@ import attrs
 
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.messages.links import ExitKind
 from rnix_actors.privatefs import private_open
 from rnix_actors.store.checkpoints import CheckpointStore
 from rnix_actors.store.db import Store
@@ -84,7 +85,11 @@ def recover(store: Store, checkpoints: CheckpointStore) -> Recovery:
             reason = LOST_NO_CHECKPOINT
             orphans.append(
                 attrs.evolve(
-                    info, state=ProcessState.LOST, exit_reason=reason, ended_at=time.time()
+                    info,
+                    state=ProcessState.LOST,
+                    exit_reason=reason,
+                    exit_kind=str(ExitKind.LOST),
+                    ended_at=time.time(),
                 )
             )
     if orphans:

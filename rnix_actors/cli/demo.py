@@ -26,6 +26,7 @@ from rnix_actors.config import TopologyConfig, load_config
 from rnix_actors.drivers.base import LLMRequest, LLMResponse, ToolCall
 from rnix_actors.drivers.replay import ReplayResponse, ReplayScript
 from rnix_actors.immune import ImmuneConfig
+from rnix_actors.messages.links import ExitKind
 from rnix_actors.migration import matrix_text
 from rnix_actors.paths import shipped_conf_dir
 from rnix_actors.supervision.spec import ChildSpec, Strategy, SupervisorSpec
@@ -224,7 +225,7 @@ class Demo:
         )
         system.kill(info.pid, "SIGKILL", origin="demo")
         self.summary["max_depth"] = depth
-        self.summary["budget_suspended"] = info.exit_reason == "budget_exhausted"
+        self.summary["budget_suspended"] = info.exit_kind == ExitKind.BUDGET
 
 
 def run_demo(echo: Echo | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from rnix_actors.compose.spec import Node, Workflow, load_workflow, parse_pipe, 
 from rnix_actors.errors import RnixError
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.links import ExitReason
 from rnix_actors.store.db import Store
 from rnix_actors.supervision.messages import SUPERVISOR_EVENTS
 from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
@@ -35,6 +36,11 @@ from rnix_actors.templates import AgentTemplate, Limits, Skill, effective_device
 DEFAULT_TIMEOUT = 600.0
 INPUT_CHARS = 4000
 OnProgress = Callable[[Progress], None]
+
+
+def node_path(workflow: str, node: str, run_id: str) -> str:
+    """The path of the supervisor that runs ``node`` in run ``run_id`` of ``workflow``."""
+    return f"/compose.{workflow}.{node}.{run_id}"
 
 
 class Cancellable(Protocol):
@@ -129,12 +135,12 @@ class ComposeEngine:
         killed and reported failed). Every node ends completed, migrated or failed."""
         run_id = uuid.uuid4().hex[:8]
         inbox: queue.Queue[Event] = queue.Queue()
-        prefix = f"/compose.{workflow.name}."
+        # The supervisors of this run, by the path each was started with: an event belongs
+        # to the run when its supervisor's path is one of them (exact, never a prefix match).
+        mine = frozenset(node_path(workflow.name, node.name, run_id) for node in workflow.nodes)
 
         def forward(event: Event) -> None:
-            if event.template == "supervisor" and str(event.args.get("path", "")).startswith(
-                prefix
-            ):
+            if event.template == "supervisor" and event.args.get("path") in mine:
                 inbox.put(event)
 
         runs = {node.name: self._plan_node(workflow, node) for node in workflow.nodes}
@@ -180,7 +186,7 @@ class ComposeEngine:
         started = [n for n, r in runs.items() if r.path or r.outcome is not None]
         for name in ready(workflow.deps, done, started):
             state = runs[name]
-            state.path = f"/compose.{workflow.name}.{name}.{run_id}"
+            state.path = node_path(workflow.name, name, run_id)
             by_path[state.path] = state
             if state.agent != state.node.agent and state.route is not None:
                 detail = (
@@ -244,8 +250,9 @@ class ComposeEngine:
                 report(Progress(workflow.name, name, "restart", state.ran, detail=detail))
             case "SupervisorChildExit" if args.get("child_pid"):
                 pid = int(args["child_pid"])
-                ok = not args.get("abnormal")
-                state.attempts.append(Attempt(pid, self._template(pid, state), ok, args["reason"]))
+                why = ExitReason.from_event_args(args)
+                ok = not why.abnormal
+                state.attempts.append(Attempt(pid, self._template(pid, state), ok, why.detail))
                 if ok:
                     state.outcome = self._completed(state, pid)
                     if state.node.restart == "permanent" and state.handle is not None:

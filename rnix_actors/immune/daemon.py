@@ -31,7 +31,7 @@ from rnix_actors.immune.detector import (
     score_run,
 )
 from rnix_actors.immune.events import alert_event
-from rnix_actors.immune.guard import Shared, Snapshot
+from rnix_actors.immune.guard import IMMUNE_ORIGIN, Shared, Snapshot
 from rnix_actors.immune.host import ImmuneHost
 from rnix_actors.immune.messages import (
     AnomalyDetected,
@@ -46,8 +46,9 @@ from rnix_actors.immune.sample import RunSample, split_key
 from rnix_actors.immune.status import ImmuneStatus, ProfileSummary
 from rnix_actors.immune.threats import Change, ThreatMemory, ThreatSignature
 from rnix_actors.kernel.base import RnixActor
-from rnix_actors.kernel.process import ProcessState
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.links import ExitKind, ExitReason
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,14 @@ def settings_of(config: ImmuneConfig) -> Settings:
     return Settings(config.deviation_threshold, config.min_samples)
 
 
-def suspended_by_immune(reason: str) -> bool:
-    """A suspension reason set by an immune guard verdict or an immune SIGPAUSE."""
-    return reason.endswith("(by immune)") or reason == "paused by immune"
+def suspended_by_immune(info: ProcessInfo) -> bool:
+    """Suspended by an immune guard's verdict or an immune SIGPAUSE (its typed exit kind and
+    origin; the text is only for people)."""
+    return (
+        info.state is ProcessState.SUSPENDED
+        and info.exit_kind == ExitKind.PAUSED
+        and info.exit_origin == IMMUNE_ORIGIN
+    )
 
 
 class ImmuneDaemon(RnixActor):
@@ -128,14 +134,14 @@ class ImmuneDaemon(RnixActor):
         if event.syscall == "Start":
             self.monitoring[event.pid] = event.template
         elif event.syscall == "Exit":
-            self._finished(event.pid, event.template, int(event.args.get("code", 1)))
+            self._finished(event.pid, event.template, ExitReason.from_event_args(event.args))
 
-    def _finished(self, pid: int, template: str, code: int) -> None:
+    def _finished(self, pid: int, template: str, why: ExitReason) -> None:
         """Score the finished run, then learn it, or hold it out if it raised an alert."""
         self.monitoring.pop(pid, None)
         alerted = self.alerted.pop(pid, None)
         record = self.shared.take(pid)
-        if record is None or code != 0:
+        if record is None or why.kind is not ExitKind.COMPLETED:
             return  # only completed runs teach what normal looks like
         # A completed run made all its calls before its Exit: nothing writes the record now.
         sample = record.sample()
@@ -263,7 +269,7 @@ class ImmuneDaemon(RnixActor):
         """The guard suspended the process itself; SIGPAUSE reaches its running subtree."""
         try:
             if self.host.info(pid).children:
-                self.host.kill(pid, "SIGPAUSE", origin="immune")
+                self.host.kill(pid, "SIGPAUSE", origin=IMMUNE_ORIGIN)
         except RnixError as exc:  # it exited meanwhile, or the system is stopping
             log.info("immune: could not pause the children of PID %d: %s", pid, exc)
 
@@ -294,11 +300,7 @@ class ImmuneDaemon(RnixActor):
 
     def _status(self) -> ImmuneStatus:
         live = self.host.ps()
-        suspended = tuple(
-            p.pid
-            for p in live
-            if p.state is ProcessState.SUSPENDED and suspended_by_immune(p.exit_reason)
-        )
+        suspended = tuple(p.pid for p in live if suspended_by_immune(p))
         return ImmuneStatus(
             mode=self.config.mode,
             monitoring=tuple(sorted(self.monitoring)),

@@ -37,6 +37,9 @@ from rnix_actors.immune.sample import RunRecord
 from rnix_actors.kernel.devices import Effect
 from rnix_actors.kernel.guards import ALLOW, SyscallAttempt, Verdict
 
+IMMUNE_ORIGIN = "immune"
+"""The origin of the immune daemon's signals and guard verdicts."""
+
 log = logging.getLogger(__name__)
 
 RECENTLY_CLOSED = 4096
@@ -195,7 +198,7 @@ class ImmuneGuard:
         )
         if not suspend:
             return ALLOW
-        return Verdict("suspend", "; ".join(a.describe() for a in high), origin="immune")
+        return Verdict("suspend", "; ".join(a.describe() for a in high), origin=IMMUNE_ORIGIN)
 
 
 def full_check(snap: Snapshot, record: RunRecord, attempt: SyscallAttempt) -> list[Anomaly]:

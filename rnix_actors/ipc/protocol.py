@@ -176,6 +176,8 @@ def process_from_wire(data: Mapping[str, Any]) -> ProcessInfo:
                 None if data.get("step_started_at") is None else float(data["step_started_at"])
             ),
             activity=str(data.get("activity") or ""),
+            exit_kind=str(data.get("exit_kind") or ""),
+            exit_origin=str(data.get("exit_origin") or ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ApiError(Code.MALFORMED, f"malformed process record: {exc!r}") from None

@@ -19,6 +19,7 @@ from rnix_actors.kernel.agent_syscalls import SyscallRunner
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.cancel import Cancelled
 from rnix_actors.kernel.checkpointing import Resumption
+from rnix_actors.kernel.guards import Verdict
 from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState, Signal
 from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
 from rnix_actors.kernel.spec import CONTEXT_TAIL, ProcessSpec
@@ -32,7 +33,7 @@ from rnix_actors.messages.kernel import (
     SendSignal,
     SpawnRequest,
 )
-from rnix_actors.messages.links import Exit, ExitKind, ExitReason
+from rnix_actors.messages.links import Exit, ExitKind
 from rnix_actors.messages.process import (
     ContinueCalls,
     Pause,
@@ -112,13 +113,16 @@ class AgentProcess(RnixActor):
             self.checkpointer.write(self, kind, reason, cost)
 
     def crashed(self, where: str, exc: BaseException) -> None:
-        self._finish(ExitCode.ERROR, f"crash in {where}: {type(exc).__name__}: {exc}")
+        self._finish(
+            ExitCode.ERROR, f"crash in {where}: {type(exc).__name__}: {exc}", ExitKind.ERROR
+        )
 
     def _exit_signal_arrived(self, exit: Exit) -> None:
         self.spec.control.cancel.cancel(f"linked {exit.source.label} exited: {exit.reason}")
 
     def exit_signalled(self, exit: Exit) -> None:
-        self._finish(ExitCode.ERROR, f"linked {exit.source.label} exited: {exit.reason}")
+        detail = f"linked {exit.source.label} exited: {exit.reason}"
+        self._finish(ExitCode.ERROR, detail, ExitKind.LINK, exit.source.label)
 
     def handle(self, message: Any) -> Any:
         try:
@@ -142,7 +146,7 @@ class AgentProcess(RnixActor):
                 self._child_exited(message)
             case Pause(origin=origin):
                 if self.state is ProcessState.RUNNING:
-                    self._suspend(ExitCode.SUSPENDED, self._pause_reason(origin))
+                    self._pause(origin)
             case Resume(origin=origin, retry=retry):
                 self._resume(origin, retry)
             case Terminate():
@@ -165,11 +169,13 @@ class AgentProcess(RnixActor):
         if budget is not None and budget.add(response.tokens, response.cost_usd):
             self.spec.kernel.tell(SendSignal(budget.root, Signal.SIGPAUSE, BUDGET_ORIGIN))
 
-    def _pause_reason(self, origin: str) -> str:
+    def _pause(self, origin: str) -> None:
+        """Suspend for a SIGPAUSE from ``origin`` (the tree's budget says why it paused)."""
         budget = self.spec.tree_budget
         if origin == BUDGET_ORIGIN and budget is not None and budget.reason:
-            return budget.reason
-        return f"paused by {origin}"
+            self._suspend(ExitCode.SUSPENDED, budget.reason, ExitKind.BUDGET, origin)
+        else:
+            self._suspend(ExitCode.SUSPENDED, f"paused by {origin}", ExitKind.PAUSED, origin)
 
     def _ready(self) -> bool:
         return self.state is ProcessState.RUNNING and self.waiting is None and not self.pending
@@ -180,21 +186,21 @@ class AgentProcess(RnixActor):
             return
         control = self.spec.control
         if control.pause.is_set():  # SIGPAUSE arrived while this step message was queued
-            self._suspend(ExitCode.SUSPENDED, self._pause_reason(control.pause_origin))
+            self._pause(control.pause_origin)
             return
         budget = self.spec.tree_budget
         if budget is not None and budget.reason:  # the tree's budget is spent: a hard cap
-            self._suspend(ExitCode.SUSPENDED, budget.reason)
+            self._suspend(ExitCode.SUSPENDED, budget.reason, ExitKind.BUDGET, BUDGET_ORIGIN)
             return
         limits = self.spec.template.limits
         if self.spec.max_steps and self.step >= self.spec.max_steps:
-            self._finish(ExitCode.ERROR, "max steps exceeded")
+            self._finish(ExitCode.ERROR, "max steps exceeded", ExitKind.MAX_STEPS)
             return
         if limits.max_tokens and self.tokens >= limits.max_tokens:
-            self._suspend(ExitCode.SUSPENDED, "budget_exhausted")
+            self._suspend(ExitCode.SUSPENDED, "budget_exhausted", ExitKind.BUDGET)
             return
         if len(self.messages) >= limits.context_slots:
-            self._suspend(ExitCode.CONTEXT_FULL, "context_full")
+            self._suspend(ExitCode.CONTEXT_FULL, "context_full", ExitKind.CONTEXT_FULL)
             return
         self.step += 1
         self._live_step()
@@ -216,14 +222,14 @@ class AgentProcess(RnixActor):
         if not response.tool_calls and verdict is None:
             self.result = response.content
             self.messages.append(Message("assistant", response.content))
-            self._finish(ExitCode.COMPLETED, "completed")
+            self._finish(ExitCode.COMPLETED, "completed", ExitKind.COMPLETED)
             return
         self.messages.append(Message("assistant", response.content, response.tool_calls))
         self._snapshot()
         self.pending.extend(response.tool_calls)
         self._checkpoint("step")  # durable before the first of these calls runs
         if verdict is not None:
-            self._suspend(ExitCode.SUSPENDED, verdict)
+            self._suspended_by(verdict)
             return
         self._run_pending()
 
@@ -261,13 +267,14 @@ class AgentProcess(RnixActor):
             token.raise_if_cancelled()
         except Cancelled:
             if token.timed_out and not spec.control.cancel.cancelled:
-                self._finish(ExitCode.ERROR, f"step_timeout: step {self.step} exceeded {timeout}s")
+                detail = f"step_timeout: step {self.step} exceeded {timeout}s"
+                self._finish(ExitCode.ERROR, detail, ExitKind.TIMEOUT)
             else:
-                self._finish(ExitCode.ERROR, f"interrupted ({spec.control.cancel.reason})")
+                self._interrupted()
             return None
         except (DriverError, RnixError) as exc:
             self.emit("Read", device, error=str(exc))
-            self._finish(ExitCode.ERROR, f"llm error: {exc}")
+            self._finish(ExitCode.ERROR, f"llm error: {exc}", ExitKind.ERROR)
             return None
         self.emit(
             "Read",
@@ -285,16 +292,14 @@ class AgentProcess(RnixActor):
             if self._check_stop():
                 return
             if self.spec.control.pause.is_set():
-                self._suspend(
-                    ExitCode.SUSPENDED, self._pause_reason(self.spec.control.pause_origin)
-                )
+                self._pause(self.spec.control.pause_origin)
                 return
             call = self.pending.popleft()
             self._execute(call)
             if self.state is not ProcessState.RUNNING:
                 return
             if self.breaker.tripped_reason:
-                self._finish(ExitCode.ERROR, self.breaker.tripped_reason)
+                self._breaker_tripped()
                 return
         if self._ready():
             self.actor_ref.tell(RunStep(self.step + 1))
@@ -312,7 +317,7 @@ class AgentProcess(RnixActor):
         if plan.kind == "complete":
             self.result = str(plan.args["result"])
             self.emit("Complete", args={"result": self.result})
-            self._finish(ExitCode.COMPLETED, "completed")
+            self._finish(ExitCode.COMPLETED, "completed", ExitKind.COMPLETED)
         elif plan.kind == "spawn":
             self._spawn(call, plan.args)
         elif plan.kind == "send":
@@ -320,12 +325,12 @@ class AgentProcess(RnixActor):
         else:
             outcome = self.syscalls.device_call(call, plan, self.step)
             if outcome.cancelled:
-                self._finish(ExitCode.ERROR, f"interrupted ({self.spec.control.cancel.reason})")
+                self._interrupted()
                 return
             self._tool_result(call, outcome.text, error=outcome.fingerprint)
-            if outcome.suspend_reason:
+            if outcome.suspend is not None:
                 self.refused = call  # a resume may retry it
-                self._suspend(ExitCode.SUSPENDED, outcome.suspend_reason)
+                self._suspended_by(outcome.suspend)
 
     def _tool_result(self, call: ToolCall, text: str, error: str | None = None) -> None:
         self.messages.append(Message("tool", text, tool_call_id=call.id))
@@ -371,17 +376,17 @@ class AgentProcess(RnixActor):
         else:
             text = f"child PID {child} exited: {msg.exit.reason} (code {int(msg.exit.code)})"
             self._tool_result(call, text, error=SPAWN_FINGERPRINT)
-            if _runaway_spawn(msg.exit.reason):
-                # Retrying from this depth hits the same wall: unwind now, not after 3^depth
-                # more children.
-                self._finish(
-                    ExitCode.ERROR,
+            if msg.exit.kind is ExitKind.BREAKER and msg.exit.origin == SPAWN_FINGERPRINT:
+                # A child whose breaker tripped on spawn failures: retrying from this depth
+                # hits the same wall, so unwind now, not after 3^depth more children.
+                detail = (
                     f"circuit_breaker: runaway spawn chain (child PID {child} tripped on "
-                    f"{SPAWN_FINGERPRINT})",
+                    f"{SPAWN_FINGERPRINT})"
                 )
+                self._finish(ExitCode.ERROR, detail, ExitKind.BREAKER, SPAWN_FINGERPRINT)
                 return
         if self.breaker.tripped_reason:
-            self._finish(ExitCode.ERROR, self.breaker.tripped_reason)
+            self._breaker_tripped()
         elif self.state is ProcessState.RUNNING:
             self.actor_ref.tell(ContinueCalls())
 
@@ -402,17 +407,38 @@ class AgentProcess(RnixActor):
         """End the process if a SIGKILL/SIGINT fired or a SIGTERM is pending."""
         control = self.spec.control
         if control.cancel.cancelled:
-            self._finish(ExitCode.ERROR, f"interrupted ({control.cancel.reason})")
+            self._interrupted()
             return True
         if self.terminate is not None:
-            sig = self.terminate.signal
-            self._finish(ExitCode.ERROR, f"terminated by {sig} from {self.terminate.origin}")
+            self._terminated(str(self.terminate.signal), self.terminate.origin)
             return True
         if control.stop_signal:  # the Terminate message is still queued behind this step
-            origin = control.stop_origin
-            self._finish(ExitCode.ERROR, f"terminated by {control.stop_signal} from {origin}")
+            self._terminated(control.stop_signal, control.stop_origin)
             return True
         return False
+
+    def _terminated(self, sig: str, origin: str) -> None:
+        detail = f"terminated by {sig} from {origin}"
+        self._finish(ExitCode.ERROR, detail, ExitKind.SIGNAL, origin)
+
+    def _interrupted(self) -> None:
+        """The cancel token fired inside a call: a SIGINT or SIGTERM (``signal``), a linked
+        actor's exit (``link``), or the kernel ending it already (``killed``: its record is
+        written, this exit is only the thread catching up)."""
+        control = self.spec.control
+        detail = f"interrupted ({control.cancel.reason})"
+        signalled = self.endpoint.signalled
+        if control.stop_signal:
+            self._finish(ExitCode.ERROR, detail, ExitKind.SIGNAL, control.stop_origin)
+        elif signalled is not None:
+            self._finish(ExitCode.ERROR, detail, ExitKind.LINK, signalled.source.label)
+        else:
+            self._finish(ExitCode.ERROR, detail, ExitKind.KILLED)
+
+    def _breaker_tripped(self) -> None:
+        breaker = self.breaker
+        assert breaker.tripped_reason is not None
+        self._finish(ExitCode.ERROR, breaker.tripped_reason, ExitKind.BREAKER, breaker.last or "")
 
     # -- live figures (read by ps, top, inspect while the process runs) ----------------------
     def _live_step(self) -> None:
@@ -441,13 +467,18 @@ class AgentProcess(RnixActor):
         figures.breaker = (breaker.total, breaker.run, breaker.last or "")
         figures.version += 1
 
-    def _suspend(self, code: ExitCode, reason: str) -> None:
+    def _suspend(self, code: ExitCode, reason: str, kind: ExitKind, origin: str = "") -> None:
         self._snapshot()
         self._checkpoint("suspend", reason)
         self.state = ProcessState.SUSPENDED
-        reason = redact(reason)
-        self.emit("Suspend", args={"reason": reason})
-        self._report_state(ExitStatus(code, reason, self.result))
+        status = ExitStatus(code, redact(reason), self.result, kind, origin)
+        self.emit("Suspend", args=status.event_args())
+        self._report_state(status)
+
+    def _suspended_by(self, verdict: Verdict) -> None:
+        """A guard refused a call (or a model answer) and asked to suspend the process."""
+        detail = f"{verdict.reason} (by {verdict.origin})"
+        self._suspend(ExitCode.SUSPENDED, detail, ExitKind.PAUSED, verdict.origin)
 
     def _resume(self, origin: str, retry: bool = False) -> None:
         if self.state is not ProcessState.SUSPENDED:
@@ -476,39 +507,24 @@ class AgentProcess(RnixActor):
             ProcessStateChanged(self.pid, self.state, exit_status, self.tokens, self.step)
         )
 
-    def _finish(self, code: ExitCode, reason: str) -> None:
+    def _finish(self, code: ExitCode, reason: str, kind: ExitKind, origin: str = "") -> None:
         if self.state in (ProcessState.ZOMBIE, ProcessState.DEAD):
             return
         self._snapshot()
         self.state = ProcessState.ZOMBIE
         self.pending.clear()
         result = self.result if code == ExitCode.COMPLETED or self.result else reason
-        reason = redact(reason)
-        exit_status = ExitStatus(code, reason, redact(result))
+        exit_status = ExitStatus(code, redact(reason), redact(result), kind, origin)
         if self.exit_reason is None:
-            self.exit_reason = self._exit_reason(code, reason)
+            # Its links get the reason it ended with; an exit signal keeps the link's reason.
+            signalled = self.endpoint.signalled
+            self.exit_reason = exit_status.why if signalled is None else signalled.reason
         self.flush_events()
         self.spec.kernel.tell(
             ProcessExited(self.pid, exit_status, self.tokens, self.step, self.name)
         )
         if self.actor_ref.is_alive():
             self.stop()
-
-    def _exit_reason(self, code: ExitCode, reason: str) -> ExitReason:
-        """The typed reason its links get: a completed task is ``normal``; a SIGTERM or
-        SIGINT (the user or a supervisor asking it to stop) is ``shutdown``; an exit signal
-        from a link keeps that link's reason; anything else ``failed``."""
-        signalled = self.endpoint.signalled
-        if signalled is not None:
-            return signalled.reason
-        if code == ExitCode.COMPLETED:
-            return ExitReason(ExitKind.NORMAL, "", reason)
-        control = self.spec.control
-        if self.terminate is not None:
-            return ExitReason(ExitKind.SHUTDOWN, self.terminate.origin, reason)
-        if control.stop_signal:
-            return ExitReason(ExitKind.SHUTDOWN, control.stop_origin, reason)
-        return ExitReason(ExitKind.FAILED, "", reason)
 
     # -- events ------------------------------------------------------------------------------
     def emit(
@@ -547,8 +563,3 @@ class AgentProcess(RnixActor):
         if self.outbox:
             self.spec.bus.tell(EventBatch(tuple(self.outbox)))
             self.outbox.clear()
-
-
-def _runaway_spawn(reason: str) -> bool:
-    """A child whose breaker tripped on spawn failures: its siblings would hit the same cap."""
-    return reason.startswith("circuit_breaker:") and SPAWN_FINGERPRINT in reason

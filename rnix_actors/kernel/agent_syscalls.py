@@ -12,7 +12,7 @@ from rnix_actors.drivers.base import ToolCall
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import Cancelled
 from rnix_actors.kernel.devices import DeviceCall, Effect, device_effect, permission_error
-from rnix_actors.kernel.guards import SyscallAttempt
+from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.spec import ProcessSpec
 from rnix_actors.kernel.tools import ToolPlan
 
@@ -22,12 +22,12 @@ RESULT_PREVIEW = 500
 @attrs.frozen
 class Outcome:
     """What a device call produced for the agent: the tool-result text, and for errors the
-    circuit-breaker fingerprint. ``suspend_reason`` is set when a guard asked to suspend."""
+    circuit-breaker fingerprint. ``suspend`` is the verdict of a guard that asked to suspend."""
 
     text: str
     fingerprint: str | None = None
     cancelled: bool = False
-    suspend_reason: str | None = None
+    suspend: Verdict | None = None
 
 
 Emit = Callable[..., None]
@@ -44,8 +44,9 @@ class SyscallRunner:
 
     def check_step(
         self, step: int, args: dict[str, Any], tokens: int, duration_ms: float
-    ) -> str | None:
-        """Show a model answer to the guards; return a suspension reason if one objects."""
+    ) -> Verdict | None:
+        """Show a model answer to the guards; return the verdict of the first that objects
+        (any objection to a model answer suspends the process)."""
         spec = self.spec
         device = f"/dev/llm/{spec.driver.name}"
         attempt = SyscallAttempt(
@@ -59,7 +60,7 @@ class SyscallRunner:
                     device,
                     {"syscall": "ReasonStep", "reason": verdict.reason, "origin": verdict.origin},
                 )
-                return f"{verdict.reason} (by {verdict.origin})"
+                return verdict
         return None
 
     def device_call(self, call: ToolCall, plan: ToolPlan, step: int) -> Outcome:
@@ -103,12 +104,8 @@ class SyscallRunner:
                     {"syscall": plan.syscall, "reason": verdict.reason, "origin": verdict.origin},
                 )
                 text = f"Tool error ({call.name}): blocked by {verdict.origin}: {verdict.reason}"
-                suspend = (
-                    f"{verdict.reason} (by {verdict.origin})"
-                    if verdict.action == "suspend"
-                    else None
-                )
-                return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend_reason=suspend)
+                suspend = verdict if verdict.action == "suspend" else None
+                return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend=suspend)
         started = time.monotonic()
         try:
             device_path, device, subpath = spec.devices.lookup(path)

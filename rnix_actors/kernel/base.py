@@ -175,4 +175,4 @@ class RnixActor(pykka.ThreadingActor):
             log.exception("%s: crash report failed", self)
         finally:
             detail = f"crashed in {where}: {type(exc).__name__}: {exc}"
-            links.exit(self.endpoint, self.exit_reason or ExitReason(ExitKind.FAILED, "", detail))
+            links.exit(self.endpoint, self.exit_reason or ExitReason(ExitKind.ERROR, "", detail))

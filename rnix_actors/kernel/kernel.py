@@ -278,7 +278,7 @@ class Kernel(RnixActor):
             self.bounds.exited(pid, failed_agent_spawn=False)
             if spec.endpoint is not None:
                 origin = str(start_args["origin"])
-                links.exit(spec.endpoint, ExitReason(ExitKind.FAILED, origin, reason))
+                links.exit(spec.endpoint, ExitReason(ExitKind.ERROR, origin, reason))
             self.deps.table.put(attrs.evolve(running, state=ProcessState.ZOMBIE))
             self._save(
                 attrs.evolve(
@@ -286,6 +286,7 @@ class Kernel(RnixActor):
                     state=ProcessState.DEAD,
                     exit_code=1,
                     exit_reason=reason,
+                    exit_kind=str(ExitKind.ERROR),
                     ended_at=time.time(),
                 ),
                 check=True,
@@ -376,10 +377,12 @@ class Kernel(RnixActor):
         assert info is not None
         self.dormant.discard(pid)
         reason = f"{sig} while suspended (from {origin})"
+        kind = ExitKind.KILLED if sig is Signal.SIGKILL else ExitKind.SIGNAL
         self._save(
             attrs.evolve(
                 info, state=ProcessState.DEAD, exit_code=int(ExitCode.ERROR),
                 exit_reason=reason, result=reason, ended_at=time.time(),
+                exit_kind=str(kind), exit_origin=origin,
             ),
             check=True,
         )  # fmt: skip
@@ -456,9 +459,7 @@ class Kernel(RnixActor):
         if sig is Signal.SIGKILL:
             self._force_exit(pid, f"killed by SIGKILL from {origin}", origin)
         elif self._state(pid) is ProcessState.SUSPENDED:
-            self._force_exit(
-                pid, f"{sig} while suspended (from {origin})", origin, ExitKind.SHUTDOWN
-            )
+            self._force_exit(pid, f"{sig} while suspended (from {origin})", origin, ExitKind.SIGNAL)
         else:
             if sig is Signal.SIGINT:
                 live.control.cancel.cancel(f"SIGINT from {origin}")
@@ -493,6 +494,8 @@ class Kernel(RnixActor):
                 state=msg.state,
                 exit_code=None if exit_status is None else int(exit_status.code),
                 exit_reason="" if exit_status is None else exit_status.reason,
+                exit_kind="" if exit_status is None else str(exit_status.kind),
+                exit_origin="" if exit_status is None else exit_status.origin,
                 tokens_used=msg.tokens_used,
                 steps=msg.steps,
                 cost_usd=max(info.cost_usd, self.live[msg.pid].control.figures.cost_usd),
@@ -517,10 +520,9 @@ class Kernel(RnixActor):
         if live is None or info is None:
             return
         live.control.cancel.cancel(reason)
-        self._finalize(
-            info, ExitStatus(ExitCode.ERROR, reason, reason), info.tokens_used, info.steps
-        )
-        links.exit(live.endpoint, ExitReason(kind, origin, reason))
+        status = ExitStatus(ExitCode.ERROR, reason, reason, kind, origin)
+        self._finalize(info, status, info.tokens_used, info.steps)
+        links.exit(live.endpoint, status.why)
         _tell(live.ref, Reaped())
 
     def _finalize(
@@ -536,6 +538,8 @@ class Kernel(RnixActor):
             info,
             exit_code=int(exit_status.code),
             exit_reason=exit_status.reason,
+            exit_kind=str(exit_status.kind),
+            exit_origin=exit_status.origin,
             result=exit_status.result,
             tokens_used=tokens,
             steps=steps,
@@ -549,7 +553,7 @@ class Kernel(RnixActor):
         self._publish(
             pid,
             "Exit",
-            {"code": int(exit_status.code), "reason": exit_status.reason},
+            exit_status.event_args(),
             result=exit_status.result,
             tokens=tokens,
             template=info.template,

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import pykka
 
-from rnix_actors.messages.links import Down, Exit, ExitKind, ExitReason
+from rnix_actors.messages.links import Down, Exit, ExitClass, ExitKind, ExitReason
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Endpoint:
         if self.trap_exit:
             self._post(exit)
             return
-        if exit.reason.kind is ExitKind.NORMAL:
+        if exit.reason.exit_class is ExitClass.NORMAL:
             return  # as in OTP: a normal exit does not take linked actors down
         with _lock:
             if not self.alive or self.signalled is not None:

@@ -11,6 +11,7 @@ from enum import IntEnum, StrEnum
 import attrs
 
 from rnix_actors.errors import IllegalTransition
+from rnix_actors.messages.links import ExitKind, ExitReason
 
 
 class ProcessState(StrEnum):
@@ -46,17 +47,49 @@ class ExitCode(IntEnum):
     CONTEXT_FULL = 3
 
 
+_KIND_OF_CODE = {
+    ExitCode.COMPLETED: ExitKind.COMPLETED,
+    ExitCode.ERROR: ExitKind.ERROR,
+    ExitCode.SUSPENDED: ExitKind.PAUSED,
+    ExitCode.CONTEXT_FULL: ExitKind.CONTEXT_FULL,
+}
+
+
 @attrs.frozen
 class ExitStatus:
-    """How a process ended (or why it is suspended: code 2/3 with the reason)."""
+    """How a process ended (or why it is suspended: code 2/3).
+
+    ``kind`` and ``origin`` are what code decides on (see `ExitKind`); ``reason`` is the
+    text for people. ``kind`` defaults from the code (``error`` for code 1)."""
 
     code: ExitCode
     reason: str
     result: str = ""
+    kind: ExitKind = attrs.field()
+    origin: str = ""
+
+    @kind.default
+    def _kind_from_code(self) -> ExitKind:
+        return _KIND_OF_CODE[self.code]
 
     @property
     def ok(self) -> bool:
         return self.code == ExitCode.COMPLETED
+
+    @property
+    def why(self) -> ExitReason:
+        """The typed reason (kind, origin, detail)."""
+        return ExitReason(self.kind, self.origin, self.reason)
+
+    def event_args(self) -> dict[str, object]:
+        """The ``args`` of its ``Exit`` or ``Suspend`` event: ``code``, ``kind``, ``origin``
+        (what consumers decide on) and ``reason`` (the text for people)."""
+        return {
+            "code": int(self.code),
+            "kind": str(self.kind),
+            "origin": self.origin,
+            "reason": self.reason,
+        }
 
 
 class Signal(StrEnum):
@@ -96,7 +129,7 @@ class ProcessInfo:
     allowed_devices: tuple[str, ...]
     created_at: float
     exit_code: int | None = None
-    exit_reason: str = ""
+    exit_reason: str = ""  # for people; code reads exit_kind
     result: str = ""
     tokens_used: int = 0
     steps: int = 0
@@ -106,6 +139,8 @@ class ProcessInfo:
     token_budget: int = 0  # the template's max_tokens (0: no budget)
     step_started_at: float | None = None  # while running: when the step in flight started
     activity: str = ""  # while running: what the step in flight is doing
+    exit_kind: str = ""  # an `ExitKind` value once it ended or suspended ("" before, or unknown)
+    exit_origin: str = ""  # who caused it (user, supervisor /svc, immune...), when known
 
     def elapsed(self, now: float) -> float:
         """Seconds from creation to the end (or to ``now`` while it runs)."""

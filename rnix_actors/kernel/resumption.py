@@ -115,6 +115,8 @@ def plan_restore(
         allowed_devices=tuple(sorted(devices)),
         exit_code=None,
         exit_reason="",
+        exit_kind="",
+        exit_origin="",
         result=resumption.result,
         tokens_used=resumption.tokens,
         steps=resumption.step,

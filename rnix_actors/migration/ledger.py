@@ -15,13 +15,11 @@ from collections.abc import Mapping
 import attrs
 
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.links import ExitKind, ExitReason
 from rnix_actors.migration.context import strip_transfer
 from rnix_actors.migration.gate import Record
 
 MAX_TASKS = 2000
-# Exits caused from outside (a supervisor stopping a sibling, the user, system shutdown)
-# say nothing about the agent's ability.
-EXTERNAL = ("killed by", "terminated by", "interrupted (", "SIGTERM while", "SIGINT while")
 
 TaskKey = tuple[str, str, str]  # (origin, task intent, template)
 
@@ -30,11 +28,12 @@ def task_key(origin: str, intent: str, template: str) -> TaskKey:
     return (origin, strip_transfer(intent), template)
 
 
-def counts_against(code: int, reason: str) -> bool | None:
-    """True: a success, False: a failure, None: not the agent's doing."""
-    if code == 0:
+def counts_against(reason: ExitReason) -> bool | None:
+    """True: a success, False: a failure, None: not the agent's doing (a supervisor stopping
+    a sibling, the user, a system stop, a lost node: see `ExitKind.external`)."""
+    if reason.kind is ExitKind.COMPLETED:
         return True
-    if reason.startswith(EXTERNAL):
+    if reason.kind.external:
         return None
     return False
 
@@ -68,11 +67,11 @@ class Ledger:
             return None
         if event.syscall != "Exit":
             return None
-        code = int(event.args.get("code", 1))
-        reason = str(event.args.get("reason", ""))
+        why = ExitReason.from_event_args(event.args)
+        reason = why.detail
         with self._lock:
             key = self._running.pop(event.pid, None)
-            ok = counts_against(code, reason)
+            ok = counts_against(why)
             if ok is None or not event.template:
                 return None
             record = self._records.get(event.template, Record()).add(ok)

@@ -279,7 +279,8 @@ class CheckpointStore:
                 )
             ]
             conn.execute(
-                "UPDATE processes SET state = 'lost', ended_at = ?, exit_reason = "
+                "UPDATE processes SET state = 'lost', ended_at = ?, exit_kind = 'lost', "
+                "exit_origin = '', exit_reason = "
                 "'lost: the system running it stopped without suspending it' "
                 "WHERE state IN ('running', 'created')",
                 (now,),

@@ -45,6 +45,10 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE processes ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
     ALTER TABLE processes ADD COLUMN token_budget INTEGER NOT NULL DEFAULT 0
     """,
+    3: """
+    ALTER TABLE processes ADD COLUMN exit_kind TEXT NOT NULL DEFAULT '';
+    ALTER TABLE processes ADD COLUMN exit_origin TEXT NOT NULL DEFAULT ''
+    """,
 }
 
 
@@ -160,12 +164,13 @@ class Store:
             conn.executemany(
                 "INSERT INTO processes(pid, uuid, ppid, template, intent, state, depth, "
                 "allowed_devices, created_at, ended_at, exit_code, exit_reason, result, "
-                "tokens_used, steps, cost_usd, token_budget) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "tokens_used, steps, cost_usd, token_budget, exit_kind, exit_origin) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(pid) DO UPDATE SET state=excluded.state, depth=excluded.depth, "
                 "ppid=excluded.ppid, allowed_devices=excluded.allowed_devices, "
                 "ended_at=excluded.ended_at, exit_code=excluded.exit_code, "
                 "exit_reason=excluded.exit_reason, result=excluded.result, "
+                "exit_kind=excluded.exit_kind, exit_origin=excluded.exit_origin, "
                 "tokens_used=excluded.tokens_used, steps=excluded.steps, "
                 "cost_usd=excluded.cost_usd",
                 [
@@ -187,6 +192,8 @@ class Store:
                         info.steps,
                         info.cost_usd,
                         info.token_budget,
+                        info.exit_kind,
+                        info.exit_origin,
                     )
                     for info in rows
                 ],
@@ -198,7 +205,7 @@ class Store:
             rows = self._conn.execute(
                 "SELECT pid, uuid, ppid, template, intent, state, depth, allowed_devices, "
                 "created_at, exit_code, exit_reason, result, tokens_used, steps, ended_at, "
-                "cost_usd, token_budget "
+                "cost_usd, token_budget, exit_kind, exit_origin "
                 "FROM processes ORDER BY pid DESC LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -210,7 +217,7 @@ class Store:
             row = self._conn.execute(
                 "SELECT pid, uuid, ppid, template, intent, state, depth, allowed_devices, "
                 "created_at, exit_code, exit_reason, result, tokens_used, steps, ended_at, "
-                "cost_usd, token_budget FROM processes WHERE pid = ?",
+                "cost_usd, token_budget, exit_kind, exit_origin FROM processes WHERE pid = ?",
                 (pid,),
             ).fetchone()
         return None if row is None else _row_to_info(row)
@@ -267,4 +274,6 @@ def _row_to_info(row: tuple[Any, ...]) -> ProcessInfo:
         ended_at=None if row[14] is None else float(row[14]),
         cost_usd=float(row[15]),
         token_budget=int(row[16]),
+        exit_kind=str(row[17]),
+        exit_origin=str(row[18]),
     )

@@ -138,7 +138,7 @@ class Supervisor(RnixActor):
     def crashed(self, where: str, exc: BaseException) -> None:
         self.core.status = "escalated"
         self.reason = f"supervisor crashed in {where}: {type(exc).__name__}: {exc}"
-        self.exit_reason = ExitReason(ExitKind.FAILED, self.origin, self.reason)
+        self.exit_reason = ExitReason(ExitKind.ERROR, self.origin, self.reason)
         try:
             self._stop_all(kill=True)  # before the parent hears of it: no orphan
         finally:
@@ -190,7 +190,8 @@ class Supervisor(RnixActor):
                 names, self._deferred = self._deferred, []
                 self._start_many(names)
             case ChildStartFailed(name=name, incarnation=incarnation, reason=reason):
-                self._child_down(name, incarnation, True, reason, None)
+                why = ExitReason(ExitKind.ERROR, self.origin, reason)
+                self._child_down(name, incarnation, why, None)
             case RestartDue(name=name, ticket=ticket):
                 if self._pending.get(name) == ticket:
                     del self._pending[name]
@@ -260,7 +261,7 @@ class Supervisor(RnixActor):
                 del self.subs[name]
                 self.final_views[name] = exit.result
         if name:  # else stale: an incarnation this supervisor already replaced or stopped
-            self._child_down(name, incarnation, exit.reason.abnormal, str(exit.reason), exit.pid)
+            self._child_down(name, incarnation, exit.reason, exit.pid)
 
     def _sub_of(self, endpoint: Endpoint) -> tuple[str, int]:
         for name, sub in self.subs.items():
@@ -269,11 +270,16 @@ class Supervisor(RnixActor):
         return "", 0
 
     # -- children -------------------------------------------------------------------------------
-    def _child_down(
-        self, name: str, incarnation: int, abnormal: bool, reason: str, pid: int | None
-    ) -> None:
+    def _child_down(self, name: str, incarnation: int, why: ExitReason, pid: int | None) -> None:
+        abnormal, reason = why.abnormal, str(why)
         self._event(
-            "SupervisorChildExit", child=name, child_pid=pid, abnormal=abnormal, reason=reason
+            "SupervisorChildExit",
+            child=name,
+            child_pid=pid,
+            abnormal=abnormal,
+            kind=str(why.kind),
+            origin=why.origin,
+            reason=reason,
         )
         self._execute(self.core.exited(name, incarnation, abnormal, reason))
 
@@ -452,7 +458,7 @@ class Supervisor(RnixActor):
             f"(last exit: {reason}){why}"
         )
         self._event("SupervisorEscalate", child=name, reason=reason)
-        self._end(ExitKind.FAILED, "escalated", reason)
+        self._end(ExitKind.ESCALATED, "escalated", reason)
 
     # -- views and events -------------------------------------------------------------------
     def view(self) -> SupervisorView:
