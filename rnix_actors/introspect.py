@@ -128,8 +128,6 @@ def _entry(message: Any) -> ContextEntry:
 def read_event_log(path: Path) -> list[Event]:
     """The events of one ``events.jsonl`` (a torn or unreadable line is skipped: after a
     crash the last line may be half-written); [] when there is no file."""
-    from rnix_actors.ipc.protocol import ApiError, event_from_wire
-
     try:
         lines = path.read_bytes().splitlines()
     except OSError:
@@ -137,8 +135,8 @@ def read_event_log(path: Path) -> list[Event]:
     events = []
     for raw in lines:
         try:
-            events.append(event_from_wire(json.loads(raw)))
-        except (ValueError, ApiError):
+            events.append(Event.from_dict(json.loads(raw)))
+        except ValueError:
             continue  # a torn last line after a crash: the rest still tells the story
     return events
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import attrs
 
 from rnix_actors.errors import SystemStopped
-from rnix_actors.kernel.process import ProcessInfo
+from rnix_actors.messages.lifecycle import ProcessInfo
 from rnix_actors.store.db import Store
 
 StateKind = Literal["dir", "temp", "memory"]

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from rnix_actors.kernel.cancel import CancelToken
+from rnix_actors.cancel import CancelToken
 
 Role = Literal["system", "user", "assistant", "tool"]
 

@@ -29,12 +29,12 @@ from typing import Any, TypeVar
 import attrs
 import httpx
 
+from rnix_actors.cancel import Cancelled, CancelToken
 from rnix_actors.drivers.base import LLMRequest, LLMResponse
 from rnix_actors.drivers.openai_wire import Malformed, error_detail, parse_completion, request_body
 from rnix_actors.drivers.providers import ProviderConfig, backoff_delay, parse_retry_after
 from rnix_actors.drivers.replay import estimate_input_tokens, estimate_output_tokens
 from rnix_actors.errors import ConfigError, DriverError
-from rnix_actors.kernel.cancel import Cancelled, CancelToken
 from rnix_actors.redact import redact, register_secrets
 
 log = logging.getLogger(__name__)

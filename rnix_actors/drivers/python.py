@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from rnix_actors.cancel import Cancelled, CancelToken
 from rnix_actors.drivers.base import LLMRequest, LLMResponse
 from rnix_actors.drivers.replay import estimate_input_tokens, estimate_output_tokens
 from rnix_actors.errors import DriverError
-from rnix_actors.kernel.cancel import Cancelled, CancelToken
 
 # The name becomes one segment of the device path /dev/llm/<name>.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -30,9 +30,9 @@ from typing import Any
 import attrs
 import yaml
 
+from rnix_actors.cancel import Cancelled, CancelToken
 from rnix_actors.drivers.base import LLMRequest, LLMResponse, ToolCall
 from rnix_actors.errors import ConfigError, DriverError
-from rnix_actors.kernel.cancel import Cancelled, CancelToken
 from rnix_actors.yamlsrc import YamlMap, load_yaml, parse_yaml
 
 SCRIPT_VERSION = "1"

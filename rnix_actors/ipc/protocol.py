@@ -186,21 +186,9 @@ def process_from_wire(data: Mapping[str, Any]) -> ProcessInfo:
 def event_from_wire(data: Mapping[str, Any]) -> Event:
     """The `Event` of an ``event`` frame or an ``events.jsonl`` line; raises `ApiError`."""
     try:
-        return Event(
-            ts=float(data["ts"]),
-            pid=int(data["pid"]),
-            template=str(data.get("template") or ""),
-            step=int(data.get("step") or 0),
-            syscall=str(data["syscall"]),
-            device=str(data.get("device") or ""),
-            args=dict(data.get("args") or {}),
-            result=data.get("result"),
-            error=str(data.get("error") or ""),
-            duration_ms=float(data.get("duration_ms") or 0.0),
-            tokens=int(data.get("tokens") or 0),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ApiError(Code.MALFORMED, f"malformed event record: {exc!r}") from None
+        return Event.from_dict(data)
+    except ValueError as exc:
+        raise ApiError(Code.MALFORMED, str(exc)) from None
 
 
 # -- where the daemon lives --------------------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rnix_actors.cancel import CancelToken
 from rnix_actors.errors import DeviceError, ErrorCode
-from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.mcp import configured_status
 from rnix_actors.mcp.config import McpServerConfig
 

@@ -21,9 +21,9 @@ from typing import TypeVar
 import mcp_types as types
 from mcp import Client
 
+from rnix_actors.cancel import CancelToken
 from rnix_actors.drivers.base import ToolSpec
 from rnix_actors.errors import DeviceError, ErrorCode
-from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.kernel.devices import DeviceCall, Effect
 from rnix_actors.mcp.connection import ServerConnection
 from rnix_actors.mcp.loop import EventLoopThread

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from rnix_actors.cancel import Cancelled, CancelToken
 from rnix_actors.errors import SystemStopped
-from rnix_actors.kernel.cancel import Cancelled, CancelToken
 
 POLL_SECONDS = 0.02  # how often a waiting thread looks at its cancel token
 _T = TypeVar("_T")

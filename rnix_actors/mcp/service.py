@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rnix_actors.cancel import CancelToken
 from rnix_actors.errors import DeviceError, ErrorCode
-from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.kernel.devices import DeviceCall, DeviceRegistry, Effect
 from rnix_actors.mcp.config import McpServerConfig
 from rnix_actors.mcp.connection import ServerConnection

@@ -77,6 +77,27 @@ class Event:
             "tokens": self.tokens,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The event `to_dict` produced (an ``events.jsonl`` line, an IPC ``event`` frame);
+        raises `ValueError` naming what is malformed."""
+        try:
+            return cls(
+                ts=float(data["ts"]),
+                pid=int(data["pid"]),
+                template=str(data.get("template") or ""),
+                step=int(data.get("step") or 0),
+                syscall=str(data["syscall"]),
+                device=str(data.get("device") or ""),
+                args=dict(data.get("args") or {}),
+                result=data.get("result"),
+                error=str(data.get("error") or ""),
+                duration_ms=float(data.get("duration_ms") or 0.0),
+                tokens=int(data.get("tokens") or 0),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed event record: {exc!r}") from None
+
     def to_json_bytes(self) -> bytes:
         """One JSON line (UTF-8, no newline); long values are clipped. The length is checked
         on the encoded line: most events are small, so the common case encodes once and never

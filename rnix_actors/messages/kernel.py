@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from rnix_actors.kernel.process import ExitStatus, ProcessState, Signal
+from rnix_actors.messages.lifecycle import ExitStatus, ProcessState, Signal
 from rnix_actors.templates import AgentTemplate
 
 

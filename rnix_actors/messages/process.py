@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from rnix_actors.kernel.process import Signal
+from rnix_actors.messages.lifecycle import Signal
 
 
 @attrs.frozen

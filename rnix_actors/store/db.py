@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rnix_actors.kernel.process import ProcessInfo, ProcessState
+from rnix_actors.messages.lifecycle import ProcessInfo, ProcessState
 from rnix_actors.privatefs import private_dir, private_touch, tighten_path
 
 PID_BLOCK = 64

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rnix_actors.errors import RnixError
 from rnix_actors.supervision.messages import (
@@ -22,8 +22,22 @@ from rnix_actors.supervision.messages import (
 from rnix_actors.supervision.spec import ChildSpec
 from rnix_actors.supervision.views import ChildView, SupervisorView
 
-if TYPE_CHECKING:
-    from rnix_actors.supervision.service import Supervision
+
+class Supervisors(Protocol):
+    """What a handle asks of the supervision service (`Supervision` in
+    ``supervision/service.py``, which makes the handles), by supervisor path."""
+
+    def status(self, path: str) -> tuple[str, str]: ...
+
+    def view(self, path: str) -> SupervisorView: ...
+
+    def wait(self, path: str, timeout: float | None) -> SupervisorView: ...
+
+    def when_done(self, path: str, callback: Callable[[SupervisorView], None]) -> None: ...
+
+    def handle(self, path: str) -> SupervisorHandle: ...
+
+    def ask(self, path: str, message: Any) -> Any: ...
 
 
 class SupervisorHandle:
@@ -33,7 +47,7 @@ class SupervisorHandle:
     current incarnation. Calls to a supervisor that is not running raise `RnixError`.
     """
 
-    def __init__(self, service: Supervision, path: str) -> None:
+    def __init__(self, service: Supervisors, path: str) -> None:
         self._service = service
         self.path = path
 
