@@ -248,6 +248,7 @@ class System:
                 tracker=self.tracker,
                 threads=self._threads,
                 checkpoints=self._checkpoints,
+                check_workdir=self.check_workdir,
             )
             self._kernel = Kernel.start(deps)
             if self.recovery.suspended:

@@ -22,7 +22,7 @@ import attrs
 import pykka
 
 from rnix_actors.drivers.base import Driver
-from rnix_actors.errors import NoSuchProcess, RnixError, SpawnError
+from rnix_actors.errors import BadWorkdir, NoSuchProcess, RnixError, SpawnError
 from rnix_actors.kernel import links
 from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
@@ -105,6 +105,9 @@ class KernelDeps:
         factory=TreeLimits
     )  # breadth, size and rate bounds of process trees
     checkpoints: CheckpointStore | None = None  # None: processes write no checkpoints
+    # The work dir a resumed process returns to, resolved if agents may still work there,
+    # else `BadWorkdir` (the config may have changed since it was spawned).
+    check_workdir: Callable[[Path], Path] | None = None
 
 
 @attrs.define
@@ -312,6 +315,12 @@ class Kernel(RnixActor):
             pid, deps.store, deps.checkpoints, deps.templates, deps.drivers, deps.skills(),
             deps.table.get(pid), retry,
         )  # fmt: skip
+        workdir = Path(plan.resumption.identity.workdir)
+        if deps.check_workdir is not None:
+            try:
+                workdir = deps.check_workdir(workdir)
+            except SpawnError as exc:
+                raise BadWorkdir(f"cannot resume PID {pid}: {exc}") from None
         self.bounds.admit(0, False)
         info, resumption, ident = plan.info, plan.resumption, plan.resumption.identity
         seek_driver(plan.driver, resumption)
@@ -325,7 +334,7 @@ class Kernel(RnixActor):
             intent=info.intent,
             allowed=frozenset(info.allowed_devices),
             denied=frozenset(),
-            workdir=Path(ident.workdir),
+            workdir=workdir,
             max_steps=ident.max_steps,
             model=ident.model,
             driver=plan.driver,
@@ -338,7 +347,7 @@ class Kernel(RnixActor):
             threads=deps.threads,
             tree_budget=self.bounds.started(pid, 0, False, plan.template.limits),
             checkpointer=checkpointer_for(
-                deps.checkpoints, info, plan.driver, ident.model, ident.workdir,
+                deps.checkpoints, info, plan.driver, ident.model, str(workdir),
                 ident.max_steps, ident.origin, resumption,
             ),
             resume=resumption,
