@@ -322,7 +322,7 @@ class System:
         if kernel is None or bus is None or store is None or process_log is None:
             return
         if supervision is not None:
-            supervision.stop_all(timeout)  # first, so that nothing restarts what we kill
+            supervision.stop_all(timeout, keep)  # first, so that nothing restarts what we kill
         # Before the kernel, the bus and the store go away (they unsubscribe and persist).
         for service in (migration, topology, immune):
             if service is not None:
@@ -504,6 +504,18 @@ class System:
     def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:
         """Validate and start a supervision tree; raises `ConfigError` (nothing starts)."""
         return self._service(self._supervision).supervise(spec)
+
+    def autostart(self, path: Path | str | None = None) -> list[str]:
+        """Start the trees of ``supervisors.yaml`` (as `load_supervisors`) marked
+        ``autostart: true``; the daemon calls it when it starts. The first start of a
+        ``resume: true`` child continues the newest lost or suspended process that child left
+        (its checkpoint names its path in the tree) instead of starting afresh. Raises
+        `ConfigError` for a bad file: then nothing starts. Returns the started roots' paths."""
+        specs = [spec for spec in self.load_supervisors(path) if spec.autostart]
+        supervision = self._service(self._supervision)
+        if specs and self._checkpoints is not None:
+            supervision.offer_resumable(self._checkpoints.supervised())
+        return [supervision.supervise(spec).path for spec in specs]
 
     def load_supervisors(self, path: Path | str | None = None) -> list[SupervisorSpec]:
         """Specs from ``path`` (default: ``<project>/.rnix/supervisors.yaml``), validated."""

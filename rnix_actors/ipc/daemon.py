@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from rnix_actors.errors import ConfigError
 from rnix_actors.ipc.protocol import pid_path, socket_path
 from rnix_actors.ipc.server import DaemonRunning, DaemonServer
 from rnix_actors.ipc.service import Service, attach_immune_if_available
@@ -107,6 +108,11 @@ def serve(project_dir: Path, state_dir: Path | None, ready_fd: int | None = None
     try:
         system.start()
         immune = attach_immune_if_available(system)
+        # Before serving: the immune guard is installed, no client sees a half-started tree.
+        # A bad supervisors.yaml stops the daemon here (ConfigError: file, field, fix).
+        started = system.autostart()
+        if started:
+            log.info("autostarted supervision trees %s", ", ".join(started))
         path = socket_path(state)
         service = Service(system, immune=immune, socket=path)
         service.on_shutdown = stop.set
@@ -120,6 +126,9 @@ def serve(project_dir: Path, state_dir: Path | None, ready_fd: int | None = None
         stop.wait()
         log.info("stopping")
         return 0
+    except ConfigError as exc:  # a bad project file: its message names file, field and fix
+        log.error("daemon not started: %s", exc)
+        return 1
     except Exception:
         log.exception("daemon failed")
         return 1

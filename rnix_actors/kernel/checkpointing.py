@@ -63,6 +63,7 @@ class Identity:
     max_steps: int
     origin: str
     created_at: float
+    child: str = ""  # a supervised child's path in its tree (/review/analyst), else ""
 
 
 class Checkpointer:
@@ -225,7 +226,10 @@ def decode(found: StoredCheckpoint) -> Resumption:
     is missing or of the wrong type."""
     pid, state = found.row.pid, found.state
     try:
-        fields = {f.name: state[f.name] for f in attrs.fields(Identity)}
+        fields: dict[str, Any] = {
+            f.name: state[f.name] if f.default is attrs.NOTHING else state.get(f.name, f.default)
+            for f in attrs.fields(Identity)
+        }  # a field with a default may be missing from an older checkpoint
         identity = Identity(**{**fields, "allowed": tuple(str(d) for d in fields["allowed"])})
         total, run, last, tripped = state["breaker"]
         position = state["driver_position"]

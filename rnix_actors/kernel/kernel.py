@@ -170,8 +170,8 @@ class Kernel(RnixActor):
                 self.guards = tuple(g for g in self.guards if g is not guard)
             case QueryTable():
                 return self.deps.table.list()
-            case Restore(pid=pid, origin=origin, retry=retry):
-                return self._restore(pid, origin, retry)
+            case Restore(pid=pid, origin=origin, retry=retry, link=link):
+                return self._restore(pid, origin, retry, link)
             case Recovered(infos=infos):
                 for info in infos:
                     self.deps.table.put(info)
@@ -237,7 +237,7 @@ class Kernel(RnixActor):
             prepare_spawn=self._prepare_child,
             checkpointer=checkpointer_for(
                 self.deps.checkpoints, info, plan.driver, plan.model, str(workdir), max_steps,
-                req.origin,
+                req.origin, child=req.supervisor_child,
             ),
         )  # fmt: skip
         self.deps.table.put(info)  # the store sees the process once it runs: one row less
@@ -306,7 +306,7 @@ class Kernel(RnixActor):
         """Called by an agent's own thread before its spawn (reads only the immutable deps)."""
         prepare_in_caller(agent, None, None, self.deps.templates, self.deps.drivers)
 
-    def _restore(self, pid: int, origin: str, retry: bool = False) -> Restored:
+    def _restore(self, pid: int, origin: str, retry: bool = False, link: Any = None) -> Restored:
         """Resume ``pid`` from its last checkpoint at depth 0 (same PID and UUID)."""
         if pid in self.live:
             raise SpawnError(f"PID {pid} is live: send it SIGRESUME (rnix resume {pid})")
@@ -348,8 +348,9 @@ class Kernel(RnixActor):
             tree_budget=self.bounds.started(pid, 0, False, plan.template.limits),
             checkpointer=checkpointer_for(
                 deps.checkpoints, info, plan.driver, ident.model, str(workdir),
-                ident.max_steps, ident.origin, resumption,
+                ident.max_steps, ident.origin, resumption, ident.child,
             ),
+            links=() if link is None else (link,),
             resume=resumption,
             endpoint=Endpoint(f"PID {pid} ({plan.template.name})", pid),
             prepare_spawn=self._prepare_child,

@@ -8,6 +8,7 @@ devices: a resume never grants a device, even when the template grew since.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -32,6 +33,7 @@ class Restore:
     pid: int
     origin: str = "user"
     retry: bool = False
+    link: Any = None  # an `Endpoint` linked to the process before it runs (a supervisor's)
 
 
 @attrs.frozen
@@ -157,6 +159,7 @@ def checkpointer_for(
     max_steps: int,
     origin: str,
     resumption: Resumption | None = None,
+    child: str = "",
 ) -> Checkpointer | None:
     """The `Checkpointer` of a new (or resumed) process; None when checkpoints are off."""
     if checkpoints is None:
@@ -174,6 +177,7 @@ def checkpointer_for(
         max_steps=max_steps,
         origin=origin,
         created_at=info.created_at,
+        child=child,
     )
     position = getattr(driver, "position", None)
     if resumption is None:

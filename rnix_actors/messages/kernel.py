@@ -35,6 +35,7 @@ class SpawnRequest:
     owner: Any = None
     origin: str = "api"
     link: Any = None  # rnix_actors.kernel.links.Endpoint
+    supervisor_child: str = ""  # the child's path in its supervision tree (/review/analyst)
 
 
 @attrs.frozen

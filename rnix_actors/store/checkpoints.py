@@ -241,6 +241,26 @@ class CheckpointStore:
                     found[int(r[0])] = _row(r)
         return found
 
+    def supervised(self) -> dict[str, int]:
+        """Lost and suspended supervised children: their path in their tree (as their first
+        checkpoint names it, ``/review/analyst``) -> the newest such PID."""
+        with self.store.transaction() as conn:
+            found = conn.execute(
+                "SELECT c.pid, c.data FROM checkpoints c JOIN processes p ON p.pid = c.pid "
+                "WHERE c.seq = 0 AND p.state IN ('lost', 'suspended') AND c.data LIKE ? "
+                "ORDER BY c.pid",
+                ('%"child":"/%',),
+            ).fetchall()
+        children: dict[str, int] = {}
+        for pid, data in found:
+            try:
+                child = json.loads(str(data))["state"].get("child")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a bad row is refused when that PID is resumed
+            if isinstance(child, str) and child:
+                children[child] = int(pid)
+        return children
+
     def forget(self, pids: Iterable[int]) -> int:
         """Delete every checkpoint of ``pids``; returns how many rows went."""
         ids = [(p,) for p in pids]

@@ -29,7 +29,9 @@ from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.links import link as link_endpoints
+from rnix_actors.kernel.links import unlink as unlink_endpoints
 from rnix_actors.kernel.process import ProcessState
+from rnix_actors.kernel.resumption import Restore, Restored
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import SpawnRequest
@@ -81,6 +83,9 @@ class SupervisorDeps:
     # Run in the supervisor's thread before a spawn: a replay script is parsed here, never
     # on the kernel's thread (`rnix_actors.kernel.spawning.prepare_in_caller`).
     prepare_spawn: Callable[[AgentTemplate | str], None] | None = None
+    # A child path (/review/analyst) -> the PID to resume from its checkpoint instead of
+    # starting the child afresh (each PID is handed out once); None: start afresh.
+    resumable: Callable[[str], int | None] = lambda path: None
 
 
 @attrs.frozen
@@ -197,8 +202,11 @@ class Supervisor(RnixActor):
                     del self._pending[name]
                     self.timers.pop(name, None)
                     self._start_many([name])
-            case StopSupervisor(kill=kill, origin=origin):
+            case StopSupervisor(kill=kill, origin=origin, keep=keep):
                 self._event("SupervisorStop", origin=origin, kill=kill)
+                if keep:
+                    self._leave_resumable()
+                self.stopper.keep = keep
                 self._stop_all(kill)
                 self._end(ExitKind.SHUTDOWN, "stopped", f"stopped by {origin}")
             case QueryTree():
@@ -342,7 +350,7 @@ class Supervisor(RnixActor):
                 self._start_sub(name, child.spec.supervisor)
                 continue
             try:
-                pending.append((name, self._spawn(child.spec)))
+                pending.append((name, self._spawn(child.spec, first=not child.incarnation)))
             except RnixError as exc:
                 pending.append((name, exc))
         self._flush_events()
@@ -350,14 +358,18 @@ class Supervisor(RnixActor):
             try:
                 if isinstance(answer, Exception):
                     raise answer
-                pid: int = answer.get(timeout=ASK_TIMEOUT)
+                got: int | Restored = answer.get(timeout=ASK_TIMEOUT)
             except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
                 incarnation = self.core.started(name, None)
                 self.actor_ref.tell(ChildStartFailed(name, incarnation, f"start failed: {exc}"))
                 continue
+            pid = got.pid if isinstance(got, Restored) else got
             incarnation = self.core.started(name, pid)
             self.agents[pid] = (name, incarnation)
-            self._event("SupervisorChildStart", child=name, child_pid=pid, incarnation=incarnation)
+            extra = {"resumed": True} if isinstance(got, Restored) else {}
+            self._event(
+                "SupervisorChildStart", child=name, child_pid=pid, incarnation=incarnation, **extra
+            )
 
     def _start_sub(self, name: str, spec: SupervisorSpec) -> None:
         incarnation = self.core.started(name, None)
@@ -367,9 +379,15 @@ class Supervisor(RnixActor):
         self.subs[name] = _Sub(ref, endpoint, incarnation)
         self._event("SupervisorChildStart", child=name, incarnation=incarnation)
 
-    def _spawn(self, spec: ChildSpec) -> Any:
+    def _spawn(self, spec: ChildSpec, first: bool = False) -> Any:
         """Send the spawn request (the new process is linked to this supervisor before it
-        runs); returns the future of the new PID."""
+        runs); returns the future of the new PID. The first start of a ``resume`` child with
+        a checkpoint left by a previous system resumes it instead (a future of `Restored`)."""
+        child_path = f"{self.path}/{spec.name}"
+        resumable = self.deps.resumable(child_path) if first and spec.resume else None
+        if resumable is not None:
+            restore = Restore(resumable, self.origin, link=self.endpoint)
+            return self.deps.kernel.ask(restore, block=False)
         agent = self.deps.resolve_agent(spec, self.path)
         if self.deps.prepare_spawn is not None:
             self.deps.prepare_spawn(agent)
@@ -380,6 +398,7 @@ class Supervisor(RnixActor):
             max_steps=spec.max_steps,
             origin=self.origin,
             link=self.endpoint,
+            supervisor_child=child_path,
         )
         return self.deps.kernel.ask(request, block=False)
 
@@ -419,6 +438,19 @@ class Supervisor(RnixActor):
                 targets.append(AgentChild(name, child.pid, child.spec.shutdown_time))
         self._flush_events()
         self.final_views.update(self.stopper.stop(targets, kill))
+
+    def _leave_resumable(self) -> None:
+        """Unlink the live ``resume: true`` agent children and forget them: the system's
+        graceful stop keeps them (suspended, or lost if still running) to resume later."""
+        for pid, (name, _) in list(self.agents.items()):
+            child = self.core.children.get(name)
+            if child is None or not child.spec.resume:
+                continue
+            for other in self.endpoint.links:
+                if other.pid == pid:
+                    unlink_endpoints(self.endpoint, other)
+            del self.agents[pid]
+            self._event("SupervisorChildKept", child=name, child_pid=pid)
 
     def _stop_all(self, kill: bool) -> None:
         self._stop_children(list(reversed(self.core.children)), kill)

@@ -18,6 +18,7 @@ SUPERVISOR_EVENTS = frozenset(
         "SupervisorEscalate",
         "SupervisorExit",
         "SupervisorStop",
+        "SupervisorChildKept",
     }
 )
 """The names of the events supervisors publish (``template == "supervisor"``)."""
@@ -56,6 +57,9 @@ class StopSupervisor:
 
     kill: bool = False
     origin: str = "user"
+    # A graceful system stop: ``resume: true`` agent children are left as they are (paused
+    # by the stop, checkpointed) and unlinked, for the next start's tree to resume them.
+    keep: bool = False
 
 
 @attrs.frozen

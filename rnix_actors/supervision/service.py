@@ -58,6 +58,7 @@ class Supervision:
         self._roots: list[str] = []
         self._templates = templates
         self._register_driver = register_driver
+        self._resumable: dict[str, int] = {}  # child path -> PID left by a previous system
         self.planner: Any = None
         self.deps = SupervisorDeps(
             kernel=kernel,
@@ -70,7 +71,18 @@ class Supervision:
             on_exit=self._exited,
             tracker=tracker,
             prepare_spawn=prepare_spawn,
+            resumable=self._take_resumable,
         )
+
+    def offer_resumable(self, children: dict[str, int]) -> None:
+        """Children (path -> PID) that the first start of their ``resume: true`` spec resumes
+        from their checkpoints; each PID is handed out once."""
+        with self._lock:
+            self._resumable.update(children)
+
+    def _take_resumable(self, path: str) -> int | None:
+        with self._lock:
+            return self._resumable.pop(path, None)
 
     def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:
         """Validate ``spec`` (nothing starts on error) and start it as a root."""
@@ -198,14 +210,15 @@ class Supervision:
             paths = list(self._roots)
         return [self.view(path) for path in paths]
 
-    def stop_all(self, timeout: float) -> None:
-        """Stop every running root with SIGKILL (system shutdown: no restarts)."""
+    def stop_all(self, timeout: float, keep: bool = False) -> None:
+        """Stop every running root with SIGKILL (system shutdown: no restarts); ``keep``
+        leaves their ``resume: true`` agent children for the next start to resume."""
         with self._lock:
             refs = [self._records[p].ref for p in self._roots]
         for ref in refs:
             if ref is not None:
                 with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-                    ref.ask(StopSupervisor(True, "system"), block=True, timeout=timeout)
+                    ref.ask(StopSupervisor(True, "system", keep), block=True, timeout=timeout)
 
     def _resolve_agent(self, child: ChildSpec, path: str) -> AgentTemplate | str:
         agent = child.agent

@@ -102,6 +102,7 @@ class ChildSpec:
     max_steps: int | None = None
     context_slots: int | None = None
     significant: bool = False
+    resume: bool = False  # started with its tree at daemon start: resume its checkpoint
 
     @property
     def restart_type(self) -> Restart:
@@ -128,6 +129,7 @@ class SupervisorSpec:
     max_window: float = 60.0
     backoff: Backoff | None = None
     auto_shutdown: AutoShutdown = AutoShutdown.NEVER
+    autostart: bool = False  # a root started by the daemon when it starts
 
 
 def validate(
@@ -181,9 +183,22 @@ def validate(
             "simple_one_for_one takes exactly one child spec (the template)",
             "keep one child spec and start children with start_child()",
         )
+    if spec.autostart and ".supervisor" in where:
+        fail(
+            "autostart",
+            "only a top-level supervisor starts with the daemon",
+            "move autostart: true to the top-level supervisor of this tree",
+        )
     seen: set[str] = set()
     for index, child in enumerate(spec.children):
         _validate_child(child, f"{where}.children[{index}]", seen, known_agent, source)
+        if child.resume and Strategy(spec.strategy) is Strategy.SIMPLE_ONE_FOR_ONE:
+            raise ConfigError(
+                source,
+                f"{where}.children[{index}].resume",
+                "simple_one_for_one children are started on demand, not with their tree",
+                "drop resume, or use one_for_one with named children",
+            )
 
 
 def _validate_backoff(backoff: Backoff, fail: Callable[[str, str, str], None]) -> None:
@@ -248,6 +263,12 @@ def _validate_child(
             "agent",
             "a child needs exactly one of agent or supervisor",
             "set agent: <template> or supervisor: {...}",
+        )
+    if child.resume and child.supervisor is not None:
+        fail(
+            "resume",
+            "resume applies to agent children (a supervisor has no checkpoint)",
+            "set resume: true on the agent children of the nested supervisor",
         )
     if child.supervisor is not None:
         validate(child.supervisor, known_agent, source, f"{where}.supervisor")

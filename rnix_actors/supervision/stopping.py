@@ -62,6 +62,7 @@ class Stopper:
         self.table = table
         self.path = path
         self.origin = f"supervisor {path}"
+        self.keep = False  # a graceful system stop: nested supervisors keep resume children
 
     def stop(self, targets: list[Target], kill: bool) -> dict[str, Any]:
         """Stop ``targets`` in order; returns the final views of the nested supervisors."""
@@ -103,7 +104,7 @@ class Stopper:
 
     def _supervisor(self, child: SupervisorChild, kill: bool) -> Any:
         with contextlib.suppress(pykka.ActorDeadError):  # already ending: its link tells
-            child.ref.tell(StopSupervisor(kill, self.origin))
+            child.ref.tell(StopSupervisor(kill, self.origin, keep=self.keep))
         timeout = ASK_TIMEOUT if kill else (None if math.isinf(child.shutdown) else child.shutdown)
         if not child.endpoint.wait(timeout):
             # It did not stop in time: end it through its links, which take its agents down

@@ -7,8 +7,10 @@ supervisors:
     max_window: 60
     backoff: {min: 0.5, max: 30, jitter: 0.1, reset_after: 60}
     auto_shutdown: never         # any_significant all_significant
+    autostart: false             # true: the daemon starts this tree when it starts
     children:
-      - {name: analyst, agent: code-analyst, intent: "review", restart: transient, shutdown: 5}
+      - {name: analyst, agent: code-analyst, intent: "review", restart: transient, shutdown: 5,
+         resume: false}          # true: at daemon start, continue its checkpoint
       - name: team               # a supervisor child: shutdown defaults to infinity
         supervisor: {strategy: one_for_all, children: [...]}
 """
@@ -77,6 +79,7 @@ def _supervisor(fields: YamlMap, name: str | None = None) -> SupervisorSpec:
         "max_window",
         "backoff",
         "auto_shutdown",
+        "autostart",
         "children",
     )
     fields.check_keys(keys, () if name else ("name",))
@@ -113,6 +116,7 @@ def _supervisor(fields: YamlMap, name: str | None = None) -> SupervisorSpec:
             )
         ),
         children=tuple(_child(c) for c in fields.get_map_list("children")),
+        autostart=fields.get_bool("autostart", False),
     )
 
 
@@ -128,6 +132,7 @@ def _child(fields: YamlMap) -> ChildSpec:
             "max_steps",
             "context_slots",
             "significant",
+            "resume",
             "supervisor",
         ),
         ("name",),
@@ -155,6 +160,7 @@ def _child(fields: YamlMap) -> ChildSpec:
             fields.get_int("context_slots", 1, minimum=1) if fields.has("context_slots") else None
         ),
         significant=fields.get_bool("significant", False),
+        resume=fields.get_bool("resume", False),
     )
 
 
