@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,37 @@ def alive(pid: int) -> bool:
         return False
     fields = _stat_fields(pid)
     return fields is not None and fields[0] != "Z"
+
+
+class Changes:
+    """Wait for a state the system's events announce: the predicate is checked now and again
+    after each event (never on a timer), until it holds or ``timeout`` passes. Subscribed
+    until the system stops."""
+
+    def __init__(self, system: System, syscalls: Iterable[str] | None = None) -> None:
+        self._cond = threading.Condition()
+        self._seen = 0
+        system.subscribe(self._bump, syscalls)
+
+    def _bump(self, event: Event) -> None:
+        with self._cond:
+            self._seen += 1
+            self._cond.notify_all()
+
+    def _moved(self, mark: int) -> bool:
+        return self._seen != mark
+
+    def until(self, predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                mark = self._seen
+            if predicate():  # outside the lock: it may ask actors, which publish events
+                return
+            with self._cond:
+                left = max(0.0, deadline - time.monotonic())
+                if not self._cond.wait_for(functools.partial(self._moved, mark), left):
+                    raise AssertionError(f"not reached within {timeout}s: {what or predicate}")
 
 
 def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

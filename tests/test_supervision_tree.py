@@ -10,7 +10,7 @@ from typing import Any
 
 import pykka
 import pytest
-from helpers import Collector, call, respond
+from helpers import Changes, Collector, call, respond
 
 from rnix_actors import (
     Backoff,
@@ -66,15 +66,6 @@ def child(
     )
 
 
-def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        done.wait(0.01)
-    raise AssertionError("condition not reached in time")
-
-
 def pids(view: Any) -> dict[str, int | None]:
     return {c.name: c.pid for c in view.children}
 
@@ -82,6 +73,7 @@ def pids(view: Any) -> dict[str, int | None]:
 def test_one_for_one_restarts_only_the_crashed_child(system: System) -> None:
     brains = Brains()
     brains.crash_budget["b"] = 1
+    changes = Changes(system)
     handle = system.supervise(
         SupervisorSpec(
             "svc",
@@ -93,10 +85,11 @@ def test_one_for_one_restarts_only_the_crashed_child(system: System) -> None:
             ),
         )
     )
-    wait_until(
+    changes.until(
         lambda: (
             handle.view().children[1].restarts == 1 and handle.view().children[1].state == "running"
-        )
+        ),
+        what="b restarted once and running",
     )
     view = handle.view()
     assert [c.restarts for c in view.children] == [0, 1, 0]
@@ -122,6 +115,7 @@ def test_one_for_all_restarts_everyone_in_order(system: System) -> None:
     brains = Brains()
     events = Collector()
     system.subscribe(events)
+    changes = Changes(system)
     handle = system.supervise(
         SupervisorSpec(
             "all",
@@ -133,10 +127,10 @@ def test_one_for_all_restarts_everyone_in_order(system: System) -> None:
             ),
         )
     )
-    wait_until(lambda: all(c.state == "running" for c in handle.view().children))
+    changes.until(lambda: all(c.state == "running" for c in handle.view().children))
     first = pids(handle.view())
     system.kill(first["b"], "SIGKILL")  # type: ignore[arg-type]
-    wait_until(
+    changes.until(
         lambda: all(c.restarts == 1 and c.state == "running" for c in handle.view().children)
     )
     second = pids(handle.view())
@@ -156,6 +150,7 @@ def test_one_for_all_restarts_everyone_in_order(system: System) -> None:
 
 def test_rest_for_one_restarts_the_crashed_and_later_children(system: System) -> None:
     brains = Brains()
+    changes = Changes(system)
     handle = system.supervise(
         SupervisorSpec(
             "rest",
@@ -167,10 +162,10 @@ def test_rest_for_one_restarts_the_crashed_and_later_children(system: System) ->
             ),
         )
     )
-    wait_until(lambda: all(c.state == "running" for c in handle.view().children))
+    changes.until(lambda: all(c.state == "running" for c in handle.view().children))
     first = pids(handle.view())
     system.kill(first["b"], "SIGKILL")  # type: ignore[arg-type]
-    wait_until(
+    changes.until(
         lambda: (
             [c.restarts for c in handle.view().children] == [0, 1, 1]
             and all(c.state == "running" for c in handle.view().children)
@@ -195,9 +190,8 @@ def test_transient_and_temporary_children(system: System) -> None:
             ),
         )
     )
-    wait_until(lambda: handle.status == "completed")
-    view = handle.view()
-    assert view.status == "completed"
+    view = handle.wait(timeout=20)
+    assert view.status == handle.status == "completed"
     assert brains.crashes == Counter({"t": 1, "tmp": 1})
 
 
@@ -219,7 +213,7 @@ def test_escalation_through_a_three_level_tree(system: System) -> None:
         max_restarts=1,
     )
     handle = system.supervise(top)
-    wait_until(lambda: handle.status == "escalated", timeout=20)
+    assert handle.wait(timeout=20).status == handle.status == "escalated"
     assert "max_restarts_exceeded: child 'middle'" in handle.reason
     system.sync_events()
     escalations = [e.args["path"] for e in events.events if e.syscall == "SupervisorEscalate"]
@@ -234,6 +228,9 @@ def test_escalation_through_a_three_level_tree(system: System) -> None:
 
 def test_stale_exit_after_restart_restarts_nothing(system: System) -> None:
     brains = Brains()
+    events = Collector()
+    system.subscribe(events, ["SupervisorStaleExit", "SupervisorRestart"])
+    changes = Changes(system)
     handle = system.supervise(
         SupervisorSpec(
             "stale",
@@ -241,15 +238,27 @@ def test_stale_exit_after_restart_restarts_nothing(system: System) -> None:
             (child("a", brains.worker("a")), child("b", brains.worker("b"))),
         )
     )
-    wait_until(lambda: all(c.state == "running" for c in handle.view().children))
+    changes.until(lambda: all(c.state == "running" for c in handle.view().children))
     first = pids(handle.view())
     system.kill(first["a"], "SIGKILL")  # b is stopped by the supervisor: its exit is stale
-    wait_until(
+    changes.until(
         lambda: all(c.restarts == 1 and c.state == "running" for c in handle.view().children)
     )
-    view = handle.view()
+    # b's own exit notice comes from its thread, possibly after the restarts: only once the
+    # supervisor has handled it (it says so) can the test know no late restart follows.
+    stale = events.wait_for(
+        lambda e: e.syscall == "SupervisorStaleExit" and e.pid == first["b"], timeout=20
+    )
+    assert stale.args["kind"] == "signal" and stale.args["path"] == "/stale"
+    view = handle.view()  # answered after the stale exit: nothing restarted since
     assert [c.restarts for c in view.children] == [1, 1]
     assert view.restarts == 2
+    assert all(c.pid not in first.values() for c in view.children)
+    system.sync_events()
+    assert [e.args["child"] for e in events.events if e.syscall == "SupervisorRestart"] == [
+        "a",
+        "b",
+    ]
     handle.stop()
 
 
@@ -258,13 +267,14 @@ def test_stopping_a_supervisor_stops_its_subtree_without_restarts(system: System
     team = SupervisorSpec(
         "team", children=(child("w1", brains.worker("w1")), child("w2", brains.worker("w2")))
     )
+    changes = Changes(system)
     handle = system.supervise(
         SupervisorSpec(
             "root",
             children=(ChildSpec("team", supervisor=team), child("solo", brains.worker("solo"))),
         )
     )
-    wait_until(lambda: len(system.ps()) == 3)
+    changes.until(lambda: len(system.ps()) == 3)
     live = [p.pid for p in system.ps()]
     handle.stop()
     assert handle.status == "stopped"
@@ -315,7 +325,7 @@ def test_the_failed_task_is_offered_to_the_planner_before_giving_up(system: Syst
             max_restarts=1,
         )
     )
-    wait_until(lambda: handle.status == "escalated")
+    assert handle.wait(timeout=20).status == handle.status == "escalated"
     (offer,) = planner.ask("offers", timeout=5)
     assert (offer.supervisor, offer.child, offer.intent) == ("/mig", "flaky", "flaky work")
     assert offer.exit_reason.startswith("llm error")
@@ -344,7 +354,7 @@ def test_a_migrated_child_stays_supervised_under_the_same_identity(system: Syste
             max_restarts=1,
         )
     )
-    wait_until(lambda: handle.status == "completed")
+    assert handle.wait(timeout=20).status == handle.status == "completed"
     system.sync_events()
     migrated = [e for e in events.events if e.syscall == "SupervisorMigration"]
     assert migrated[0].args["substitute"] == "steady"
@@ -367,7 +377,7 @@ def test_backoff_delays_restarts(system: System) -> None:
             backoff=Backoff(min=0.05, max=1.0, jitter=0.0),
         )
     )
-    wait_until(lambda: handle.status == "completed")
+    assert handle.wait(timeout=20).status == handle.status == "completed"
     system.sync_events()
     delays = [e.args["delay_s"] for e in events.events if e.syscall == "SupervisorBackoff"]
     assert delays == [0.05, 0.1]
@@ -376,6 +386,7 @@ def test_backoff_delays_restarts(system: System) -> None:
 def test_simple_one_for_one_starts_dynamic_children(system: System) -> None:
     brains = Brains()
     brains.release.set()
+    changes = Changes(system)
     handle = system.supervise(
         SupervisorSpec(
             "pool",
@@ -385,7 +396,7 @@ def test_simple_one_for_one_starts_dynamic_children(system: System) -> None:
     )
     names = [handle.start_child(f"task {i}") for i in range(3)]
     assert names == ["job-1", "job-2", "job-3"]
-    wait_until(lambda: all(c.status == "done" for c in handle.view().children))
+    changes.until(lambda: all(c.status == "done" for c in handle.view().children))
     assert handle.status == "running"  # a pool outlives its children
     handle.stop()
 
@@ -426,7 +437,7 @@ def test_shipped_example_tree_runs_offline(system: System) -> None:
 
     specs = system.load_supervisors(shipped_conf_dir() / "supervisors.yaml")
     handles = [system.supervise(s) for s in specs]
-    wait_until(lambda: all(h.status == "completed" for h in handles), timeout=30)
+    assert [h.wait(timeout=30).status for h in handles] == ["completed"] * len(handles)
     assert all(p.exit_code == 0 for p in system.ps(all=True))
 
 
@@ -463,8 +474,8 @@ def test_soak_200_children_with_random_crashes(project: Path) -> None:
                 )
             )
         handle = system.supervise(SupervisorSpec("soak", children=tuple(groups), max_restarts=10))
-        wait_until(lambda: handle.status != "running", timeout=60)
-        assert handle.status == "completed", handle.reason
+        final = handle.wait(timeout=60)
+        assert final.status == handle.status == "completed", handle.reason
         history = system.ps(all=True)
         assert all(p.state is ProcessState.DEAD for p in history)
         for name, crash_count in planned.items():

@@ -268,8 +268,18 @@ class Supervisor(RnixActor):
             if name:
                 del self.subs[name]
                 self.final_views[name] = exit.result
-        if name:  # else stale: an incarnation this supervisor already replaced or stopped
+        if name:
             self._child_down(name, incarnation, exit.reason, exit.pid)
+        else:  # stale: an incarnation this supervisor already replaced or stopped
+            why = exit.reason
+            self._event(
+                "SupervisorStaleExit",
+                child_pid=exit.pid,
+                source=exit.source.label,
+                kind=str(why.kind),
+                origin=why.origin,
+                reason=str(why),
+            )
 
     def _sub_of(self, endpoint: Endpoint) -> tuple[str, int]:
         for name, sub in self.subs.items():

@@ -11,6 +11,7 @@ SUPERVISOR_EVENTS = frozenset(
         "SupervisorStart",
         "SupervisorChildStart",
         "SupervisorChildExit",
+        "SupervisorStaleExit",
         "SupervisorRestart",
         "SupervisorBackoff",
         "SupervisorShutdown",
