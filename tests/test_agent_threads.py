@@ -27,11 +27,8 @@ def run_and_wait(pool: AgentThreads) -> threading.Thread:
 
 
 def wait_idle(pool: AgentThreads, count: int) -> None:
-    for _ in range(500):
-        if pool.idle == count:
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError(f"{pool.idle} idle threads, expected {count}")
+    if not pool.wait_idle(count, timeout=5):
+        raise AssertionError(f"{pool.idle} idle threads, expected {count}")
 
 
 def test_a_finished_job_leaves_its_thread_waiting_for_the_next() -> None:
@@ -50,8 +47,10 @@ def test_min_idle_threads_wait_from_the_start_and_max_idle_bounds_the_rest() -> 
     pool = AgentThreads(min_idle=2, max_idle=2, name="bounded-pool")
     release = threading.Event()
     started = threading.Semaphore(0)
+    ran: set[threading.Thread] = set()
 
     def hold() -> None:
+        ran.add(threading.current_thread())
         started.release()
         release.wait(5)
 
@@ -64,13 +63,13 @@ def test_min_idle_threads_wait_from_the_start_and_max_idle_bounds_the_rest() -> 
         assert pool.idle == 0
         release.set()
         wait_idle(pool, 2)  # the other three end
-        names: list[threading.Thread] = []
-        for _ in range(500):
-            names = [t for t in threading.enumerate() if t.name.startswith("bounded-pool-")]
-            if len(names) == 2:
-                break
-            threading.Event().wait(0.01)
-        assert len(names) == 2
+        waiting = set(pool.idle_threads())
+        assert len(ran) == 5 and waiting <= ran
+        for thread in ran - waiting:
+            thread.join(5)
+            assert not thread.is_alive()
+        names = [t for t in threading.enumerate() if t.name.startswith("bounded-pool-")]
+        assert sorted(t.name for t in names) == sorted(t.name for t in waiting)
     finally:
         pool.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("bounded-pool-")]

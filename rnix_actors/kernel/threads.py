@@ -30,7 +30,7 @@ _names = itertools.count(1)
 
 class AgentThreads:
     def __init__(self, min_idle: int = 2, max_idle: int = 32, name: str = "AgentProcess") -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified whenever the idle count changes
         self._idle: list[tuple[queue.SimpleQueue[Job | None], threading.Thread]] = []
         self._closed = False
         self._name = name
@@ -44,6 +44,7 @@ class AgentThreads:
             if self._closed:
                 raise RuntimeError("the agent thread pool is closed")
             waiting = self._idle.pop() if self._idle else None
+            self._lock.notify_all()
         if waiting is not None:
             waiting[0].put(job)
         else:
@@ -55,6 +56,7 @@ class AgentThreads:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            self._lock.notify_all()
         for slot, _ in idle:
             slot.put(None)
         end = time.monotonic() + timeout
@@ -65,6 +67,16 @@ class AgentThreads:
     def idle(self) -> int:
         with self._lock:
             return len(self._idle)
+
+    def idle_threads(self) -> list[threading.Thread]:
+        """The threads waiting for a job now."""
+        with self._lock:
+            return [thread for _, thread in self._idle]
+
+    def wait_idle(self, count: int, timeout: float) -> bool:
+        """Block until exactly ``count`` threads wait for a job (True) or ``timeout`` passed."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._idle) == count, timeout)
 
     def _start(self, job: Job | None) -> None:
         thread = threading.Thread(
@@ -90,4 +102,5 @@ class AgentThreads:
                 return None
             slot: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
             self._idle.append((slot, threading.current_thread()))
+            self._lock.notify_all()
         return slot.get()
