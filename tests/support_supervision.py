@@ -1,4 +1,5 @@
-"""Shared pieces of the supervision tests: controllable brains, waiting, reaching actors."""
+"""Shared pieces of the supervision tests: controllable brains, child specs, reaching actors
+(waiting is `helpers.Changes`: on events, never on a timer)."""
 
 from __future__ import annotations
 
@@ -54,15 +55,6 @@ def child(
     return ChildSpec(
         name, agent=brain, intent=f"{name} work", restart=restart, devices=("/dev/fs",), **kw
     )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    tick = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        tick.wait(0.01)
-    raise AssertionError(f"condition not reached in time: {what}")
 
 
 def actor_ref(handle: SupervisorHandle) -> Any:

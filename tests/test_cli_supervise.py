@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from helpers import agent, call, respond
-from support_supervision import wait_until
+from helpers import Changes, agent, call, respond
 
 from rnix_actors import LLMRequest, LLMResponse, System
 from rnix_actors.cli.main import cli
@@ -61,12 +60,13 @@ def test_supervise_starts_trees_in_the_daemon_and_tree_shows_them(
     served: tuple[System, threading.Event], project: Path
 ) -> None:
     system, release = served
+    changes = Changes(system)
     result = invoke(project, "supervise")
     assert result.exit_code == 0, result.output
     assert "started in the daemon: /crew" in result.stdout
     handle = system.supervisor("/crew")
     assert handle.status == "running"
-    wait_until(lambda: len(handle.supervisor("team").which_children()) == 2, what="team")
+    changes.until(lambda: len(handle.supervisor("team").which_children()) == 2, what="team")
     tree = json.loads(invoke(project, "tree", "--json").stdout)
     assert [s["path"] for s in tree["supervisors"]] == ["/crew"]
     text = invoke(project, "tree").stdout
@@ -81,9 +81,10 @@ def test_sup_runs_the_management_calls_by_path(
     served: tuple[System, threading.Event], project: Path
 ) -> None:
     system, _release = served
+    changes = Changes(system)
     assert invoke(project, "supervise").exit_code == 0
     team = system.supervisor("/crew/team")
-    wait_until(
+    changes.until(
         lambda: all(c.status == "running" and c.pid for c in team.which_children()), what="up"
     )
     count = json.loads(invoke(project, "sup", "/crew/team", "count", "--json").stdout)
@@ -125,6 +126,7 @@ def test_supervise_without_a_daemon_runs_the_trees_here(project: Path) -> None:
 
 
 def test_the_shell_has_sup_and_draws_trees(system: System) -> None:
+    changes = Changes(system)
     from rnix_actors import ChildSpec, SupervisorSpec
     from rnix_actors.cli.shell.commands import Shell
     from rnix_actors.ipc.local import LocalApi
@@ -140,7 +142,7 @@ def test_the_shell_has_sup_and_draws_trees(system: System) -> None:
     handle = system.supervise(
         SupervisorSpec("sh", children=(ChildSpec("w", agent=brain, intent="work"),))
     )
-    wait_until(lambda: handle.which_children()[0].state == "running", what="up")
+    changes.until(lambda: handle.which_children()[0].state == "running", what="up")
     lines: list[str] = []
     api = LocalApi(Service(system))
     try:

@@ -7,8 +7,8 @@ import math
 import threading
 
 import pytest
-from helpers import Collector, call, respond
-from support_supervision import Brains, actor_ref, all_running, child, wait_until
+from helpers import Changes, Collector, call, respond
+from support_supervision import Brains, actor_ref, all_running, child
 
 from rnix_actors import (
     AgentTemplate,
@@ -47,9 +47,10 @@ def team_pids(view: object) -> list[int]:
 def test_a_crashed_nested_supervisor_takes_its_subtree_down_and_is_restarted(
     system: System, how: str
 ) -> None:
+    changes = Changes(system)
     brains = Brains()
     handle = system.supervise(team_tree(brains))
-    wait_until(lambda: all_running(handle, system.table), what="tree up")
+    changes.until(lambda: all_running(handle, system.table), what="tree up")
     before = handle.view()
     old = team_pids(before)
     solo = before.children[0].pid
@@ -58,7 +59,7 @@ def test_a_crashed_nested_supervisor_takes_its_subtree_down_and_is_restarted(
         team.tell(TerminateChild("no-such-child"))  # a tell that raises: a bug in the actor
     else:
         team.stop(block=False)
-    wait_until(
+    changes.until(
         lambda: handle.view().children[1].restarts == 1 and all_running(handle, system.table),
         what="team restarted",
     )
@@ -72,9 +73,10 @@ def test_a_crashed_nested_supervisor_takes_its_subtree_down_and_is_restarted(
 
 
 def test_a_crashed_root_kills_every_process_and_reports_its_final_view(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     handle = system.supervise(team_tree(brains))
-    wait_until(lambda: all_running(handle, system.table), what="tree up")
+    changes.until(lambda: all_running(handle, system.table), what="tree up")
     pids = [handle.view().children[0].pid, *team_pids(handle.view())]
     actor_ref(handle).tell(TerminateChild("no-such-child"))
     final = handle.wait(30)
@@ -129,6 +131,7 @@ def test_a_child_that_cannot_start_escalates_without_orphans(
 
 
 def test_a_transient_child_ended_by_sigterm_is_not_restarted(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     handle = system.supervise(
         SupervisorSpec(
@@ -140,11 +143,11 @@ def test_a_transient_child_ended_by_sigterm_is_not_restarted(system: System) -> 
             ),
         )
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     t, p = handle.view().children[0].pid, handle.view().children[1].pid
     system.kill(t, "SIGTERM")  # type: ignore[arg-type]
     system.kill(p, "SIGTERM")  # type: ignore[arg-type]
-    wait_until(
+    changes.until(
         lambda: (
             handle.view().children[0].status == "done"
             and handle.view().children[1].restarts == 1
@@ -155,11 +158,12 @@ def test_a_transient_child_ended_by_sigterm_is_not_restarted(system: System) -> 
     view = handle.view()
     assert view.children[0].restarts == 0 and "SIGTERM" in view.children[0].last_exit
     system.kill(view.children[2].pid, "SIGKILL")  # type: ignore[arg-type]
-    wait_until(lambda: handle.view().children[2].restarts == 1, what="SIGKILL is abnormal")
+    changes.until(lambda: handle.view().children[2].restarts == 1, what="SIGKILL is abnormal")
     handle.stop()
 
 
 def test_children_stop_in_reverse_start_order_across_kinds(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     events = Collector()
     system.subscribe(events)
@@ -176,7 +180,7 @@ def test_children_stop_in_reverse_start_order_across_kinds(system: System) -> No
             ),
         )
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     view = handle.view()
     first, last = view.children[0].pid, view.children[2].pid
     t1, t2 = team_pids_of(view)
@@ -219,13 +223,14 @@ def holding_brain(hold: threading.Event, entered: threading.Event | None = None)
 
 
 def test_a_childs_shutdown_is_its_sigterm_grace_not_the_kernels(system: System) -> None:
+    changes = Changes(system)
     events = Collector()
     system.subscribe(events)
     hold = threading.Event()
     handle = system.supervise(
         SupervisorSpec("grace", children=(child("slow", holding_brain(hold), shutdown=3.0),))
     )
-    wait_until(lambda: handle.view().children[0].state == "running", what="up")
+    changes.until(lambda: handle.view().children[0].state == "running", what="up")
     pid = handle.view().children[0].pid
     stopper = threading.Thread(target=handle.stop)
     stopper.start()
@@ -237,6 +242,7 @@ def test_a_childs_shutdown_is_its_sigterm_grace_not_the_kernels(system: System) 
 
 
 def test_shutdown_infinity_waits_for_the_child(system: System) -> None:
+    changes = Changes(system)
     events = Collector()
     system.subscribe(events)
     hold, entered = threading.Event(), threading.Event()
@@ -251,7 +257,7 @@ def test_shutdown_infinity_waits_for_the_child(system: System) -> None:
     )
     assert handle.get_childspec("team").shutdown_time == math.inf  # a supervisor's default
     assert handle.get_childspec("a").shutdown_time == 5.0
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     slow = team_pids(handle.view())[0]
     assert entered.wait(10)  # slow is inside its first step: SIGTERM waits for it
     stopper = threading.Thread(target=handle.stop)
@@ -267,6 +273,7 @@ def test_shutdown_infinity_waits_for_the_child(system: System) -> None:
 
 
 def test_a_storm_of_exits_restarts_every_child_once(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     names = [f"s{i}" for i in range(30)]
     handle = system.supervise(
@@ -274,10 +281,10 @@ def test_a_storm_of_exits_restarts_every_child_once(system: System) -> None:
             "storm", children=tuple(child(n, brains.worker(n)) for n in names), max_restarts=30
         )
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     old = {c.name: c.pid for c in handle.which_children()}
     brains.crash_next.update(names)  # every child fails its next step, nearly at once
-    wait_until(
+    changes.until(
         lambda: (
             all(c.restarts == 1 for c in handle.which_children())
             and all_running(handle, system.table)

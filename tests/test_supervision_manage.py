@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import call, respond
-from support_supervision import Brains, all_running, child, wait_until
+from helpers import Changes, call, respond
+from support_supervision import Brains, all_running, child
 
 from rnix_actors import (
     AutoShutdown,
@@ -22,6 +22,7 @@ from rnix_actors import (
 
 
 def test_which_and_count_children(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     team = SupervisorSpec("team", children=(child("t", brains.worker("t")),))
     handle = system.supervise(
@@ -29,7 +30,7 @@ def test_which_and_count_children(system: System) -> None:
             "m", children=(child("a", brains.worker("a")), ChildSpec("team", supervisor=team))
         )
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     kids = handle.which_children()
     assert [(c.name, c.kind, c.status) for c in kids] == [
         ("a", "agent", "running"),
@@ -45,12 +46,13 @@ def test_which_and_count_children(system: System) -> None:
 
 
 def test_terminate_restart_delete_and_get_childspec(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     spec_b = child("b", brains.worker("b"), Restart.PERMANENT)
     handle = system.supervise(
         SupervisorSpec("m", children=(child("a", brains.worker("a")), spec_b))
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     old = handle.which_children()[1].pid
     assert handle.get_childspec("b") == spec_b
     with pytest.raises(RnixError, match="running; terminate_child it first"):
@@ -75,11 +77,12 @@ def test_terminate_restart_delete_and_get_childspec(system: System) -> None:
 
 
 def test_start_child_with_a_spec_on_a_static_supervisor(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     handle = system.supervise(SupervisorSpec("m", children=(child("a", brains.worker("a")),)))
     extra = child("extra", brains.worker("extra"))
     assert handle.start_child(extra) == "extra"
-    wait_until(lambda: all_running(handle, system.table), what="extra up")
+    changes.until(lambda: all_running(handle, system.table), what="extra up")
     assert [c.name for c in handle.which_children()] == ["a", "extra"]
     with pytest.raises(RnixError, match="already has a child 'extra'"):
         handle.start_child(extra)
@@ -96,6 +99,7 @@ def test_start_child_with_a_spec_on_a_static_supervisor(system: System) -> None:
 
 
 def test_any_significant_child_ends_the_supervisor(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     handle = system.supervise(
         SupervisorSpec(
@@ -108,7 +112,7 @@ def test_any_significant_child_ends_the_supervisor(system: System) -> None:
             auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
         )
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     pids = [c.pid for c in handle.which_children()]
     brains.done("a")
     final = handle.wait(30)
@@ -118,6 +122,7 @@ def test_any_significant_child_ends_the_supervisor(system: System) -> None:
 
 
 def test_all_significant_children_must_end(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     handle = system.supervise(
         SupervisorSpec(
@@ -130,9 +135,9 @@ def test_all_significant_children_must_end(system: System) -> None:
             auto_shutdown=AutoShutdown.ALL_SIGNIFICANT,
         )
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     brains.done("a")
-    wait_until(lambda: handle.which_children()[0].status == "done", what="a done")
+    changes.until(lambda: handle.which_children()[0].status == "done", what="a done")
     assert handle.status == "running"
     brains.done("b")
     final = handle.wait(30)
@@ -158,6 +163,7 @@ def test_auto_shutdown_never_refuses_significant_children(system: System) -> Non
 
 
 def test_terminating_a_significant_child_does_not_shut_down(system: System) -> None:
+    changes = Changes(system)
     brains = Brains()
     handle = system.supervise(
         SupervisorSpec(
@@ -169,7 +175,7 @@ def test_terminating_a_significant_child_does_not_shut_down(system: System) -> N
             auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
         )
     )
-    wait_until(lambda: all_running(handle, system.table), what="up")
+    changes.until(lambda: all_running(handle, system.table), what="up")
     handle.terminate_child("a")  # OTP: only a significant child ending by itself counts
     assert handle.status == "running" and handle.count_children()["active"] == 1
     handle.stop()
@@ -183,6 +189,7 @@ def counting(until: int):  # type: ignore[no-untyped-def]
 
 
 def test_python_workers_get_the_stated_limits_and_the_spec_can_set_them(system: System) -> None:
+    changes = Changes(system)
     handle = system.supervise(
         SupervisorSpec(
             "lim",
@@ -197,8 +204,8 @@ def test_python_workers_get_the_stated_limits_and_the_spec_can_set_them(system: 
     assert narrow is not None
     info = system.table.wait_for(narrow, lambda p: p.state is ProcessState.SUSPENDED, 30)
     assert info is not None and info.exit_reason == "context_full"
-    wait_until(lambda: handle.which_children()[0].status == "done", what="long done")
-    wait_until(lambda: handle.which_children()[2].status == "done", what="short ended")
+    changes.until(lambda: handle.which_children()[0].status == "done", what="long done")
+    changes.until(lambda: handle.which_children()[2].status == "done", what="short ended")
     kids = handle.which_children()
     assert system.info(kids[0].pid).result == "done at 60"  # type: ignore[arg-type]
     assert kids[2].last_exit == "max steps exceeded"

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Collector
-from support_supervision import Brains, actor_ref, child, wait_until
+from helpers import Changes, Collector
+from support_supervision import Brains, actor_ref, child
 
 from rnix_actors import ChildSpec, Event, Restart, Strategy, SupervisorSpec, System
 from rnix_actors.supervision.messages import TerminateChild
@@ -125,9 +125,10 @@ def test_random_crashes_of_agents_and_supervisors(project: Path, seed: int) -> N
     events = Collector()
     brains = Brains()
     with System(project) as system:
+        changes = Changes(system)
         system.subscribe(events)
         handle = system.supervise(tree(brains))
-        wait_until(lambda: survey(handle)[0], what="tree up")
+        changes.until(lambda: survey(handle)[0], what="tree up")
         for _ in range(10):
             _, found = survey(handle)
             if handle.status != "running":
@@ -146,7 +147,7 @@ def test_random_crashes_of_agents_and_supervisors(project: Path, seed: int) -> N
                 else:
                     sup.stop(block=False)  # a Pykka-level stop
             # No lost exit: whatever happened, the tree settles again.
-            wait_until(lambda: survey(handle)[0], timeout=30, what=f"settled after {op}")
+            changes.until(lambda: survey(handle)[0], timeout=30, what=f"settled after {op}")
         handle.stop()
         assert handle.wait(30).status in ("stopped", "escalated")
         history = system.ps(all=True)
