@@ -17,6 +17,7 @@ from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.messages.kernel import QueryTable
 from rnix_actors.supervision.actor import Supervisor, SupervisorDeps
 from rnix_actors.supervision.handle import SupervisorHandle
 from rnix_actors.supervision.messages import QueryTree, StopSupervisor
@@ -157,7 +158,15 @@ class Supervision:
         if not record.done.wait(timeout):
             raise TimeoutError(f"supervisor {path} still running after {timeout}s")
         assert record.final is not None
+        self._settle_kernel()
         return record.final
+
+    def _settle_kernel(self) -> None:
+        """Return once the kernel handled what it was told before now. A child tells the
+        kernel how it ended before its link tells the supervisor, so after this the process
+        table (``ps``, ``info``) shows every exit the supervisor's final view counted."""
+        with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+            self.deps.kernel.ask(QueryTable(), block=True, timeout=ASK_TIMEOUT)
 
     def when_done(self, path: str, callback: Callable[[SupervisorView], None]) -> None:
         record = self._record(path)
