@@ -22,7 +22,7 @@ from rnix_actors.shellconf import ShellSettings, shell_settings_from_fields
 from rnix_actors.state import KeepLogs
 from rnix_actors.yamlsrc import YamlMap, load_yaml
 
-SECTIONS = ("kernel", "immune", "topology", "shell", "fs")
+SECTIONS = ("kernel", "immune", "topology", "shell", "fs", "ray")
 KERNEL_KEYS = (
     "sigterm_grace",
     "shell_timeout",
@@ -34,7 +34,10 @@ KERNEL_KEYS = (
     "spawn_rate",
     "spawn_failures",
     "spawn_window",
+    "backend",
 )
+BACKENDS = ("local", "ray")
+RAY_KEYS = ("address", "max_restarts", "lost_after", "namespace")
 _COUNT_KEYS = ("max_processes", "spawn_rate", "spawn_failures")
 KEEP_KEYS = ("max_mb", "max_days")
 FS_KEYS = ("hardlinks",)
@@ -55,7 +58,9 @@ class KernelConfig:
     ``allowed_workdirs``: dirs outside the project that a spawn may name as its work dir;
     ``max_processes``: live processes in the system; ``spawn_rate`` / ``spawn_failures``:
     agent spawns / failed agent spawns per process tree within ``spawn_window`` seconds
-    (0 turns a bound off; see `rnix_actors.kernel.treebounds`).
+    (0 turns a bound off; see `rnix_actors.kernel.treebounds`); ``backend``: where agent
+    processes run, ``local`` (threads of this process) or ``ray`` (hosts on a Ray cluster,
+    docs/ray.md).
     """
 
     sigterm_grace: float = attrs.field(default=10.0, validator=_positive)
@@ -68,6 +73,25 @@ class KernelConfig:
     spawn_rate: int = 100
     spawn_failures: int = 12
     spawn_window: float = attrs.field(default=10.0, validator=_positive)
+    backend: str = attrs.field(default="local", validator=attrs.validators.in_(BACKENDS))
+
+
+@attrs.frozen
+class RayConfig:
+    """The ``ray`` section, read only with ``kernel.backend: ray`` (docs/ray.md).
+
+    ``address``: the cluster to join (``auto``, ``ray://host:10001`` or ``host:6379``); empty
+    starts a private Ray instance on this machine and stops it with the system.
+    ``max_restarts``: how often Ray restarts a host actor that died (its processes exit
+    ``node_lost`` all the same); ``lost_after``: seconds a host may stay unreachable before its
+    processes are declared lost; ``namespace``: the Ray namespace of the hosts (empty: one
+    of their own per system).
+    """
+
+    address: str = ""
+    max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
+    lost_after: float = attrs.field(default=30.0, validator=_positive)
+    namespace: str = ""
 
 
 @attrs.frozen
@@ -106,6 +130,7 @@ class Config:
     topology: TopologyConfig = attrs.field(factory=TopologyConfig)
     shell: ShellSettings = attrs.field(factory=ShellSettings)
     fs: FsConfig = attrs.field(factory=FsConfig)
+    ray: RayConfig = attrs.field(factory=RayConfig)
     sources: tuple[str, ...] = ()
     origins: Mapping[str, str] = attrs.field(factory=dict)
 
@@ -130,6 +155,7 @@ def load_config(project_file: Path | None = None) -> Config:
     origins: dict[str, str] = {}
     shell = ShellSettings()
     fs: dict[str, Any] = {}
+    ray: dict[str, Any] = {}
     for path in files:
         layer = load_yaml(path)
         layer.check_keys(SECTIONS)
@@ -137,6 +163,7 @@ def load_config(project_file: Path | None = None) -> Config:
         topology.update(_topology_values(layer.get_map("topology")))
         shell = shell.merged(shell_settings_from_fields(layer.get_map("shell")), add_read=False)
         fs.update(_fs_values(layer.get_map("fs")))
+        ray.update(_ray_values(layer.get_map("ray")))
         layer.get_map("immune")  # rejects a non-mapping with a clear message
         immune = deep_merge(immune, layer.get_plain("immune") or {})
         origins.update(layer.origins())
@@ -146,6 +173,7 @@ def load_config(project_file: Path | None = None) -> Config:
         topology=TopologyConfig(**topology),
         shell=shell,
         fs=FsConfig(**fs),
+        ray=RayConfig(**ray),
         sources=tuple(str(path) for path in files),
         origins=origins,
     )
@@ -156,7 +184,9 @@ def _kernel_values(fields: YamlMap) -> dict[str, Any]:
     fields.check_keys(KERNEL_KEYS)
     values: dict[str, Any] = {}
     for key in filter(fields.has, KERNEL_KEYS):
-        if key in ("event_log", "checkpoints"):
+        if key == "backend":
+            values[key] = _backend(fields)
+        elif key in ("event_log", "checkpoints"):
             values[key] = fields.get_bool(key, True)
         elif key == "event_log_keep":
             values[key] = _keep_value(fields.get_map(key))
@@ -192,6 +222,27 @@ def _fs_values(fields: YamlMap) -> dict[str, Any]:
         fix = f"write one of: {', '.join(HARDLINK_MODES)}"
         raise fields.error("hardlinks", f"unknown mode {mode!r}", fix)
     return {"hardlinks": mode}
+
+
+def _backend(fields: YamlMap) -> str:
+    backend = fields.get_str("backend")
+    if backend not in BACKENDS:
+        fix = "write local (threads of this process) or ray (a Ray cluster, pip install '.[ray]')"
+        raise fields.error("backend", f"unknown backend {backend!r}", fix)
+    return backend
+
+
+def _ray_values(fields: YamlMap) -> dict[str, Any]:
+    fields.check_keys(RAY_KEYS)
+    values: dict[str, Any] = {}
+    for key in ("address", "namespace"):
+        if fields.has(key):
+            values[key] = fields.get_str(key)
+    if fields.has("max_restarts"):
+        values["max_restarts"] = fields.get_int("max_restarts", 3, minimum=0)
+    if fields.has("lost_after"):
+        values["lost_after"] = fields.get_float("lost_after", 30.0, exclusive_minimum=True)
+    return values
 
 
 def _absolute_dir(path: str) -> str:

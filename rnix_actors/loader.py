@@ -42,6 +42,7 @@ TEMPLATE_KEYS = (
     "instructions",
     "limits",
     "shell",
+    "placement",
 )
 LIMIT_KEYS = (
     "max_steps",
@@ -119,6 +120,7 @@ def template_from_fields(
         limits=limits_from_fields(fields.get_map("limits")),
         source=fields.file,
         shell=shell_settings_from_fields(fields.get_map("shell")) if fields.has("shell") else None,
+        placement=fields.get_str_list("placement"),
     )
 
 

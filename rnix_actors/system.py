@@ -123,12 +123,15 @@ class System:
         config: Config | None = None,
         immune: ImmuneConfig | None = None,
         load_project: bool = True,
+        backend: str | None = None,
     ) -> None:
         self.project_dir = Path(project_dir or Path.cwd()).resolve()
         self._place = StatePlace.resolve(state, self.project_dir, state_dir)
         project_rnix = self.project_dir / ".rnix"
         self.config = config or load_config(project_rnix / "config.yaml" if load_project else None)
         self.keep = self.config.kernel.event_log_keep if keep is None else keep
+        self.backend = backend_name(backend, self.config)
+        self._ray: Any = None  # the Ray backend while it runs (rnix_actors.ray)
         self.immune_config: ImmuneConfig = immune or immune_config_from(self.config)
         self._immune: Immune | None = None
         conf_dirs = [shipped_conf_dir()] + ([project_rnix] if load_project else [])
@@ -233,6 +236,7 @@ class System:
             self._bus = EventBus.start(log_dir, self.tracker, self.keep)
             self._process_log = ProcessLog.start(self._store, self.tracker)
             self._threads = AgentThreads()
+            self._ray = self._ray_backend() if self.backend == "ray" else None
             deps = KernelDeps(
                 store=self._store,
                 table=self.table,
@@ -249,6 +253,7 @@ class System:
                 threads=self._threads,
                 checkpoints=self._checkpoints,
                 check_workdir=self.check_workdir,
+                launcher=self._ray,
             )
             self._kernel = Kernel.start(deps)
             if self.recovery.suspended:
@@ -263,6 +268,8 @@ class System:
                 prepare_spawn=lambda agent: self._prepare_model(agent, None, None),
             )
             self._supervision.planner = self._planner
+        if self._ray is not None:
+            self._start_ray(self._kernel, self._bus)
         # Before any spawn: the immune guard applies to processes spawned after it.
         self._immune = attach_immune(self, self.immune_config, self._store)
         store = self._store
@@ -276,6 +283,36 @@ class System:
         if self.mcp is not None:
             self.mcp.start()
         return self
+
+    def _ray_backend(self) -> Any:
+        """The Ray backend (imported only now: the local backend needs no Ray)."""
+        try:
+            from rnix_actors.ray import RayBackend, host_setup
+        except ImportError as exc:
+            raise ConfigError(
+                self.config.origin("kernel.backend"), "kernel.backend",
+                f"is ray, but Ray cannot be imported ({exc})",
+                "pip install 'rnix-actors[ray]' (or -e '.[ray]'), or set kernel.backend: local",
+            ) from None  # fmt: skip
+        setup = host_setup(self.config, self.protected_dirs(), self.providers)
+        return RayBackend(self.config.ray, setup, self.devices, self._proc_status)
+
+    def _start_ray(self, kernel: pykka.ActorRef[Kernel], bus: pykka.ActorRef[EventBus]) -> None:
+        try:
+            self._ray.start(kernel, bus)
+        except BaseException:
+            self.stop()  # nothing of this start stays up
+            raise
+
+    def nodes(self) -> list[Any]:
+        """Where agent processes run (``rnix nodes``): one `NodeView` per Ray host, or one
+        row for this process on the local backend."""
+        ray_backend = self._ray
+        if ray_backend is not None:
+            return list(ray_backend.nodes())
+        from rnix_actors.nodes import local_node
+
+        return [local_node(len(self.ps()) if self.running else 0)]
 
     def _open_checkpoints(self, store: Store) -> CheckpointStore | None:
         """The checkpoint tables (None when off); recovers a dead system's processes when
@@ -335,6 +372,9 @@ class System:
                 kernel.ask(Shutdown("system", keep=keep), timeout=timeout)
         finally:
             kernel.stop(timeout=timeout)
+            ray_backend, self._ray = self._ray, None
+            if ray_backend is not None:  # after the kernel: its last exits reached the hosts
+                ray_backend.stop(timeout)
             if threads is not None:
                 threads.close(timeout)  # waiting threads end; busy ones after their process
             if self.mcp is not None:
@@ -779,6 +819,15 @@ class System:
         data = info.to_dict()
         data.pop("result", None)
         return data
+
+
+def backend_name(backend: str | None, config: Config) -> str:
+    """``backend`` (from ``System(backend=...)``) or the config's ``kernel.backend``."""
+    if backend is None:
+        return config.kernel.backend
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be 'local' or 'ray' (got {backend!r})")
+    return backend
 
 
 def _not_async(fn: object, what: str, method: str) -> None:

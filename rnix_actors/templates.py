@@ -66,6 +66,8 @@ class AgentTemplate:
     limits: Limits = Limits()
     source: str = "<python>"
     shell: ShellSettings | None = None  # over the config's shell settings, for this agent
+    # Ray backend: what a host's node must have (a resource or label name, or label=value)
+    placement: tuple[str, ...] = ()
 
 
 def effective_devices(template: AgentTemplate, skills: dict[str, Skill]) -> frozenset[str]:

@@ -79,6 +79,13 @@ class Shared:
                 return None
             return self.records.setdefault(pid, RunRecord(template))
 
+    def adopt(self, pid: int, record: RunRecord) -> None:
+        """Keep ``record``, made elsewhere (a process on a Ray host), as ``pid``'s: the daemon
+        takes it when the process's exit arrives. Ignored for a pid that already finished."""
+        with self._lock:
+            if pid not in self._closed:
+                self.records.setdefault(pid, record)
+
     def take(self, pid: int) -> RunRecord | None:
         """Remove and return the record of a finished process."""
         with self._lock:

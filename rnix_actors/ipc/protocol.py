@@ -178,6 +178,7 @@ def process_from_wire(data: Mapping[str, Any]) -> ProcessInfo:
             activity=str(data.get("activity") or ""),
             exit_kind=str(data.get("exit_kind") or ""),
             exit_origin=str(data.get("exit_origin") or ""),
+            node=str(data.get("node") or ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ApiError(Code.MALFORMED, f"malformed process record: {exc!r}") from None

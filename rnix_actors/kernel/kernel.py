@@ -29,6 +29,7 @@ from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.deadlines import Deadline, Deadlines
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.guards import Guard
+from rnix_actors.kernel.launch import Launcher, ProcessHandle
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.process import (
     ExitCode,
@@ -57,6 +58,7 @@ from rnix_actors.messages.kernel import (
     DeliverMail,
     GraceExpired,
     ProcessExited,
+    ProcessLost,
     ProcessStateChanged,
     QueryTable,
     SendSignal,
@@ -108,11 +110,12 @@ class KernelDeps:
     # The work dir a resumed process returns to, resolved if agents may still work there,
     # else `BadWorkdir` (the config may have changed since it was spawned).
     check_workdir: Callable[[Path], Path] | None = None
+    launcher: Launcher | None = None  # None: processes run here (threads of this process)
 
 
 @attrs.define
 class _Live:
-    ref: pykka.ActorRef[AgentProcess]
+    ref: ProcessHandle
     control: ProcessControl
     driver: Driver
     owner: Any
@@ -152,6 +155,9 @@ class Kernel(RnixActor):
                 except pykka.ActorDeadError:  # its exit is queued behind this message
                     raise NoSuchProcess(pid) from None
                 return "delivered"
+            case ProcessLost(pid=pid, reason=reason, origin=origin):
+                if pid in self.live:
+                    self._force_exit(pid, reason, origin, ExitKind.NODE_LOST)
             case GraceExpired(pid=pid, origin=origin):
                 if pid in self.live:
                     self._publish(
@@ -274,8 +280,11 @@ class Kernel(RnixActor):
         if info.state is not ProcessState.RUNNING:
             check_transition(info.state, running.state, pid)
         self.deps.table.put(running)
+        launcher = self.deps.launcher
         try:
-            ref = AgentProcess.start(spec)
+            ref: ProcessHandle = (
+                AgentProcess.start(spec) if launcher is None else launcher.launch(spec)
+            )
         except Exception as exc:  # e.g. no thread could be started: record it, start nothing
             reason = f"start failed: {type(exc).__name__}: {exc}"
             self.bounds.exited(pid, failed_agent_spawn=False)
@@ -296,6 +305,9 @@ class Kernel(RnixActor):
             )
             raise SpawnError(f"could not start PID {pid}: {reason}") from exc
         assert spec.endpoint is not None
+        if launcher is not None:
+            running = attrs.evolve(running, node=launcher.node_of(ref))
+            self.deps.table.put(running)
         self.live[pid] = _Live(ref, control, spec.driver, owner, agent_spawn, spec.endpoint)
         if spec.checkpointer is not None and spec.resume is None:
             state, messages = spec.checkpointer.first(spec.intent)
@@ -632,6 +644,6 @@ class Kernel(RnixActor):
         self.deadlines.close()
 
 
-def _tell(ref: pykka.ActorRef[Any], message: object) -> None:
+def _tell(ref: ProcessHandle, message: object) -> None:
     with contextlib.suppress(pykka.ActorDeadError):
         ref.tell(message)

@@ -65,6 +65,16 @@ class SendSignals:
 
 
 @attrs.frozen
+class ProcessLost:
+    """From a backend: the host or node ``pid`` ran on is gone. The kernel ends the process
+    with exit kind ``node_lost`` (its links hear of it; supervisors restart it elsewhere)."""
+
+    pid: int
+    reason: str
+    origin: str = "ray"
+
+
+@attrs.frozen
 class ProcessStateChanged:
     """From an agent process: it changed state itself (running ⇄ suspended)."""
 

@@ -141,6 +141,7 @@ class ProcessInfo:
     activity: str = ""  # while running: what the step in flight is doing
     exit_kind: str = ""  # an `ExitKind` value once it ended or suspended ("" before, or unknown)
     exit_origin: str = ""  # who caused it (user, supervisor /svc, immune...), when known
+    node: str = ""  # where it runs: "" on the local backend, a host's name with Ray
 
     def elapsed(self, now: float) -> float:
         """Seconds from creation to the end (or to ``now`` while it runs)."""
