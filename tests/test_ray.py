@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import alive, call, eventually, respond
 
 from rnix_actors import AgentTemplate, ProcessState, System
-from rnix_actors.kernel.devices import DeviceCall, Effect
-from rnix_actors.messages.links import ExitKind
 
 ray = pytest.importorskip(
     "ray", reason="the Ray backend's tests need the ray extra (pip install -e '.[ray]')"

@@ -92,7 +92,8 @@ def test_the_local_backend_imports_nothing_of_ray(tmp_path: Path) -> None:
             system.add_template(AgentTemplate("a", devices=("/dev/fs",), driver="b"))
             assert system.run("a", "x", timeout=30).exit_code == 0
             assert [n.name for n in system.nodes()] == ["local"]
-        leaked = sorted(m for m in sys.modules if m == "ray" or m.startswith(("ray.", "rnix_actors.ray")))
+        prefixes = ("ray.", "rnix_actors.ray")
+        leaked = sorted(m for m in sys.modules if m == "ray" or m.startswith(prefixes))
         assert not leaked, leaked
         print("ok")
         """
