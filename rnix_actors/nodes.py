@@ -18,6 +18,7 @@ class LocalNode:
     processes: int
     restarts: int = 0
     resources: dict[str, float] = attrs.field(factory=dict)
+    os_pid: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
@@ -26,5 +27,5 @@ class LocalNode:
 def local_node(processes: int) -> LocalNode:
     return LocalNode(
         "local", f"pid {os.getpid()}", socket.gethostname(), "alive", processes,
-        resources={"CPU": float(os.cpu_count() or 1)},
+        resources={"CPU": float(os.cpu_count() or 1)}, os_pid=os.getpid(),
     )  # fmt: skip

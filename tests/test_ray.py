@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import alive, call, eventually, respond
 
 from rnix_actors import AgentTemplate, ProcessState, System
+from rnix_actors.kernel.devices import DeviceCall, Effect
 
 ray = pytest.importorskip(
     "ray", reason="the Ray backend's tests need the ray extra (pip install -e '.[ray]')"
@@ -37,9 +39,12 @@ HEAD = {
 def cluster() -> Iterator[Any]:
     made = cluster_utils.Cluster(initialize_head=True, head_node_args=HEAD)
     made.add_node(**NODE, resources={"gpu": 1})
-    made.add_node(**NODE)
+    made.add_node(**NODE, resources={"plain": 1})
     made.wait_for_nodes()
-    ray.init(address=made.address, include_dashboard=False, log_to_driver=False)
+    # The hosts' workers import the brains' and devices' helpers from here, as a user's
+    # cluster would from its runtime_env.
+    here = {"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}}
+    ray.init(address=made.address, include_dashboard=False, log_to_driver=False, runtime_env=here)
     # Ray's driver starts some threads of its own on first use: not ours to count as leaks.
     warm = ray.remote(lambda: 1)
     ray.get(warm.remote(), timeout=120)
@@ -115,3 +120,263 @@ def test_least_loaded_placement_spreads_processes_over_every_host(
     assert sorted(n.processes for n in rsystem.nodes()) == [2, 2, 2]
     gate.write_text("go")
     assert all(rsystem.wait(p, timeout=60).exit_code == 0 for p in pids)
+
+
+# -- signals, devices, immune ---------------------------------------------------------------------
+def test_sigkill_cancels_the_remote_call_in_flight(rsystem: System, tmp_path: Path) -> None:
+    entered, cancelled = tmp_path / "entered", tmp_path / "cancelled"
+
+    def hold(device_call: DeviceCall) -> str:
+        entered.write_text(str(os.getpid()))
+        if device_call.cancel.wait(60):
+            cancelled.write_text(device_call.cancel.reason)
+            return "cancelled"
+        return "never cancelled"
+
+    rsystem.register_device("/dev/hold", hold, effect=Effect.READ)
+    rsystem.register_llm(
+        "holder", lambda r: respond(call("call_device", device="/dev/hold")) if r.step == 1 else "x"
+    )
+    rsystem.add_template(AgentTemplate("holder", devices=("/dev/hold",), driver="holder"))
+    pid = rsystem.spawn("holder", "hold on")
+    assert eventually(entered.exists, 60)
+    assert int(entered.read_text()) != os.getpid()
+    # Live figures travel from the host: ps shows the call in flight.
+    assert eventually(lambda: rsystem.info(pid).activity == "tool call_device", 10)
+    assert rsystem.kill(pid, "SIGKILL") == "SIGKILL delivered"
+    info = rsystem.wait(pid, timeout=10)
+    assert info.exit_code == 1 and info.exit_reason == "killed by SIGKILL from user"
+    assert eventually(cancelled.exists, 10)  # the host cancelled the call, not only the head
+    assert cancelled.read_text() == "killed by SIGKILL from user"
+
+
+def test_sigpause_suspends_a_remote_process_before_its_next_call(
+    rsystem: System, tmp_path: Path
+) -> None:
+    entered, go, second = tmp_path / "entered", tmp_path / "go", tmp_path / "second"
+
+    def hold(device_call: DeviceCall) -> str:
+        entered.write_text("in")
+        while not go.exists():
+            if device_call.cancel.wait(0.02):
+                return "cancelled"
+        return "held"
+
+    def mark(device_call: DeviceCall) -> str:
+        second.write_text("ran")
+        return "marked"
+
+    rsystem.register_device("/dev/hold", hold, effect=Effect.READ)
+    rsystem.register_device("/dev/mark", mark, effect=Effect.READ)
+    rsystem.register_llm(
+        "pauser",
+        lambda r: (
+            respond(
+                call("call_device", device="/dev/hold"), call("call_device", device="/dev/mark")
+            )
+            if r.step == 1
+            else "finished"
+        ),
+    )
+    rsystem.add_template(
+        AgentTemplate("pauser", devices=("/dev/hold", "/dev/mark"), driver="pauser")
+    )
+    pid = rsystem.spawn("pauser", "two calls")
+    assert eventually(entered.exists, 60)
+    assert rsystem.pause(pid) == "pausing 1 process(es)"
+    go.write_text("go")
+    info = rsystem.wait(pid, timeout=30)
+    assert info.state is ProcessState.SUSPENDED and info.exit_code == 2
+    assert not second.exists()  # suspended before its next call
+    assert rsystem.resume(pid) == "resuming 1 process(es)"
+    final = rsystem.wait(pid, timeout=30)
+    assert (final.state, final.exit_code, final.result) == (ProcessState.DEAD, 0, "finished")
+    assert second.read_text() == "ran"
+
+
+def test_a_child_spawned_by_a_remote_agent_cannot_gain_a_device(rsystem: System) -> None:
+    def parent(request: Any) -> Any:
+        if request.step == 1:
+            wanted = ["/dev/fs", "/dev/shell"]
+            return respond(call("spawn", agent="child", intent="use the shell", devices=wanted))
+        return "parent done"
+
+    def child(request: Any) -> Any:
+        if request.step == 1:
+            return respond(call("shell", command="touch gained"))
+        return "child done: " + request.messages[-1].content
+
+    rsystem.register_llm("parent", parent)
+    rsystem.register_llm("child", child)
+    rsystem.add_template(AgentTemplate("parent", devices=("/dev/fs",), driver="parent"))
+    rsystem.add_template(AgentTemplate("child", devices=("/dev/fs", "/dev/shell"), driver="child"))
+    info = rsystem.run("parent", "delegate", timeout=60)
+    assert info.exit_code == 0 and info.result == "parent done"
+    (kid,) = info.children
+    child_info = rsystem.wait(kid, timeout=30)
+    assert child_info.allowed_devices == ("/dev/fs",) and child_info.depth == 1
+    assert child_info.exit_code == 0
+    assert "permission denied: device /dev/shell not in allowed list ['/dev/fs']" in (
+        child_info.result
+    )
+    assert not (rsystem.project_dir / "gained").exists()
+
+
+def test_a_remote_rogue_agent_is_suspended_by_the_immune_daemon_before_its_call(
+    cluster: Any, project: Path
+) -> None:
+    from rnix_actors.immune import ImmuneConfig
+
+    def worker(request: Any) -> Any:
+        if "rogue" in request.messages[0].content:
+            steps = [respond(call("shell", command="touch pwned")), "done"]
+        else:
+            steps = [respond(call("list_files")), "done"]
+        return steps[min(request.step, len(steps)) - 1]
+
+    config = ImmuneConfig(warn_only=False)
+    with System(project, state="temp", backend="ray", immune=config) as system:
+        system.register_llm("worker", worker)
+        system.add_template(
+            AgentTemplate("worker", devices=("/dev/fs", "/dev/shell"), driver="worker")
+        )
+        nodes = set()
+        for i in range(5):  # the baseline learns from runs on the hosts
+            info = system.run("worker", f"normal {i}", timeout=60)
+            assert info.exit_code == 0
+            nodes.add(info.node)
+        assert len(nodes) > 1
+        system.sync_events()
+        assert system.immune.status().profiles[0].runs == 5
+        rogue = system.run("worker", "rogue", timeout=60)
+        assert rogue.state is ProcessState.SUSPENDED
+        assert "access to unusual device /dev/shell" in rogue.exit_reason
+        assert not (project / "pwned").exists()  # refused on the host before it ran
+        system.sync_events()
+        status = system.immune.status()
+        assert {a.pid for a in status.alerts} == {rogue.pid}
+        assert status.suspended == (rogue.pid,)
+        system.kill(rogue.pid, "SIGKILL")
+        assert system.wait(rogue.pid, timeout=10).exit_code == 1
+
+
+# -- node loss ------------------------------------------------------------------------------------
+def test_a_lost_node_ends_its_processes_node_lost_and_supervisors_restart_them_elsewhere(
+    cluster: Any, project: Path, tmp_path: Path
+) -> None:
+    from rnix_actors import ChildSpec, Strategy, SupervisorSpec
+
+    gate = tmp_path / "release"
+
+    def idle(request: Any) -> str:
+        while not gate.exists():
+            threading.Event().wait(0.02)
+        return "released"
+
+    victim = cluster.add_node(**NODE, resources={"victim": 1})
+    cluster.wait_for_nodes()
+    try:
+        with System(project, state="temp", backend="ray") as system:
+            system.register_llm("idle", idle)
+            elsewhere = ("node:__internal_head__", "gpu", "plain")
+            for name, needs in (("idle", ()), ("pinned", ("victim",))):
+                system.add_template(
+                    AgentTemplate(name, devices=("/dev/fs",), driver="idle", placement=needs)
+                )
+            for need in elsewhere:
+                system.add_template(
+                    AgentTemplate(
+                        f"on-{need}", devices=("/dev/fs",), driver="idle", placement=(need,)
+                    )
+                )
+            hosts = {n.name: n for n in system.nodes()}
+            (lost_host,) = [n for n, v in hosts.items() if v.resources.get("victim")]
+            # One idle process on every other host: the supervised one goes to the victim.
+            fillers = [system.spawn(f"on-{need}", "filler") for need in elsewhere]
+            assert len({system.info(p).node for p in fillers} | {lost_host}) == 4
+            tree = system.supervise(
+                SupervisorSpec("svc", Strategy.ONE_FOR_ONE, (ChildSpec("worker", "idle", "wait"),))
+            )
+            assert eventually(lambda: tree.which_children()[0].pid is not None, 30)
+            first = tree.which_children()[0].pid
+            assert first is not None and system.info(first).node == lost_host
+            pinned = system.spawn("pinned", "no supervisor")
+            assert system.info(pinned).node == lost_host
+            cluster.remove_node(victim)
+            lost = system.wait(pinned, timeout=60)
+            assert lost.exit_code == 1 and lost.exit_reason.startswith("node_lost: ")
+            assert lost_host in lost.exit_reason
+            assert eventually(lambda: tree.which_children()[0].restarts == 1, 60)
+            child = tree.which_children()[0]
+            assert child.pid != first and "node_lost" in child.last_exit
+            assert system.info(first).exit_reason.startswith("node_lost: ")
+            assert system.info(child.pid).node not in ("", lost_host)  # type: ignore[arg-type]
+            assert system.info(child.pid).state is ProcessState.RUNNING  # type: ignore[arg-type]
+            states = {n.name: n.state for n in system.nodes()}
+            assert states[lost_host] in ("lost", "dead") and states[lost_host] != "alive"
+            assert sum(s == "alive" for s in states.values()) == len(hosts) - 1
+            gate.write_text("go")
+            assert tree.wait(60).status == "completed"
+            assert all(system.wait(p, timeout=30).exit_code == 0 for p in fillers)
+    finally:
+        gate.write_text("go")
+
+
+def test_after_stop_no_host_actor_or_worker_of_ours_is_left(cluster: Any, project: Path) -> None:
+    system = System(project, state="temp", backend="ray").start()
+    try:
+        system.register_llm("echo", brain("done"))
+        system.add_template(AgentTemplate("remote", devices=("/dev/fs",), driver="echo"))
+        assert system.run("remote", "x", timeout=60).exit_code == 0
+        nodes = system.nodes()
+        names = {n.name for n in nodes}
+        workers = [n.os_pid for n in nodes]
+        assert len(names) == 3 and all(workers)
+        assert names <= {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    finally:
+        system.stop()
+
+    def ours_left() -> set[str]:
+        return names & {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+
+    assert eventually(lambda: not ours_left(), 30), ours_left()
+    assert eventually(lambda: not any(alive(p) for p in workers), 30)
+    assert system.nodes()[0].name == "local"  # a stopped system has no hosts
+
+
+def test_a_host_actor_that_dies_is_restarted_by_ray_and_its_processes_exit_node_lost(
+    rsystem: System, tmp_path: Path
+) -> None:
+    from rnix_actors import ChildSpec, Strategy, SupervisorSpec
+
+    gate = tmp_path / "release"
+
+    def idle(request: Any) -> str:
+        while not gate.exists():
+            threading.Event().wait(0.02)
+        return "released"
+
+    rsystem.register_llm("idle", idle)
+    rsystem.add_template(AgentTemplate("idle", devices=("/dev/fs",), driver="idle"))
+    tree = rsystem.supervise(
+        SupervisorSpec("svc", Strategy.ONE_FOR_ONE, (ChildSpec("worker", "idle", "wait"),))
+    )
+    try:
+        assert eventually(lambda: tree.which_children()[0].pid is not None, 30)
+        first = tree.which_children()[0].pid
+        assert first is not None
+        host = rsystem.info(first).node
+        (named,) = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"] == host]
+        ray.kill(ray.get_actor(host, namespace=named["namespace"]), no_restart=False)
+        assert eventually(lambda: tree.which_children()[0].restarts == 1, 60)
+        assert rsystem.info(first).exit_reason.startswith("node_lost: ")
+        restarted = tree.which_children()[0].pid
+        assert restarted is not None and rsystem.info(restarted).state is ProcessState.RUNNING
+        assert eventually(
+            lambda: {n.name: (n.state, n.restarts) for n in rsystem.nodes()}[host] == ("alive", 1),
+            60,
+        )
+        gate.write_text("go")
+        assert tree.wait(60).status == "completed"
+    finally:
+        gate.write_text("go")

@@ -47,6 +47,7 @@ class NodeView:
     processes: int
     restarts: int
     resources: dict[str, float]
+    os_pid: int  # the host's worker process on its machine
 
     def to_dict(self) -> dict[str, object]:
         return attrs.asdict(self)
@@ -146,7 +147,10 @@ class RayBackend:
 
     # -- the Launcher ----------------------------------------------------------------------
     def launch(self, spec: ProcessSpec) -> ProcessHandle:
-        candidates = [Candidate(h.name, h.alive, h.load, h.resources, h.labels) for h in self.hosts]
+        candidates = [
+            Candidate(h.name, h.alive, h.load, h.placed, resources=h.resources, labels=h.labels)
+            for h in self.hosts
+        ]
         chosen = choose(candidates, spec.template.placement, spec.template.name)
         link = next(h for h in self.hosts if h.name == chosen.name)
         for guard in spec.guards:
@@ -154,23 +158,36 @@ class RayBackend:
             if found is not None:
                 self._immune[found[0]] = found[1]
         ship, new = ship_spec(spec, link.shipped, self.devices, self.setup.providers)
-        answer = link.call(Spawn(ship))
+        endpoint, pid = spec.endpoint, spec.pid
+        assert endpoint is not None
+        # Known and linked before it runs, as a local process is: its first figures and a
+        # quick exit cannot arrive before the head is ready for them.
+        with link.lock:
+            link.procs[pid] = Remote(pid, endpoint, spec.control.figures, spec.tree_budget)
+        endpoint.on_signal = lambda exit: link.send(LinkExit(pid, exit.source.label, exit.reason))
+        for other in spec.links:
+            links.link(endpoint, other)
+        try:
+            answer = link.call(Spawn(ship))
+        except BaseException:
+            self._forget(link, pid)
+            raise
         if answer is not None:
+            self._forget(link, pid)
             raise SpawnError(f"spawn rejected by {link.name}: {answer}")
         link.shipped.objects.update(new)
         for shipped in ship.guards:
             if shipped.immune and shipped.snapshot is not None:
                 link.shipped.snapshots[shipped.key] = shipped.snapshot
-        endpoint = spec.endpoint
-        assert endpoint is not None
-        remote = Remote(spec.pid, endpoint, spec.control.figures, spec.tree_budget)
         with link.lock:
-            link.procs[spec.pid] = remote
-        pid = spec.pid
-        endpoint.on_signal = lambda exit: link.send(LinkExit(pid, exit.source.label, exit.reason))
-        for other in spec.links:
-            links.link(endpoint, other)
+            link.placed += 1
         return RemoteHandle(link, pid, lambda: spec.control.cancel.reason)
+
+    @staticmethod
+    def _forget(link: HostLink, pid: int) -> None:
+        """A spawn that did not happen: the kernel ends the endpoint (its links hear)."""
+        with link.lock:
+            link.procs.pop(pid, None)
 
     def node_of(self, handle: ProcessHandle) -> str:
         return handle.link.name if isinstance(handle, RemoteHandle) else ""
@@ -200,6 +217,8 @@ class RayBackend:
 
     def nodes(self) -> list[NodeView]:
         return [
-            NodeView(h.name, h.node_id, h.address, h.state, h.load, h.restarts, h.resources)
+            NodeView(
+                h.name, h.node_id, h.address, h.state, h.load, h.restarts, h.resources, h.os_pid
+            )
             for h in self.hosts
         ]

@@ -161,7 +161,8 @@ class AgentHost:
         )  # fmt: skip
 
     def drain(self, timeout: float) -> Drained:
-        return Drained(self.incarnation, tuple(self.outbox.take(timeout, self._figures)))
+        items = tuple(self.outbox.take(timeout, self._figures))
+        return Drained(self.incarnation, items, os.getpid())
 
     def deliver(self, incarnation: str, items: list[Any]) -> list[Any]:
         """Apply ``items`` in order; one answer per item (None, or an error's text for a
@@ -210,9 +211,9 @@ class AgentHost:
 
     def _spawn(self, ship: SpawnShip) -> None:
         driver = self._driver(ship)
-        for path, device in ship.devices:
-            with contextlib.suppress(ValueError):
-                self.devices.unregister(path)
+        for path, data in ship.devices:
+            device = unpickled(data, f"device {path}")
+            self.devices.unregister(path)
             self.devices.register(path, device)
         guards = tuple(self._guard(g) for g in ship.guards)
         endpoint = Endpoint(f"PID {ship.pid} ({ship.template.name})", ship.pid)
@@ -236,7 +237,8 @@ class AgentHost:
         for key, script in ship.replay_scripts:
             self.replay.add_script(key, script)
         if ship.driver is not None:
-            self.drivers = {**self.drivers, ship.driver_name: ship.driver}
+            driver = unpickled(ship.driver, f"driver '{ship.driver_name}'")
+            self.drivers = {**self.drivers, ship.driver_name: driver}
         driver = self.drivers.get(ship.driver_name)
         if driver is None:
             raise SpawnError(f"driver '{ship.driver_name}' is not available on this host")
@@ -246,7 +248,7 @@ class AgentHost:
     def _guard(self, ship: Any) -> Guard:
         if not ship.immune:
             if ship.guard is not None:
-                self.guards[ship.key] = ship.guard
+                self.guards[ship.key] = unpickled(ship.guard, "a guard")
             return self.guards[ship.key]  # a KeyError refuses the spawn: never unguarded
         shared = self.immune.get(ship.key)
         if shared is None:
@@ -347,6 +349,18 @@ class AgentHost:
             for pid, proc in hosted
             if (f := proc.control.figures).version
         ]  # fmt: skip
+
+
+def unpickled(data: bytes, what: str) -> Any:
+    import pickle
+
+    try:
+        return pickle.loads(data)
+    except Exception as exc:
+        raise SpawnError(
+            f"{what} cannot be loaded on this host ({type(exc).__name__}: {exc}); install "
+            "what it imports on every node, or ship it with Ray's runtime_env"
+        ) from None
 
 
 def _path(text: str) -> Any:

@@ -89,6 +89,7 @@ class HostLink:
         self.incarnation = ""
         self.os_pid = 0
         self.restarts = 0
+        self.placed = 0
         self.lock = threading.Lock()
         self.procs: dict[int, Remote] = {}
         self.shipped = Shipped()
@@ -173,20 +174,15 @@ class HostLink:
             self._refresh_snapshots()
             try:
                 drained = ray.get(self.actor.drain.remote(POLL), timeout=POLL + 10.0)
-            except ray.exceptions.ActorDiedError as exc:
-                self._lost(f"its actor died: {type(exc).__name__}")
+            except (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnschedulableError) as exc:
+                # Gone for good: dead past max_restarts, or pinned to a node that left.
+                self._lost(f"its actor is gone: {type(exc).__name__}")
                 self.state = "dead"
                 return
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+            except Exception as exc:  # unavailable, a timeout, a broken connection
                 if self._stopping.is_set():
                     return
                 self._unreachable(type(exc).__name__)
-                self._stopping.wait(0.2)
-                continue
-            except Exception:
-                if self._stopping.is_set():
-                    return
-                log.exception("%s: drain failed", self.name)
                 self._stopping.wait(0.2)
                 continue
             self._unreachable_since = None
@@ -209,7 +205,7 @@ class HostLink:
         if drained.incarnation != self.incarnation:
             # Ray restarted the host (max_restarts): what ran in the old one is gone.
             self._lost(f"its actor restarted (incarnation {drained.incarnation[:8]})")
-            self.incarnation = drained.incarnation
+            self.incarnation, self.os_pid = drained.incarnation, drained.os_pid
             self.restarts += 1
             self.shipped.clear()
             self.state = "alive"

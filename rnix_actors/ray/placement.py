@@ -15,6 +15,7 @@ class Candidate:
     name: str
     alive: bool
     load: int
+    placed: int = 0  # processes placed there so far: spreads ties between idle hosts
     resources: Mapping[str, float] = attrs.field(factory=dict)
     labels: Mapping[str, str] = attrs.field(factory=dict)
 
@@ -32,7 +33,7 @@ def choose(hosts: Sequence[Candidate], needs: Sequence[str], agent: str) -> Cand
     """The host for a process of ``agent``; `SpawnError` saying what is missing otherwise."""
     fit = [h for h in hosts if h.alive and all(satisfies(h, n) for n in needs)]
     if fit:
-        return min(fit, key=lambda h: (h.load, h.name))
+        return min(fit, key=lambda h: (h.load, h.placed, h.name))
     alive = [h.name for h in hosts if h.alive]
     if not alive:
         raise SpawnError(

@@ -61,8 +61,7 @@ def ship_spec(
             scripts = ((spec.model, script),)
             new[f"script:{spec.model}"] = id(script)
     elif name not in host_drivers and shipped.objects.get(f"driver:{name}") != id(driver):
-        _check_pickles(driver, f"driver '{name}'")
-        driver_obj = driver
+        driver_obj = pickled(driver, f"driver '{name}'")
         new[f"driver:{name}"] = id(driver)
     ship = SpawnShip(
         pid=spec.pid, uuid=spec.uuid, ppid=spec.ppid, depth=spec.depth,
@@ -85,9 +84,8 @@ def _devices(
             continue  # the process may not use it: it need not travel
         if shipped.objects.get(f"device:{path}") == id(device):
             continue
-        _check_pickles(device, f"device {path}")
         new[f"device:{path}"] = id(device)
-        yield path, device
+        yield path, pickled(device, f"device {path}")
 
 
 def _guards(guards: Iterable[Guard], shipped: Shipped, new: dict[str, int]) -> Iterable[GuardShip]:
@@ -103,16 +101,18 @@ def _guards(guards: Iterable[Guard], shipped: Shipped, new: dict[str, int]) -> I
         if shipped.objects.get(key) == id(guard):
             yield GuardShip(key, False)
             continue
-        _check_pickles(guard, f"guard {guard!r}")
         new[key] = id(guard)
-        yield GuardShip(key, False, guard=guard)
+        yield GuardShip(key, False, guard=pickled(guard, f"guard {guard!r}"))
 
 
-def _check_pickles(obj: object, what: str) -> None:
+def pickled(obj: object, what: str) -> bytes:
+    """``obj`` as bytes the host unpickles itself: one that cannot load there (a module the
+    host cannot import) refuses that spawn with the reason, not the whole batch it came in."""
     from ray import cloudpickle
 
     try:
-        cloudpickle.dumps(obj)
+        data: bytes = cloudpickle.dumps(obj)
+        return data
     except Exception as exc:
         raise SpawnError(
             f"spawn rejected: {what} cannot travel to a Ray host "

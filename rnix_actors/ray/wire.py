@@ -161,6 +161,7 @@ class Anomaly:
 class Drained:
     incarnation: str
     items: tuple[Any, ...]
+    os_pid: int = 0
 
 
 @attrs.frozen
