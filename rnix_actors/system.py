@@ -40,6 +40,7 @@ from rnix_actors.drivers.replay import ReplayDriver
 from rnix_actors.durable import STOP_ORIGIN, Recovery, StateLock, recover, suspend_all
 from rnix_actors.errors import (
     BadWorkdir,
+    ConfigError,
     NoSuchProcess,
     SpawnError,
     SystemStopped,
