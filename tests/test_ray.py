@@ -305,6 +305,7 @@ def test_a_lost_node_ends_its_processes_node_lost_and_supervisors_restart_them_e
             cluster.remove_node(victim)
             lost = system.wait(pinned, timeout=60)
             assert lost.exit_code == 1 and lost.exit_reason.startswith("node_lost: ")
+            assert lost.exit_kind == "node_lost"
             assert lost_host in lost.exit_reason
             assert eventually(lambda: tree.which_children()[0].restarts == 1, 60)
             child = tree.which_children()[0]
