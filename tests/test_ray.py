@@ -118,6 +118,14 @@ def test_least_loaded_placement_spreads_processes_over_every_host(
     nodes = [rsystem.info(p).node for p in pids]
     assert sorted(nodes.count(n) for n in set(nodes)) == [2, 2, 2]
     assert sorted(n.processes for n in rsystem.nodes()) == [2, 2, 2]
+    # ps shows where each runs, rnix nodes the hosts' load
+    from rnix_actors.cli.render import nodes_table, process_table
+
+    rows = process_table(rsystem.ps(), wide=True).splitlines()
+    assert rows[0].split()[4] == "NODE"
+    assert sorted(r.split()[4] for r in rows[1:7]) == sorted(nodes)
+    table = nodes_table([n.to_dict() for n in rsystem.nodes()])
+    assert table.endswith("3 of 3 alive, 6 processes")
     gate.write_text("go")
     assert all(rsystem.wait(p, timeout=60).exit_code == 0 for p in pids)
 

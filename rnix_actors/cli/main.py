@@ -46,6 +46,7 @@ COMMAND_MODULES: tuple[tuple[str, str, str | None], ...] = (
     ("rnix_actors.cli.proc_cmd", "logs", None),
     ("rnix_actors.cli.proc_cmd", "inspect", None),
     ("rnix_actors.cli.proc_cmd", "top", None),
+    ("rnix_actors.cli.nodes_cmd", "nodes", None),
     ("rnix_actors.cli.daemon_cmd", "daemon", None),
     ("rnix_actors.cli.dashboard_cmd", "dashboard", None),
     ("rnix_actors.cli.shell.command", "shell", None),

@@ -115,6 +115,8 @@ PS_COLUMNS = (
     Column("EXIT", flex=True),
     Column("INTENT", flex=True, one_line=True),
 )
+# With the Ray backend: where each process runs, after its agent.
+PS_NODE_COLUMNS = (*PS_COLUMNS[:4], Column("NODE", drop=5), *PS_COLUMNS[4:])
 STATE_COLOURS = {"running": "green", "suspended": "yellow"}
 
 
@@ -160,15 +162,55 @@ def row_colour(p: ProcessInfo) -> str | None:
 def process_table(procs: list[ProcessInfo], wide: bool = False, width: int | None = None) -> str:
     """``ps``: one row a process, fitted to the terminal (``wide``: nothing shortened)."""
     now = time.time()
+    rows = [process_row(p, now) for p in procs]
+    columns: tuple[Column, ...] = PS_COLUMNS
+    if any(p.node for p in procs):  # processes on Ray hosts: say where
+        columns = PS_NODE_COLUMNS
+        rows = [(*r[:4], p.node or "-", *r[4:]) for r, p in zip(rows, procs, strict=True)]
     body = table(
-        PS_COLUMNS,
-        [process_row(p, now) for p in procs],
+        columns,
+        rows,
         wide=wide,
         width=width,
         colours=[row_colour(p) for p in procs],
     )
     active = sum(1 for p in procs if not p.finished)
     return f"{body}\n\n{active} active, {len(procs)} total"
+
+
+def nodes_table(nodes: list[Mapping[str, Any]]) -> str:
+    """``rnix nodes``: one row a host (or the local process), with its load and state."""
+    rows = [
+        (
+            str(n["name"]),
+            str(n["state"]),
+            str(n["processes"]),
+            str(n.get("restarts", 0)),
+            str(n.get("address", "")),
+            str(n.get("os_pid") or "-"),
+            ", ".join(
+                f"{k} {v:g}"
+                for k, v in sorted((n.get("resources") or {}).items())
+                if not k.startswith("node:") and k not in ("memory", "object_store_memory")
+            ),
+        )
+        for n in nodes
+    ]
+    body = table(NODE_COLUMNS, rows)
+    alive = sum(1 for n in nodes if n["state"] == "alive")
+    total = sum(int(n["processes"]) for n in nodes)
+    return f"{body}\n\n{alive} of {len(nodes)} alive, {total} processes"
+
+
+NODE_COLUMNS = (
+    Column("HOST"),
+    Column("STATE"),
+    Column("PROCS", "right"),
+    Column("RESTARTS", "right", drop=2),
+    Column("ADDRESS", drop=3),
+    Column("WORKER", "right", drop=4),
+    Column("RESOURCES", flex=True, one_line=True),
+)
 
 
 def supervision_tree(views: list[SupervisorView], unsupervised: list[ProcessInfo]) -> str:
@@ -267,6 +309,7 @@ def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
         ("uuid", info.uuid),
         ("parent", f"PID {info.ppid}" if info.ppid else "none (started at depth 0)"),
         ("depth", str(info.depth)),
+        *((("node", info.node),) if info.node else ()),
         (
             "children",
             ", ".join(

@@ -18,6 +18,12 @@ WARN_SHARE = 0.9  # tokens/budget at or above this share are shown in the warnin
 HEADER = ("PID", "STATE", "AGENT", "STEP", "TOKENS/BUDGET", "COST", "ELAPSED", "SUBTREE", "NOTE")
 
 
+def node_short(node: str) -> str:
+    """A Ray host's name without the common prefix: ``rnix-host-1a2b3c4d-9f8e7d6c`` →
+    ``9f8e7d6c`` (the node's id)."""
+    return node.rsplit("-", 1)[-1] if node.startswith("rnix-host-") else node
+
+
 @attrs.frozen
 class TopRow:
     info: ProcessInfo
@@ -47,7 +53,7 @@ class TopRow:
         return (
             str(info.pid),
             str(info.state),
-            "  " * self.depth + info.template,
+            "  " * self.depth + info.template + (f" @{node_short(info.node)}" if info.node else ""),
             str(info.steps) + (f" {info.activity}" if info.activity else ""),
             tokens,
             f"${info.cost_usd:.4f}" if info.cost_usd else "-",

@@ -156,6 +156,10 @@ class Service:
             "ping": lambda p: {"version": __version__, "pid": os.getpid()},
             "status": self._status,
             "ps": self._ps,
+            "nodes": lambda p: {
+                "backend": self.system.backend,
+                "nodes": [n.to_dict() for n in self.system.nodes()],
+            },
             "info": lambda p: {"process": self.system.info(param_int(p, "pid")).to_dict()},
             "wait": self._wait,
             "templates": self._templates,

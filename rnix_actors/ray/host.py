@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import Future
 from typing import Any
@@ -180,10 +181,11 @@ class AgentHost:
             proc.control.cancel.cancel("host shutdown")
             with contextlib.suppress(pykka.ActorDeadError):
                 proc.ref.tell(Reaped())
+        end = time.monotonic() + timeout
         for proc in hosted:
-            proc.endpoint.wait(timeout)
-        self.threads.close(timeout)
-        return len(self.tracker.join(timeout))
+            proc.endpoint.wait(max(0.0, end - time.monotonic()))
+        self.threads.close(max(0.0, end - time.monotonic()))
+        return len(self.tracker.join(max(0.0, end - time.monotonic())))
 
     # -- items -----------------------------------------------------------------------------
     def _apply(self, item: Any) -> Any:
