@@ -66,7 +66,7 @@ from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.processlog import ProcessLog, Sync
 from rnix_actors.kernel.procfs import ProcDevice
-from rnix_actors.kernel.resumption import Recovered, Restore, Restored
+from rnix_actors.kernel.resumption import Recovered, Restore, Restored, prepare_restore
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.spawning import prepare_in_caller
 from rnix_actors.kernel.table import ProcessTable, Rollup
@@ -702,6 +702,10 @@ class System:
 
     def restore(self, pid: int, origin: str = "user", retry: bool = False) -> Restored:
         """`resume_from`, answering what became of a refused call too (`Restored.note`)."""
+        # The agent's replay script is parsed here, not on the kernel's thread.
+        prepare_restore(
+            pid, self._checkpoints, self._catalog.templates.get, lambda n: self._drivers.get(n)
+        )
         restored: Restored = ask(
             self._require(), Restore(pid, origin, retry), ASK_TIMEOUT, "kernel"
         )

@@ -13,6 +13,7 @@ from helpers import agent, call, respond
 
 from rnix_actors import AgentTemplate, ChildSpec, LLMRequest, LLMResponse, SupervisorSpec, System
 from rnix_actors.drivers import replay
+from rnix_actors.kernel.devices import DeviceCall, Effect
 
 GOOD = """version: "1"
 responses:
@@ -118,3 +119,42 @@ def test_a_supervisor_parses_its_childs_script_in_its_own_thread(
     assert final.status == "completed"
     assert child.result == "the child's own answer"
     assert len(parses.threads) == 1 and parses.threads[0].startswith("Supervisor")
+
+
+def test_a_resume_parses_its_script_in_the_callers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "held.yaml"
+    hold = "  - tool_calls: [{name: call_device, input: {device: /dev/hold}}]\n"
+    script.write_text('version: "1"\nresponses:\n' + hold + "  - content: finished\n")
+    held, release = threading.Event(), threading.Event()
+
+    def holding(call: DeviceCall) -> str:
+        held.set()
+        return "released" if release.wait(30) else "timed out"
+
+    def started() -> System:
+        system = System(tmp_path, state_dir=tmp_path / "state", load_project=False)
+        system.register_device("/dev/hold", holding, effect=Effect.READ)
+        system.add_template(AgentTemplate("held", devices=("/dev/hold",), model=str(script)))
+        return system.start()
+
+    system = started()
+    try:
+        pid = system.spawn("held", "go")
+        assert held.wait(30)
+        system.pause(pid)
+        release.set()  # the call returns; the process suspends before its next step
+        paused = system.wait(pid, 30)
+        assert paused.state.value == "suspended", paused.exit_reason
+    finally:
+        release.set()
+        system.stop(checkpoint=True)
+    parses = Parses(monkeypatch, script, script.read_text())
+    system = started()  # a new driver: the script is not loaded yet
+    try:
+        system.resume_from(pid)
+        assert system.wait(pid, 30).result == "finished"
+    finally:
+        system.stop()
+    assert len(parses.threads) == 1 and parses.threads[0] == "MainThread", parses.threads

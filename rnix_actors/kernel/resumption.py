@@ -13,11 +13,11 @@ from typing import Any
 import attrs
 
 from rnix_actors.drivers.base import Driver
-from rnix_actors.errors import NoSuchProcess, SpawnError
+from rnix_actors.errors import NoSuchProcess, RnixError, SpawnError
 from rnix_actors.kernel.checkpointing import Checkpointer, Identity, Resumption, decode
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.kernel.safety import child_devices
-from rnix_actors.kernel.spawning import check_model
+from rnix_actors.kernel.spawning import check_model, prepare_in_caller
 from rnix_actors.store.checkpoints import CheckpointError, CheckpointStore
 from rnix_actors.store.db import Store
 from rnix_actors.templates import AgentTemplate, Skill, effective_devices
@@ -141,6 +141,24 @@ def refusal_note(resumption: Resumption, retry: bool) -> str:
         f"the call {call.name} ({call.id}) a guard refused is not run: the agent goes on "
         "with the refusal (resume with --retry to run it)"
     )
+
+
+def prepare_restore(
+    pid: int,
+    checkpoints: CheckpointStore | None,
+    templates: Callable[[str], AgentTemplate | None],
+    drivers: Callable[[str], Driver | None],
+) -> None:
+    """In the caller's thread before a `Restore`: run the slow part of the model's check
+    (`prepare_in_caller`: a replay script's parse) for the checkpoint's agent. Any problem
+    is left for the kernel's `plan_restore` to report."""
+    if checkpoints is None:
+        return
+    try:
+        ident = decode(checkpoints.latest(pid)).identity
+    except RnixError:
+        return
+    prepare_in_caller(ident.template, ident.driver, ident.model, templates, drivers)
 
 
 def seek_driver(driver: Driver, resumption: Resumption) -> None:

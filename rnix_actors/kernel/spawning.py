@@ -5,9 +5,9 @@ have no way around them.
 
 A driver whose preparation reads files (the replay driver parses its script) declares
 ``check_prepared(model)``: every spawner then runs ``prepare`` in its own thread first
-(`prepare_in_caller`: the API's caller, the spawning agent's thread, a supervisor), and the
-kernel's thread only checks its outcome (`check_model`). A bomb of a script cannot stall the
-kernel, and the kernel checks exactly what the spawner read.
+(`prepare_in_caller`: the API's caller, the spawning agent's thread, a supervisor, the caller
+of a resume), and the kernel's thread only checks its outcome (`check_model`). A bomb of a
+script cannot stall the kernel, and the kernel checks exactly what the spawner read.
 """
 
 from __future__ import annotations
