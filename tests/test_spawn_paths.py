@@ -467,9 +467,14 @@ def refusal(path: str, system: System, gates: list[threading.Event]) -> str:
 
         def parent(request: LLMRequest) -> LLMResponse | str:
             seen[:] = [m.content for m in request.messages if m.role == "tool"]
-            return respond(call("spawn", agent=name, intent="x")) if request.step == 1 else "done"
+            return respond(call("spawn", agent=name, intent="x"))  # again and again
 
-        system.wait(system.spawn(make(system, frozenset({PROBE}), parent), "delegate"), 30)
+        pid = system.spawn(make(system, frozenset({PROBE}), parent), "delegate")
+        ended = system.wait(pid, 30)
+        # Each refusal counts for the parent's circuit breaker: the third in a row ends it
+        # before the model is asked again.
+        assert len(seen) == 2 and "INTERNAL|spawn" in ended.exit_reason, ended.exit_reason
+        assert ended.exit_reason.startswith("circuit_breaker"), ended.exit_reason
         return seen[0]
     _holding(system, gates)
     if path == "api spawn":
@@ -482,7 +487,9 @@ def refusal(path: str, system: System, gates: list[threading.Event]) -> str:
         return str(api.value)
     if path == "supervisor start and restart":
         spec = SupervisorSpec("full", children=(ChildSpec("c", agent=name, intent="go"),))
-        return system.supervise(spec).wait(timeout=30).reason
+        final = system.supervise(spec).wait(timeout=30)
+        assert final.status == "escalated" and final.restarts == final.max_restarts, final
+        return final.reason
     if path == "pipe":
         return system.compose.pipe(name, "go", timeout=60).nodes[0].reason
     if path == "compose workflow":
