@@ -267,6 +267,7 @@ class System:
                 register_driver=self.register_driver,
                 tracker=self.tracker,
                 prepare_spawn=lambda agent: self._prepare_model(agent, None, None),
+                prepare_restore=self._prepare_restore,
             )
             self._supervision.planner = self._planner
         if self._ray is not None:
@@ -702,14 +703,17 @@ class System:
 
     def restore(self, pid: int, origin: str = "user", retry: bool = False) -> Restored:
         """`resume_from`, answering what became of a refused call too (`Restored.note`)."""
-        # The agent's replay script is parsed here, not on the kernel's thread.
-        prepare_restore(
-            pid, self._checkpoints, self._catalog.templates.get, lambda n: self._drivers.get(n)
-        )
+        self._prepare_restore(pid)
         restored: Restored = ask(
             self._require(), Restore(pid, origin, retry), ASK_TIMEOUT, "kernel"
         )
         return restored
+
+    def _prepare_restore(self, pid: int) -> None:
+        """Parse the replay script of ``pid``'s agent in the caller's thread (as a spawn)."""
+        prepare_restore(
+            pid, self._checkpoints, self._catalog.templates.get, lambda n: self._drivers.get(n)
+        )
 
     def checkpoints(self, pid: int) -> list[CheckpointRow]:
         """The checkpoints kept for ``pid``, oldest first (empty when checkpoints are off)."""

@@ -121,12 +121,18 @@ def test_a_supervisor_parses_its_childs_script_in_its_own_thread(
     assert len(parses.threads) == 1 and parses.threads[0].startswith("Supervisor")
 
 
-def test_a_resume_parses_its_script_in_the_callers_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("by", ["the caller", "a supervisor"])
+def test_a_resume_parses_its_script_off_the_kernel_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by: str
 ) -> None:
     script = tmp_path / "held.yaml"
     hold = "  - tool_calls: [{name: call_device, input: {device: /dev/hold}}]\n"
     script.write_text('version: "1"\nresponses:\n' + hold + "  - content: finished\n")
+    (tmp_path / ".rnix").mkdir()
+    (tmp_path / ".rnix" / "supervisors.yaml").write_text(
+        "supervisors:\n  - name: crew\n    autostart: true\n    children:\n"
+        "      - {name: keeper, agent: held, intent: go, resume: true}\n"
+    )
     held, release = threading.Event(), threading.Event()
 
     def holding(call: DeviceCall) -> str:
@@ -141,7 +147,11 @@ def test_a_resume_parses_its_script_in_the_callers_thread(
 
     system = started()
     try:
-        pid = system.spawn("held", "go")
+        if by == "the caller":
+            pid = system.spawn("held", "go")
+        else:
+            system.autostart()
+            pid = int(system.supervisor("/crew").view().children[0].pid or 0)
         assert held.wait(30)
         system.pause(pid)
         release.set()  # the call returns; the process suspends before its next step
@@ -153,8 +163,14 @@ def test_a_resume_parses_its_script_in_the_callers_thread(
     parses = Parses(monkeypatch, script, script.read_text())
     system = started()  # a new driver: the script is not loaded yet
     try:
-        system.resume_from(pid)
-        assert system.wait(pid, 30).result == "finished"
+        if by == "the caller":
+            system.resume_from(pid)
+        else:
+            system.autostart()
+        final = system.table.wait_for(pid, lambda p: p.result == "finished", 30)
+        assert final is not None and final.pid == pid
     finally:
         system.stop()
-    assert len(parses.threads) == 1 and parses.threads[0] == "MainThread", parses.threads
+    assert len(parses.threads) == 1, parses.threads
+    expected = "MainThread" if by == "the caller" else "Supervisor"
+    assert parses.threads[0].startswith(expected), parses.threads

@@ -45,19 +45,25 @@ from rnix_actors.kernel.devices import DeviceCall, Effect
 from rnix_actors.kernel.process import ProcessState
 from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH
 
-# path -> where in the code its requests are built (see the source scan below)
+# path -> (the module that builds its requests, the request it builds); see the source scan
 PATHS = {
-    "api spawn": "rnix_actors/system.py",  # System.spawn: CLI, API
-    "ipc spawn": "rnix_actors/system.py",  # the daemon's spawn method calls System.spawn
-    "aio spawn": "rnix_actors/aio/system.py",
-    "agent spawn": "rnix_actors/kernel/agent.py",  # the spawn tool
-    "supervisor start and restart": "rnix_actors/supervision/actor.py",
-    "compose workflow": "rnix_actors/supervision/actor.py",  # one supervisor per node
-    "pipe": "rnix_actors/supervision/actor.py",
-    "migration": "rnix_actors/supervision/actor.py",  # the substitute replaces the child
-    "resume from a checkpoint": "rnix_actors/system.py",  # Restore
+    # System.spawn (the CLI, the API) builds its request with System.spawn_request
+    "api spawn": ("rnix_actors/system.py", "spawn_request"),
+    "ipc spawn": ("rnix_actors/system.py", "spawn_request"),  # the daemon calls System.spawn
+    "every System.spawn_request": ("rnix_actors/system.py", "SpawnRequest"),
+    "aio spawn": ("rnix_actors/aio/system.py", "spawn_request"),
+    "agent spawn": ("rnix_actors/kernel/agent.py", "SpawnRequest"),  # the spawn tool
+    "supervisor start and restart": ("rnix_actors/supervision/actor.py", "SpawnRequest"),
+    "compose workflow": ("rnix_actors/supervision/actor.py", "SpawnRequest"),  # per node
+    "pipe": ("rnix_actors/supervision/actor.py", "SpawnRequest"),
+    "migration": ("rnix_actors/supervision/actor.py", "SpawnRequest"),  # the substitute
+    "resume from a checkpoint": ("rnix_actors/system.py", "Restore"),
+    "supervisor resume of a child left by a previous system": (
+        "rnix_actors/supervision/actor.py",
+        "Restore",
+    ),
 }
-REQUEST = re.compile(r"\b(SpawnRequest|Restore)\(|\.spawn_request\(")
+REQUEST = re.compile(r"\b(SpawnRequest|Restore)\(|\.(spawn_request)\(")
 
 PROBE = "/dev/where"
 POOL = ("/dev/fs", "/dev/fs/docs", "/dev/shell", "/dev/pay")
@@ -75,11 +81,13 @@ def test_every_source_of_a_spawn_has_a_case() -> None:
     root = Path(rnix_actors.__file__).parent
     sources = set()
     for path in root.rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        code = [line for line in text.splitlines() if not line.lstrip().startswith(("#", "class "))]
-        if any(REQUEST.search(line) and "def " not in line for line in code):
-            sources.add(path.relative_to(root.parent).as_posix())
-    sources.discard("rnix_actors/kernel/kernel.py")  # the receiver: `case SpawnRequest():`
+        for line in path.read_text(encoding="utf-8").splitlines():
+            code = line.strip()
+            if code.startswith(("#", "class ", "def ", "case ")):
+                continue  # definitions, and the kernel receiving the requests
+            for found in REQUEST.finditer(code):
+                kind = found.group(1) or found.group(2)
+                sources.add((path.relative_to(root.parent).as_posix(), kind))
     missing = sources - set(PATHS.values())
     assert not missing, f"a new way to start a process: add a case for {missing} to PATHS"
     assert set(PATHS.values()) <= sources, "PATHS names a source that no longer spawns"
@@ -518,10 +526,15 @@ async def _aio_refusal(project: Path) -> str:
 # Paths whose bound is tested elsewhere, and why that covers them.
 BOUND_ELSEWHERE = {
     "resume from a checkpoint": "test_the_system_wide_bound_refuses_a_resume",
+    "every System.spawn_request": "api spawn, ipc spawn, aio spawn",
     # A substitute starts by its supervisor's own start (Supervisor._spawn), the path of
     # 'supervisor start and restart'; the original's exit frees its slot just before, so a
     # full system cannot be set up deterministically around it.
     "migration": "supervisor start and restart",
+    # The kernel's own resume, refused by the bound like the user's.
+    "supervisor resume of a child left by a previous system": (
+        "test_the_system_wide_bound_refuses_a_resume"
+    ),
 }
 
 
@@ -587,5 +600,55 @@ def test_a_resume_rechecks_the_work_dir_against_the_current_config(tmp_path: Pat
         with pytest.raises(SpawnError, match=f"cannot resume PID {pid}: .*outside the project"):
             system.resume_from(pid)
         assert system.info(pid).state is ProcessState.SUSPENDED and not probe.workdirs
+    finally:
+        system.stop()
+
+
+CREW = """supervisors:
+  - name: crew
+    autostart: true
+    children:
+      - {{name: keeper, agent: worker, intent: count, resume: true, devices: {devices}}}
+"""
+
+
+def test_supervisor_resume_of_a_child_left_by_a_previous_system(tmp_path: Path) -> None:
+    """A ``resume: true`` child continues its checkpoint under the same PID, with no more than
+    its checkpoint's devices, its template's and its (since narrowed) child spec's."""
+    probe = Probe()
+    hold = threading.Event()
+
+    def pacing(request: LLMRequest) -> LLMResponse | str:
+        hold.wait(0.05)  # until paused
+        return respond(call("call_device", device=PROBE))
+
+    crew = tmp_path / "project" / ".rnix" / "supervisors.yaml"
+    crew.parent.mkdir(parents=True)
+    crew.write_text(CREW.format(devices=f"[{PROBE}, /dev/fs]"))
+    before = {PROBE, "/dev/fs", "/dev/shell"}
+    system = _worker_system(tmp_path, probe, before, probing(pacing))
+    try:
+        system.autostart()
+        (child,) = system.supervisor("/crew").view().children
+        pid = int(child.pid or 0)
+        assert _eventually(lambda: probe.seen(pid))
+        system.pause(pid)
+        original = system.wait(pid, 30)
+        assert original.state is ProcessState.SUSPENDED
+        assert set(original.allowed_devices) == {PROBE, "/dev/fs"}
+    finally:
+        hold.set()
+        system.stop(checkpoint=True)
+    probe.workdirs.clear()
+    crew.write_text(CREW.format(devices=f"[{PROBE}]"))  # the child spec narrowed since
+    after = {PROBE, "/dev/fs", "/dev/shell", "/dev/pay"}  # the template widened since
+    system = _worker_system(tmp_path, probe, after, probing())
+    try:
+        system.autostart()
+        assert _eventually(lambda: probe.seen(pid))  # resumed, and working
+        info = system.wait(pid, 30)
+        assert info.exit_code == 0, info.exit_reason
+        assert info.allowed_devices == (PROBE,), info.allowed_devices
+        assert info.depth == 0 and probe.workdirs[pid] == tmp_path / "project"
     finally:
         system.stop()

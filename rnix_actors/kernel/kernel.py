@@ -176,8 +176,8 @@ class Kernel(RnixActor):
                 self.guards = tuple(g for g in self.guards if g is not guard)
             case QueryTable():
                 return self.deps.table.list()
-            case Restore(pid=pid, origin=origin, retry=retry, link=link):
-                return self._restore(pid, origin, retry, link)
+            case Restore(pid=pid, origin=origin, retry=retry, link=link, devices=devices):
+                return self._restore(pid, origin, retry, link, devices)
             case Recovered(infos=infos):
                 for info in infos:
                     self.deps.table.put(info)
@@ -318,14 +318,21 @@ class Kernel(RnixActor):
         """Called by an agent's own thread before its spawn (reads only the immutable deps)."""
         prepare_in_caller(agent, None, None, self.deps.templates, self.deps.drivers)
 
-    def _restore(self, pid: int, origin: str, retry: bool = False, link: Any = None) -> Restored:
+    def _restore(
+        self,
+        pid: int,
+        origin: str,
+        retry: bool = False,
+        link: Any = None,
+        devices: tuple[str, ...] | None = None,
+    ) -> Restored:
         """Resume ``pid`` from its last checkpoint at depth 0 (same PID and UUID)."""
         if pid in self.live:
             raise SpawnError(f"PID {pid} is live: send it SIGRESUME (rnix resume {pid})")
         deps = self.deps
         plan = plan_restore(
             pid, deps.store, deps.checkpoints, deps.templates, deps.drivers, deps.skills(),
-            deps.table.get(pid), retry,
+            deps.table.get(pid), retry, devices,
         )  # fmt: skip
         workdir = Path(plan.resumption.identity.workdir)
         if deps.check_workdir is not None:

@@ -34,6 +34,8 @@ class Restore:
     origin: str = "user"
     retry: bool = False
     link: Any = None  # an `Endpoint` linked to the process before it runs (a supervisor's)
+    # A whitelist that narrows the resumed process further (a supervisor child spec's).
+    devices: tuple[str, ...] | None = None
 
 
 @attrs.frozen
@@ -69,11 +71,13 @@ def plan_restore(
     skills: dict[str, Skill],
     known: ProcessInfo | None = None,
     retry: bool = False,
+    requested: tuple[str, ...] | None = None,
 ) -> RestorePlan:
     """Decide a resume or raise (`NoSuchProcess`, `CheckpointError`, `SpawnError`); nothing
     is started or changed before every check passed. ``known``: the process table's record
     (newer than the store's row, which the process log writes a moment later); ``retry``:
-    take back a guard's refusal so that the refused call runs again."""
+    take back a guard's refusal so that the refused call runs again; ``requested``: a
+    whitelist the devices narrow to as well."""
     if checkpoints is None:
         raise CheckpointError(
             f"cannot resume PID {pid}: checkpoints are off in this system "
@@ -101,7 +105,7 @@ def plan_restore(
             f"cannot resume PID {pid}: its agent '{ident.template}' is no longer defined; "
             "restore the template file and try again"
         )
-    devices = child_devices(ident.allowed, effective_devices(template, skills), None)
+    devices = child_devices(ident.allowed, effective_devices(template, skills), requested)
     driver = drivers(ident.driver)
     if driver is None:
         raise SpawnError(

@@ -83,6 +83,7 @@ class SupervisorDeps:
     # Run in the supervisor's thread before a spawn: a replay script is parsed here, never
     # on the kernel's thread (`rnix_actors.kernel.spawning.prepare_in_caller`).
     prepare_spawn: Callable[[AgentTemplate | str], None] | None = None
+    prepare_restore: Callable[[int], None] | None = None  # the same, before a resume
     # A child path (/review/analyst) -> the PID to resume from its checkpoint instead of
     # starting the child afresh (each PID is handed out once); None: start afresh.
     resumable: Callable[[str], int | None] = lambda path: None
@@ -396,7 +397,9 @@ class Supervisor(RnixActor):
         child_path = f"{self.path}/{spec.name}"
         resumable = self.deps.resumable(child_path) if first and spec.resume else None
         if resumable is not None:
-            restore = Restore(resumable, self.origin, link=self.endpoint)
+            if self.deps.prepare_restore is not None:
+                self.deps.prepare_restore(resumable)  # its replay script parses here
+            restore = Restore(resumable, self.origin, link=self.endpoint, devices=spec.devices)
             return self.deps.kernel.ask(restore, block=False)
         agent = self.deps.resolve_agent(spec, self.path)
         if self.deps.prepare_spawn is not None:

@@ -53,6 +53,7 @@ class Supervision:
         register_driver: Callable[[Driver], None],
         tracker: ThreadTracker | None,
         prepare_spawn: Callable[[AgentTemplate | str], None] | None = None,
+        prepare_restore: Callable[[int], None] | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
@@ -72,6 +73,7 @@ class Supervision:
             on_exit=self._exited,
             tracker=tracker,
             prepare_spawn=prepare_spawn,
+            prepare_restore=prepare_restore,
             resumable=self._take_resumable,
         )
 
