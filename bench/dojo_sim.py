@@ -18,10 +18,10 @@ from dojo_models import Run, effect_of
 from rnix_actors.immune.baseline import ProfileBuilder
 from rnix_actors.immune.detector import Settings, compile_baseline, score_run
 from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot
-from rnix_actors.immune.messages import AnomalyDetected
 from rnix_actors.immune.risk import score_items
 from rnix_actors.kernel.devices import Effect
-from rnix_actors.kernel.guards import SyscallAttempt
+from rnix_actors.messages.guards import SyscallAttempt
+from rnix_actors.messages.immune import AnomalyDetected
 
 
 @dataclass

@@ -50,7 +50,7 @@ import pykka
 from rnix_actors import AgentTemplate, Event, Limits, LLMRequest, LLMResponse, System, ToolCall
 from rnix_actors.drivers.replay import parse_replay_script
 from rnix_actors.immune import Immune, ImmuneConfig
-from rnix_actors.immune.messages import QueryStatus
+from rnix_actors.messages.immune import QueryStatus
 from rnix_actors.paths import shipped_conf_dir
 
 DRIVER = "immune-eval"

@@ -19,15 +19,15 @@ from rnix_actors.errors import (
 )
 from rnix_actors.immune import Immune, ImmuneConfig, ImmuneStatus
 from rnix_actors.kernel.devices import DeviceCall, Effect
-from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.process import ExitCode, ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.safety import MAX_SPAWN_DEPTH
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.guards import SyscallAttempt, Verdict
 from rnix_actors.messages.links import ExitKind, ExitReason
+from rnix_actors.messages.migration import MigrationAnswer, MigrationOffer
 from rnix_actors.state import KeepLogs
 from rnix_actors.subscription import Subscription
 from rnix_actors.supervision.handle import SupervisorHandle
-from rnix_actors.supervision.messages import MigrationAnswer, MigrationOffer
 from rnix_actors.supervision.spec import (
     INFINITY,
     PYTHON_WORKER_LIMITS,

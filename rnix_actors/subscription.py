@@ -9,7 +9,7 @@ import pykka
 
 from rnix_actors.errors import SystemStopped
 from rnix_actors.kernel.asking import ask
-from rnix_actors.kernel.eventbus import Unsubscribe
+from rnix_actors.messages.bus import Unsubscribe
 
 ASK_TIMEOUT = 30.0
 

@@ -58,13 +58,12 @@ from rnix_actors.kernel.devices import (
     normalize_device_path,
     path_within,
 )
-from rnix_actors.kernel.eventbus import EventBus, Flush, Subscribe, Subscriber, events_path
+from rnix_actors.kernel.eventbus import EventBus, events_path
 from rnix_actors.kernel.fs import FileSystemDevice
-from rnix_actors.kernel.guards import Guard
-from rnix_actors.kernel.kernel import AddGuard, Kernel, KernelDeps, RemoveGuard
+from rnix_actors.kernel.kernel import Kernel, KernelDeps
 from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
-from rnix_actors.kernel.processlog import ProcessLog, Sync
+from rnix_actors.kernel.processlog import ProcessLog
 from rnix_actors.kernel.procfs import ProcDevice
 from rnix_actors.kernel.resumption import Recovered, Restore, Restored, prepare_restore
 from rnix_actors.kernel.shell import ShellDevice
@@ -73,8 +72,11 @@ from rnix_actors.kernel.table import ProcessTable, Rollup
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.kernel.treebounds import tree_limits
 from rnix_actors.mcp import attach_mcp, project_servers
+from rnix_actors.messages.bus import Flush, Subscribe, Subscriber
 from rnix_actors.messages.events import Event
-from rnix_actors.messages.kernel import SendSignal, Shutdown, SpawnRequest
+from rnix_actors.messages.guards import Guard
+from rnix_actors.messages.kernel import AddGuard, RemoveGuard, SendSignal, Shutdown, SpawnRequest
+from rnix_actors.messages.processlog import Sync
 from rnix_actors.migration import Migration, attach_planner, settings_from
 from rnix_actors.migration.similarity import Blend
 from rnix_actors.paths import shipped_conf_dir

@@ -10,7 +10,7 @@ import pytest
 from test_durability import STEPS, TIMEOUT, Work, make_system
 
 from rnix_actors import ProcessState, System
-from rnix_actors.kernel.guards import ALLOW, SyscallAttempt, Verdict
+from rnix_actors.messages.guards import ALLOW, SyscallAttempt, Verdict
 
 REFUSED = 3  # the work call the guard refuses
 

@@ -9,7 +9,7 @@ from helpers import agent, call, respond, scripted
 from rnix_actors import System
 from rnix_actors.immune import ImmuneConfig
 from rnix_actors.immune.guard import ImmuneGuard
-from rnix_actors.kernel.guards import ALLOW, SyscallAttempt, Verdict
+from rnix_actors.messages.guards import ALLOW, SyscallAttempt, Verdict
 
 
 class Seen:

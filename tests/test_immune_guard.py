@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from rnix_actors.immune.baseline import ProfileBuilder
 from rnix_actors.immune.detector import Baseline, Settings, compile_baseline
 from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot, full_check
-from rnix_actors.immune.messages import AnomalyDetected
 from rnix_actors.immune.novelty import call_item
 from rnix_actors.immune.sample import RunRecord, RunSample, StepSample
 from rnix_actors.kernel.devices import Effect
-from rnix_actors.kernel.guards import SyscallAttempt
+from rnix_actors.messages.guards import SyscallAttempt
+from rnix_actors.messages.immune import AnomalyDetected
 
 SETTINGS = Settings(threshold=2.0, min_samples=5)
 LEARNED = ("Exec /dev/shell", "Open /dev/fs", "Write /dev/fs", "Call /dev/x")

@@ -13,11 +13,11 @@ from rnix_actors.immune import ImmuneConfig, attach_immune
 from rnix_actors.immune.alerts import Alert
 from rnix_actors.immune.baseline import ProfileBuilder
 from rnix_actors.immune.detector import Anomaly
-from rnix_actors.immune.messages import AnomalyDetected
 from rnix_actors.immune.persistence import ImmuneStore
 from rnix_actors.immune.sample import RunSample, StepSample
 from rnix_actors.immune.threats import ThreatMemory
-from rnix_actors.kernel.guards import Guard
+from rnix_actors.messages.guards import Guard
+from rnix_actors.messages.immune import AnomalyDetected
 from rnix_actors.store.db import Store
 
 SAMPLE = RunSample("t", (StepSample(10, 1.5, (("Exec /dev/shell", 2),)),))

@@ -10,7 +10,8 @@ from helpers import agent, scripted
 
 from rnix_actors import System
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
-from rnix_actors.kernel.processlog import ProcessLog, Sync
+from rnix_actors.kernel.processlog import ProcessLog
+from rnix_actors.messages.processlog import Sync
 from rnix_actors.store.db import Store
 
 

@@ -21,7 +21,7 @@ from rnix_actors import (
     SupervisorSpec,
     System,
 )
-from rnix_actors.supervision.messages import TerminateChild
+from rnix_actors.messages.supervision import TerminateChild
 
 
 def team_tree(brains: Brains, **kw: object) -> SupervisorSpec:

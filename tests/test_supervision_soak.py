@@ -18,7 +18,7 @@ from helpers import Changes, Collector
 from support_supervision import Brains, actor_ref, child
 
 from rnix_actors import ChildSpec, Event, Restart, Strategy, SupervisorSpec, System
-from rnix_actors.supervision.messages import TerminateChild
+from rnix_actors.messages.supervision import TerminateChild
 
 LIMITS = {"/soak": 40, "/soak/g1": 3, "/soak/g2": 4, "/soak/g2/g3": 2}
 

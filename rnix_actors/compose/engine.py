@@ -28,8 +28,8 @@ from rnix_actors.errors import RnixError
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.links import ExitReason
+from rnix_actors.messages.supervision import SUPERVISOR_EVENTS
 from rnix_actors.store.db import Store
-from rnix_actors.supervision.messages import SUPERVISOR_EVENTS
 from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
 from rnix_actors.templates import AgentTemplate, Limits, Skill, effective_devices
 

@@ -28,13 +28,13 @@ from rnix_actors.immune.daemon import FORWARDED, ImmuneDaemon, settings_of
 from rnix_actors.immune.guard import ImmuneGuard, Shared, Snapshot, tell_report
 from rnix_actors.immune.host import Cancellable, ImmuneHost
 from rnix_actors.immune.live import LiveView, live_view
-from rnix_actors.immune.messages import ClearAlerts, ForgetThreats, QueryStatus, ResumeProcess
 from rnix_actors.immune.persistence import ImmuneStore
 from rnix_actors.immune.sandboxview import SandboxView, live_sandbox_view
 from rnix_actors.immune.status import ImmuneStatus
 from rnix_actors.kernel.devices import DeviceRegistry
-from rnix_actors.kernel.guards import Guard
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.guards import Guard
+from rnix_actors.messages.immune import ClearAlerts, ForgetThreats, QueryStatus, ResumeProcess
 from rnix_actors.store.db import Store
 
 ASK_TIMEOUT = 10.0

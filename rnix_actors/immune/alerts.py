@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from rnix_actors.immune.describe import Anomaly
+from rnix_actors.messages.anomaly import Anomaly
 
 MAX_ACTIVE_ALERTS = 200
 """Alerts stay active until cleared; beyond this many the oldest are retired."""

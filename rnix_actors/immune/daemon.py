@@ -33,13 +33,6 @@ from rnix_actors.immune.detector import (
 from rnix_actors.immune.events import alert_event
 from rnix_actors.immune.guard import IMMUNE_ORIGIN, Shared, Snapshot
 from rnix_actors.immune.host import ImmuneHost
-from rnix_actors.immune.messages import (
-    AnomalyDetected,
-    ClearAlerts,
-    ForgetThreats,
-    QueryStatus,
-    ResumeProcess,
-)
 from rnix_actors.immune.persistence import ImmuneStore, Loaded
 from rnix_actors.immune.risk import score_items
 from rnix_actors.immune.sample import RunSample, split_key
@@ -48,6 +41,13 @@ from rnix_actors.immune.threats import Change, ThreatMemory, ThreatSignature
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.immune import (
+    AnomalyDetected,
+    ClearAlerts,
+    ForgetThreats,
+    QueryStatus,
+    ResumeProcess,
+)
 from rnix_actors.messages.links import ExitKind, ExitReason
 
 log = logging.getLogger(__name__)

@@ -42,12 +42,12 @@ from rnix_actors.immune.baseline import (
     run_values,
     step_columns,
 )
-from rnix_actors.immune.describe import Anomaly
 from rnix_actors.immune.novelty import RISK_WEIGHT_READ
 from rnix_actors.immune.sample import KeyCount, RunRecord, RunSample
 from rnix_actors.immune.stats import alpha, continuous_limit, continuous_tail, count_limit
 from rnix_actors.immune.stats import count_tail as _count_tail
 from rnix_actors.immune.threats import threat_name
+from rnix_actors.messages.anomaly import Anomaly
 
 __all__ = ["Anomaly", "Baseline", "Limit", "Settings", "check_call", "check_model_step"]
 

@@ -30,12 +30,12 @@ from rnix_actors.immune.detector import (
     check_call,
     check_model_step,
 )
-from rnix_actors.immune.messages import AnomalyDetected
 from rnix_actors.immune.novelty import call_items, has_host
 from rnix_actors.immune.risk import Patterns, judge_items, match_signature
 from rnix_actors.immune.sample import RunRecord
 from rnix_actors.kernel.devices import Effect
-from rnix_actors.kernel.guards import ALLOW, SyscallAttempt, Verdict
+from rnix_actors.messages.guards import ALLOW, SyscallAttempt, Verdict
+from rnix_actors.messages.immune import AnomalyDetected
 
 IMMUNE_ORIGIN = "immune"
 """The origin of the immune daemon's signals and guard verdicts."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.process import ProcessInfo, Signal
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.guards import Guard
 
 
 class Cancellable(Protocol):

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 
 import attrs
 
-from rnix_actors.immune.describe import KNOWN, NOVEL, Anomaly
 from rnix_actors.immune.detector import HIGH, WARN, Baseline, Settings, z_of
 from rnix_actors.immune.novelty import (
     CALL_SIDE,
@@ -29,6 +28,7 @@ from rnix_actors.immune.novelty import (
 from rnix_actors.immune.sample import KeyCount, RunRecord
 from rnix_actors.immune.stats import novelty_p
 from rnix_actors.immune.threats import item_threat
+from rnix_actors.messages.anomaly import KNOWN, NOVEL, Anomaly
 
 Patterns = Mapping[str, Mapping[str, str]]
 """Threat signatures for the guard: call key -> {item: signature key}."""

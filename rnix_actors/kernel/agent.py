@@ -19,13 +19,13 @@ from rnix_actors.kernel.agent_syscalls import SyscallRunner
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.cancel import Cancelled
 from rnix_actors.kernel.checkpointing import Resumption
-from rnix_actors.kernel.guards import Verdict
 from rnix_actors.kernel.process import ExitCode, ExitStatus, ProcessState, Signal
 from rnix_actors.kernel.safety import SPAWN_FINGERPRINT, CircuitBreaker
 from rnix_actors.kernel.spec import CONTEXT_TAIL, ProcessSpec
 from rnix_actors.kernel.tools import ToolInputError, device_tools, plan_tool_call, tool_specs
 from rnix_actors.kernel.treebounds import BUDGET_ORIGIN
 from rnix_actors.messages.events import Event, EventBatch
+from rnix_actors.messages.guards import Verdict
 from rnix_actors.messages.kernel import (
     DeliverMail,
     ProcessExited,

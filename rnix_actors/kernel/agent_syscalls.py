@@ -12,9 +12,9 @@ from rnix_actors.drivers.base import ToolCall
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import Cancelled
 from rnix_actors.kernel.devices import DeviceCall, Effect, device_effect, permission_error
-from rnix_actors.kernel.guards import SyscallAttempt, Verdict
 from rnix_actors.kernel.spec import ProcessSpec
 from rnix_actors.kernel.tools import ToolPlan
+from rnix_actors.messages.guards import SyscallAttempt, Verdict
 
 RESULT_PREVIEW = 500
 

@@ -23,8 +23,8 @@ from typing import Any
 import pykka
 
 from rnix_actors.kernel import links
-from rnix_actors.kernel.links import Endpoint, ExitSignal
-from rnix_actors.messages.links import Exit, ExitKind, ExitReason
+from rnix_actors.kernel.links import Endpoint
+from rnix_actors.messages.links import Exit, ExitKind, ExitReason, ExitSignal
 
 log = logging.getLogger(__name__)
 

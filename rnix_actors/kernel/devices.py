@@ -8,7 +8,6 @@ Devices are called from agent-process threads, so they must be thread-safe.
 
 from __future__ import annotations
 
-import enum
 import posixpath
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -19,25 +18,8 @@ import attrs
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.cancel import CancelToken
+from rnix_actors.messages.guards import Effect as Effect  # a device declares its Effect here
 from rnix_actors.shellconf import ShellSettings
-
-
-class Effect(enum.Enum):
-    """What a device call does to the world, as the immune daemon weighs it.
-
-    ``READ`` only looks (a file read, a listing, a search); ``WRITE`` changes local state (a
-    file write, a delete); ``EXTERNAL`` reaches outside the system (a shell command, a
-    payment, an email, a post). A device that does not say is treated as ``EXTERNAL``:
-    unknown means side-effecting.
-    """
-
-    READ = "read"
-    WRITE = "write"
-    EXTERNAL = "external"
-
-    @property
-    def side_effecting(self) -> bool:
-        return self is not Effect.READ
 
 
 @attrs.frozen

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +18,7 @@ import attrs
 
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.logkeep import LogKeeper
+from rnix_actors.messages.bus import Flush, Subscribe, Subscriber, Unsubscribe
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.privatefs import private_dir, private_open
 from rnix_actors.redact import redact_value
@@ -27,34 +27,6 @@ from rnix_actors.state import KeepLogs
 log = logging.getLogger(__name__)
 
 MAX_OPEN_LOGS = 64
-
-Subscriber = Callable[[Event], None]
-
-
-@attrs.frozen
-class Subscribe:
-    """``syscalls``: deliver only events with these names (None: every event). A filter is
-    applied by the bus with one lookup per event, so filtered subscribers cost nothing for the
-    events they do not want."""
-
-    key: int
-    callback: Subscriber
-    syscalls: frozenset[str] | None = None
-
-
-@attrs.frozen
-class Unsubscribe:
-    key: int
-
-
-@attrs.frozen
-class Flush:
-    """Flush every open log (answered when done)."""
-
-
-@attrs.frozen
-class ProcessLogClosed:
-    pid: int
 
 
 def events_path(state_dir: Path, pid: int) -> Path:

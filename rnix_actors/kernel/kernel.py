@@ -28,7 +28,6 @@ from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.deadlines import Deadline, Deadlines
 from rnix_actors.kernel.devices import DeviceRegistry
-from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.launch import Launcher, ProcessHandle
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.process import (
@@ -39,7 +38,6 @@ from rnix_actors.kernel.process import (
     Signal,
     check_transition,
 )
-from rnix_actors.kernel.processlog import FirstCheckpoint
 from rnix_actors.kernel.resumption import (
     Recovered,
     Restore,
@@ -54,13 +52,16 @@ from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.kernel.treebounds import TreeBounds, TreeLimits
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.guards import Guard
 from rnix_actors.messages.kernel import (
+    AddGuard,
     DeliverMail,
     GraceExpired,
     ProcessExited,
     ProcessLost,
     ProcessStateChanged,
     QueryTable,
+    RemoveGuard,
     SendSignal,
     SendSignals,
     Shutdown,
@@ -68,23 +69,12 @@ from rnix_actors.messages.kernel import (
 )
 from rnix_actors.messages.links import ExitKind, ExitReason
 from rnix_actors.messages.process import Pause, Reaped, Resume, Terminate
+from rnix_actors.messages.processlog import FirstCheckpoint
 from rnix_actors.store.checkpoints import CheckpointStore
 from rnix_actors.store.db import Store
 from rnix_actors.templates import AgentTemplate, Skill
 
 log = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class AddGuard:
-    guard: Guard
-
-
-@attrs.frozen
-class RemoveGuard:
-    """Processes spawned from now on are not shown to ``guard`` (running ones keep it)."""
-
-    guard: Guard
 
 
 @attrs.frozen

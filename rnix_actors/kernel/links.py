@@ -24,22 +24,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 import pykka
 
-from rnix_actors.messages.links import Down, Exit, ExitClass, ExitKind, ExitReason
+from rnix_actors.messages.links import Down, Exit, ExitClass, ExitKind, ExitReason, ExitSignal
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _refs = itertools.count(1)
-
-
-@attrs.frozen(eq=False)
-class ExitSignal:
-    """Internal: an exit signal for an actor that does not trap exits; it ends the actor."""
-
-    exit: Exit
 
 
 class Endpoint:

@@ -18,29 +18,13 @@ import logging
 import sqlite3
 from typing import Any
 
-import attrs
-
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.process import ProcessInfo
+from rnix_actors.messages.processlog import FirstCheckpoint, Sync
 from rnix_actors.store.checkpoints import write_checkpoint
 from rnix_actors.store.db import Store
 
 log = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class FirstCheckpoint:
-    """A new process's checkpoint 0 (its intent), committed with its first row: no process
-    is ever in the store without a checkpoint to resume from."""
-
-    pid: int
-    state: dict[str, Any]
-    messages: tuple[dict[str, Any], ...]
-
-
-@attrs.frozen
-class Sync:
-    """Ask: answered once every row told before it is in the store."""
 
 
 class ProcessLog(RnixActor):

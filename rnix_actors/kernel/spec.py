@@ -14,10 +14,10 @@ from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.cancel import CancelToken
 from rnix_actors.kernel.checkpointing import Checkpointer, Resumption
 from rnix_actors.kernel.devices import DeviceRegistry
-from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.kernel.treebounds import TreeBudget
+from rnix_actors.messages.guards import Guard
 from rnix_actors.templates import AgentTemplate
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from rnix_actors.messages.guards import Guard
 from rnix_actors.messages.lifecycle import ExitStatus, ProcessState, Signal
 from rnix_actors.templates import AgentTemplate
 
@@ -126,3 +127,15 @@ class Shutdown:
 
     origin: str = "system"
     keep: bool = False
+
+
+@attrs.frozen
+class AddGuard:
+    guard: Guard
+
+
+@attrs.frozen
+class RemoveGuard:
+    """Processes spawned from now on are not shown to ``guard`` (running ones keep it)."""
+
+    guard: Guard

@@ -183,3 +183,10 @@ class Down:
     reason: ExitReason
     pid: int | None = None
     result: Any = None
+
+
+@attrs.frozen(eq=False)
+class ExitSignal:
+    """Internal: an exit signal for an actor that does not trap exits; it ends the actor."""
+
+    exit: Exit

@@ -18,16 +18,14 @@ import pykka
 from rnix_actors.config import Config
 from rnix_actors.errors import SystemStopped
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.migration import MigrationPlan, QueryDecisions, QueryMatrix
 from rnix_actors.migration.gate import Assessment, Plan, Record, plan_migration
 from rnix_actors.migration.ledger import Ledger
 from rnix_actors.migration.planner import (
     Collaboration,
     MigrationHost,
-    MigrationPlan,
     MigrationPlanner,
     MigrationSettings,
-    QueryDecisions,
-    QueryMatrix,
     template_skills,
 )
 from rnix_actors.migration.similarity import (

@@ -21,6 +21,12 @@ from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.migration import (
+    MigrationOffer,
+    MigrationPlan,
+    QueryDecisions,
+    QueryMatrix,
+)
 from rnix_actors.migration.context import (
     read_events,
     strip_transfer,
@@ -31,7 +37,6 @@ from rnix_actors.migration.gate import Plan, plan_migration
 from rnix_actors.migration.ledger import Ledger, Outcome, TaskKey, task_key
 from rnix_actors.migration.similarity import Blend, SimilarityMatrix, similarity_matrix
 from rnix_actors.migration.store import DecisionRecord, MigrationStore
-from rnix_actors.supervision.messages import MigrationAnswer, MigrationOffer
 from rnix_actors.templates import AgentTemplate, Skill, effective_devices
 
 log = logging.getLogger(__name__)
@@ -83,25 +88,6 @@ class MigrationSettings:
     )
     blend: Blend = attrs.field(factory=Blend)
     margin: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
-
-
-@attrs.frozen
-class MigrationPlan(MigrationAnswer):
-    """A `MigrationAnswer` plus what the supervisor may use beyond it: ``devices`` is the
-    substitute's whitelist (its own ∩ the original's, never more)."""
-
-    similarity: float | None = None
-    decision_id: int = 0
-
-
-@attrs.frozen
-class QueryDecisions:
-    limit: int = 100
-
-
-@attrs.frozen
-class QueryMatrix:
-    """Answered with the current `SimilarityMatrix`."""
 
 
 def template_skills(templates: Mapping[str, AgentTemplate]) -> dict[str, tuple[str, ...]]:

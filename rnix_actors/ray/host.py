@@ -32,7 +32,6 @@ from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.fs import FileSystemDevice
-from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import Signal
@@ -41,6 +40,7 @@ from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.threads import AgentThreads
 from rnix_actors.messages.events import EventBatch
+from rnix_actors.messages.guards import Guard
 from rnix_actors.messages.kernel import ProcessExited
 from rnix_actors.messages.links import Exit, ExitKind, ExitReason
 from rnix_actors.messages.process import Pause, Reaped, Resume, Terminate

@@ -18,8 +18,8 @@ from rnix_actors.drivers.replay import ReplayDriver
 from rnix_actors.errors import SpawnError
 from rnix_actors.immune.guard import ImmuneGuard
 from rnix_actors.kernel.devices import DeviceRegistry, path_within
-from rnix_actors.kernel.guards import Guard
 from rnix_actors.kernel.spec import ProcessSpec
+from rnix_actors.messages.guards import Guard
 from rnix_actors.ray.wire import GuardShip, SpawnShip
 
 BUILT_IN = ("/dev/fs", "/dev/shell", "/proc", "/dev/llm")

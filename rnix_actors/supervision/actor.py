@@ -36,16 +36,7 @@ from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.events import Event, EventBatch
 from rnix_actors.messages.kernel import SpawnRequest
 from rnix_actors.messages.links import Exit, ExitKind, ExitReason
-from rnix_actors.supervision.core import (
-    Action,
-    Finished,
-    GiveUp,
-    StartChild,
-    StopChild,
-    SupervisorCore,
-)
-from rnix_actors.supervision.escalation import migrated_spec, offer_migration
-from rnix_actors.supervision.messages import (
+from rnix_actors.messages.supervision import (
     AddChild,
     ChildStartFailed,
     CountChildren,
@@ -60,6 +51,15 @@ from rnix_actors.supervision.messages import (
     TerminateChild,
     WhichChildren,
 )
+from rnix_actors.supervision.core import (
+    Action,
+    Finished,
+    GiveUp,
+    StartChild,
+    StopChild,
+    SupervisorCore,
+)
+from rnix_actors.supervision.escalation import migrated_spec, offer_migration
 from rnix_actors.supervision.spec import ChildSpec, Strategy, SupervisorSpec, validate
 from rnix_actors.supervision.stopping import AgentChild, Stopper, SupervisorChild, Target
 from rnix_actors.supervision.views import SupervisorView, agent_name, supervisor_view

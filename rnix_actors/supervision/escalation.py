@@ -7,8 +7,8 @@ from typing import Any
 
 import attrs
 
+from rnix_actors.messages.migration import MigrationAnswer, MigrationOffer
 from rnix_actors.supervision.core import ChildState
-from rnix_actors.supervision.messages import MigrationAnswer, MigrationOffer
 from rnix_actors.supervision.spec import ChildSpec
 from rnix_actors.supervision.views import agent_name
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from rnix_actors.errors import RnixError
-from rnix_actors.supervision.messages import (
+from rnix_actors.messages.supervision import (
     AddChild,
     CountChildren,
     DeleteChild,

@@ -18,9 +18,9 @@ from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.kernel import QueryTable
+from rnix_actors.messages.supervision import QueryTree, StopSupervisor
 from rnix_actors.supervision.actor import Supervisor, SupervisorDeps
 from rnix_actors.supervision.handle import SupervisorHandle
-from rnix_actors.supervision.messages import QueryTree, StopSupervisor
 from rnix_actors.supervision.spec import PYTHON_WORKER_LIMITS, ChildSpec, SupervisorSpec, validate
 from rnix_actors.supervision.views import SupervisorView
 from rnix_actors.templates import AgentTemplate

@@ -29,7 +29,7 @@ from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.kernel import SendSignal, SendSignals
 from rnix_actors.messages.links import ExitKind, ExitReason
-from rnix_actors.supervision.messages import StopSupervisor
+from rnix_actors.messages.supervision import StopSupervisor
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ engine record ``pipe`` edges and the migration planner ``migration`` edges with 
 
 from __future__ import annotations
 
+from rnix_actors.messages.topology import EdgeKind
 from rnix_actors.topology.actor import (
     DEFAULT_THRESHOLD,
     Topology,
@@ -20,13 +21,7 @@ from rnix_actors.topology.actor import (
     attach_topology,
     stored_edges,
 )
-from rnix_actors.topology.graph import (
-    Edge,
-    EdgeKind,
-    ReinforcedPath,
-    collaboration_pairs,
-    reinforced_paths,
-)
+from rnix_actors.topology.graph import Edge, ReinforcedPath, collaboration_pairs, reinforced_paths
 from rnix_actors.topology.render import Overlap, TopologyView
 
 __all__ = [

@@ -8,21 +8,15 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import attrs
 import pykka
 
 from rnix_actors.errors import RnixError, SystemStopped
 from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.messages.events import Event
+from rnix_actors.messages.topology import EdgeKind, QueryEdges, RecordEdge
 from rnix_actors.store.db import Store
-from rnix_actors.topology.graph import (
-    Edge,
-    EdgeKind,
-    ReinforcedPath,
-    collaboration_pairs,
-    reinforced_paths,
-)
+from rnix_actors.topology.graph import Edge, ReinforcedPath, collaboration_pairs, reinforced_paths
 from rnix_actors.topology.render import Overlap, TopologyView
 from rnix_actors.topology.store import TopologyStore
 
@@ -44,22 +38,6 @@ class TopologyHost(Protocol):
     def info(self, pid: int) -> ProcessInfo:
         """Raises `NoSuchProcess` for an unknown pid."""
         ...
-
-
-@attrs.frozen
-class RecordEdge:
-    """Count one more use of ``source → target`` (told by pipes, compose, the planner)."""
-
-    kind: EdgeKind
-    source: str
-    target: str
-    label: str = ""
-    count: int = 1
-
-
-@attrs.frozen
-class QueryEdges:
-    """Answered with every edge (a list of `Edge`)."""
 
 
 class TopologyKeeper(RnixActor):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Literal
 
 import attrs
 
-EdgeKind = Literal["spawn", "pipe", "msg", "migration"]
+from rnix_actors.messages.topology import EdgeKind
+
 KINDS: tuple[EdgeKind, ...] = ("spawn", "pipe", "msg", "migration")
 COLLABORATION: frozenset[str] = frozenset({"spawn", "pipe", "msg"})
 MAX_PATH_AGENTS = 8

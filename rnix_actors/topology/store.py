@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import cast
 
+from rnix_actors.messages.topology import EdgeKind
 from rnix_actors.store.db import Store
-from rnix_actors.topology.graph import KINDS, Edge, EdgeKind
+from rnix_actors.topology.graph import KINDS, Edge
 
 SCHEMA = {
     1: """

@@ -1,4 +1,6 @@
-"""Guards: checks that see a syscall before it runs.
+"""The guard protocol: what a guard is shown (a `SyscallAttempt`, with the call's declared
+`Effect`) and what it answers (a `Verdict`). Guards are checks that see a syscall before it
+runs.
 
 The kernel knows nothing of the immune daemon; the daemon installs a guard. Each agent process
 calls the guards in its own thread, against whatever immutable snapshot they hold, so a check
@@ -7,12 +9,29 @@ costs no actor round trip.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from rnix_actors.kernel.devices import Effect
+
+class Effect(enum.Enum):
+    """What a device call does to the world, as the immune daemon weighs it.
+
+    ``READ`` only looks (a file read, a listing, a search); ``WRITE`` changes local state (a
+    file write, a delete); ``EXTERNAL`` reaches outside the system (a shell command, a
+    payment, an email, a post). A device that does not say is treated as ``EXTERNAL``:
+    unknown means side-effecting.
+    """
+
+    READ = "read"
+    WRITE = "write"
+    EXTERNAL = "external"
+
+    @property
+    def side_effecting(self) -> bool:
+        return self is not Effect.READ
 
 
 class SyscallAttempt(NamedTuple):

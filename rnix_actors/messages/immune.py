@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from rnix_actors.immune.describe import Anomaly
+from rnix_actors.messages.anomaly import Anomaly
 
 
 @attrs.frozen

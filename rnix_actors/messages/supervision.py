@@ -1,8 +1,8 @@
-"""Messages of the supervision protocol, and the migration seam."""
+"""Messages of the supervision protocol (the migration seam is `rnix_actors.messages.migration`)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
@@ -120,33 +120,3 @@ class WhichChildren:
 @attrs.frozen
 class CountChildren:
     """Answered with ``{specs, active, supervisors, workers}``."""
-
-
-@attrs.frozen
-class MigrationOffer:
-    """Supervisor → migration planner (ask): the supervisor is about to give up on a child.
-
-    The planner answers with a `MigrationAnswer`; it must not ask the supervisor anything.
-    """
-
-    supervisor: str  # path of the supervisor
-    child: str  # child name (identity = supervisor path + name)
-    template: str  # the failing agent template
-    intent: str
-    exit_reason: str
-    last_pid: int | None
-    devices: tuple[str, ...] | None
-
-
-@attrs.frozen
-class MigrationAnswer:
-    """``migrated``: run ``substitute`` (with ``intent``, carrying the transferred context)
-    under the same supervisor and child identity, with at most ``devices`` (never more than
-    the original had). ``declined`` / ``no_candidate``: the supervisor escalates; ``reason``
-    says why."""
-
-    decision: Literal["migrated", "declined", "no_candidate"]
-    reason: str
-    substitute: str | None = None
-    intent: str | None = None
-    devices: tuple[str, ...] | None = None  # the substitute's whitelist: own ∩ original's
