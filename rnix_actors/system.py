@@ -323,7 +323,7 @@ class System:
         this system is alone on its state dir."""
         if self._place.dir is None or not self.config.kernel.checkpoints:
             return None
-        checkpoints = CheckpointStore(store)
+        checkpoints = CheckpointStore(store, journal_dir=self._place.dir / "journal")
         self._state_lock = StateLock(self._place.dir)
         if self._state_lock.acquire():
             self.recovery = recover(store, checkpoints)

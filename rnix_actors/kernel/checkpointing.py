@@ -17,23 +17,22 @@ process runs. `Resumption` is a checkpoint decoded for the kernel and the new pr
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 
 from rnix_actors.drivers.base import Message, ToolCall
-from rnix_actors.store.checkpoints import (
-    CheckpointError,
-    CheckpointStore,
-    Pending,
-    StoredCheckpoint,
-)
+from rnix_actors.store.checkpoints import CheckpointError, CheckpointStore, StoredCheckpoint
 
 log = logging.getLogger(__name__)
 
-WRITE_TIMEOUT = 30.0  # seconds a process waits for its checkpoint's commit
+
+# One encoder for every checkpoint (building one per call costs more than a small document).
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class Checkpointed(Protocol):
@@ -141,17 +140,14 @@ class Checkpointer:
             "refused": _refused(agent.refused),
         }
         first = min(self.written, len(messages))
-        pending = self.store.submit(
-            Pending(self.pid, self.seq + 1, agent.step, kind, state, first,
-                    messages[first:], _message)
-        )  # fmt: skip
-        # Durable before the step's tool calls run: wait for the commit (shared with the
-        # other processes checkpointing meanwhile).
-        if not pending.done.wait(WRITE_TIMEOUT) or isinstance(pending.outcome[0], str):
-            why = pending.outcome[0] if pending.outcome else f"not written in {WRITE_TIMEOUT}s"
-            log.error("PID %d: checkpoint of step %d not written: %s", self.pid, agent.step, why)
+        data = _encode({"state": state, "messages": [_message(m) for m in messages[first:]]})
+        try:
+            # Durable when this returns: before the step's tool calls run.
+            self.store.append(self.pid, self.seq + 1, agent.step, kind, first, len(messages), data)
+        except sqlite3.Error as exc:
+            log.error("PID %d: checkpoint of step %d not written: %s", self.pid, agent.step, exc)
             return
-        self.bytes += int(pending.outcome[0])
+        self.bytes += len(data)
         self.seq += 1
         self.written = len(messages)
 

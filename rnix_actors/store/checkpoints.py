@@ -15,19 +15,19 @@ processes the store still shows as running belong to a system that died and beco
 
 from __future__ import annotations
 
-import collections
 import json
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from rnix_actors.errors import RnixError
 from rnix_actors.store.db import Store
+from rnix_actors.store.journal import Journal, Row, replay, table_row
 
 FORMAT = 1  # the version of a checkpoint's ``data`` document
 
@@ -79,113 +79,70 @@ class StoredCheckpoint:
     messages: tuple[dict[str, Any], ...]
 
 
-@attrs.frozen
-class Pending:
-    """A checkpoint handed to the writer thread; ``done`` is set once it is committed (or
-    failed: ``failed`` then says why)."""
-
-    pid: int
-    seq: int
-    step: int
-    kind: str
-    state: dict[str, Any]
-    first: int
-    messages: Sequence[Any]  # encoded by the writer with ``encode``
-    encode: Any
-    done: threading.Event = attrs.field(factory=threading.Event)
-    outcome: list[int | str] = attrs.field(factory=list)  # [bytes] or ["error text"]
-
-
 class CheckpointStore:
     """The checkpoint table of one `Store` (thread-safe through the store's lock).
 
-    `submit` commits a checkpoint together with every other one queued meanwhile, in one
-    transaction (a group commit: processes stepping at once share commits). With
-    ``writer_thread`` false (the default) the caller's thread commits: whoever takes the
-    commit lock writes the whole queue, so a process whose checkpoint another one committed
-    returns at once. With ``writer_thread`` true one writer thread commits and the caller waits
-    on `Pending.done`; under a busy CPU each hand-over to that thread waits for the scheduler,
-    which bench/durability.py measures against the default.
+    With ``journal_dir`` (a system's own store), `append` puts a checkpoint into the
+    system's memory-mapped `Journal` (rnix_actors.store.journal): durable against a kill of
+    the process at once, and folded into the table by the journal's writer thread in one
+    transaction per batch (a group commit of every process's checkpoints). Every read here
+    folds the journal first, so this store's readers never miss a checkpoint; another
+    process reading the file sees it within a few milliseconds. Without ``journal_dir`` (a
+    reader, such as ``rnix checkpoints``), or with ``use_journal`` false, `append` commits
+    each checkpoint in its own transaction.
     """
 
-    def __init__(self, store: Store, writer_thread: bool = False) -> None:
+    def __init__(self, store: Store, journal_dir: Path | None = None) -> None:
         self.store = store
         store.ensure_schema("checkpoints", _MIGRATIONS)
-        self.writer_thread = writer_thread
-        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
-        self._waiting: collections.deque[Pending] = collections.deque()
+        self.journal_dir = journal_dir
+        self.use_journal = journal_dir is not None
+        self._journal: Journal | None = None
+        self._journal_lock = threading.Lock()
 
-    def submit(self, item: Pending) -> Pending:
-        """Commit ``item`` (with what else is queued); returns it, `Pending.done` set once
-        committed, or at once with the writer thread."""
-        if not self.writer_thread:
-            self._waiting.append(item)
-            with self._commit_lock:
-                if not item.done.is_set():
-                    batch = []
-                    while self._waiting:
-                        batch.append(self._waiting.popleft())
-                    self._commit(batch)
-            return item
-        if self._writer is None:
-            with self._writer_lock:
-                if self._writer is None:
-                    self._writer = threading.Thread(
-                        target=self._write_loop, name="rnix-checkpoints", daemon=True
-                    )
-                    self._writer.start()
-        self._queue.put(item)
-        return item
+    def append(
+        self, pid: int, seq: int, step: int, kind: str, first: int, messages: int, data: str
+    ) -> None:
+        """Checkpoint ``seq`` of ``pid`` (``data``: its encoded document, holding the context
+        messages from index ``first`` on; ``messages``: the context's length after it).
+        Durable when it returns; raises `sqlite3.Error` when it could not be written."""
+        row: Row = (pid, seq, step, kind, time.time(), first, messages, data)
+        journal = self._journal if self.use_journal else None
+        if journal is None and self.use_journal:
+            journal = self._open_journal()
+        if journal is not None and journal.append(row):
+            return
+        self._commit_rows([row])
+
+    def _open_journal(self) -> Journal | None:
+        with self._journal_lock:
+            if self._journal is None and self.journal_dir is not None:
+                self._journal = Journal(self.journal_dir, self._commit_rows)
+            return self._journal
+
+    def _commit_rows(self, rows: Sequence[Row]) -> None:
+        with self.store.transaction() as conn:
+            conn.executemany(_INSERT, [table_row(r, FORMAT) for r in rows])
+
+    def sync(self) -> None:
+        """Fold the journal into the table now (every read of this store does it first)."""
+        journal = self._journal
+        if journal is not None:
+            journal.fold()
+
+    def replay_journals(self) -> int:
+        """Commit the checkpoints that journals of dead systems hold (see `recover`)."""
+        if self.journal_dir is None:
+            return 0
+        return replay(self.journal_dir, self._commit_rows)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued and stop the writer thread."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            self._queue.put(None)
-            writer.join(timeout)
-
-    def _write_loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            batch: list[Pending] = []
-            stop = item is None
-            if item is not None:
-                batch.append(item)
-            while True:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                else:
-                    batch.append(more)
-            if batch:
-                self._commit(batch)
-            if stop:
-                return
-
-    def _commit(self, batch: list[Pending]) -> None:
-        try:
-            with self.store.transaction() as conn:
-                sizes = [
-                    write_checkpoint(
-                        conn, p.pid, p.seq, p.step, p.kind, p.state, p.first,
-                        [p.encode(m) for m in p.messages],
-                    )
-                    for p in batch
-                ]  # fmt: skip
-        except sqlite3.Error as exc:
-            for p in batch:
-                p.outcome.append(f"{type(exc).__name__}: {exc}")
-                p.done.set()
-            return
-        for p, size in zip(batch, sizes, strict=True):
-            p.outcome.append(size)
-            p.done.set()
+        """Fold the journal into the table and remove its files."""
+        with self._journal_lock:
+            journal, self._journal = self._journal, None
+            self.use_journal = False
+        if journal is not None:
+            journal.close(timeout)
 
     def write(
         self,
@@ -204,6 +161,7 @@ class CheckpointStore:
 
     def rows(self, pid: int) -> list[CheckpointRow]:
         """The checkpoints of ``pid``, oldest first."""
+        self.sync()
         with self.store.transaction() as conn:
             found = conn.execute(
                 f"SELECT {_ROW} FROM checkpoints WHERE pid = ? ORDER BY seq", (pid,)
@@ -214,6 +172,7 @@ class CheckpointStore:
         """The newest checkpoint of ``pid`` with its whole context and identity, decoded;
         `CheckpointError` (naming the PID and what to do) when there is none or a row of it
         cannot be read."""
+        self.sync()
         with self.store.transaction() as conn:
             found = conn.execute(
                 f"SELECT {_ROW}, format, first, data FROM checkpoints WHERE pid = ? ORDER BY seq",
@@ -228,6 +187,7 @@ class CheckpointStore:
 
     def counts(self, pids: Iterable[int]) -> dict[int, CheckpointRow]:
         """The newest checkpoint row of each of ``pids`` that has one."""
+        self.sync()
         wanted = sorted(set(pids))
         found: dict[int, CheckpointRow] = {}
         with self.store.transaction() as conn:
@@ -244,6 +204,7 @@ class CheckpointStore:
     def supervised(self) -> dict[str, int]:
         """Lost and suspended supervised children: their path in their tree (as their first
         checkpoint names it, ``/review/analyst``) -> the newest such PID."""
+        self.sync()
         with self.store.transaction() as conn:
             found = conn.execute(
                 "SELECT c.pid, c.data FROM checkpoints c JOIN processes p ON p.pid = c.pid "
@@ -266,6 +227,7 @@ class CheckpointStore:
         ids = [(p,) for p in pids]
         if not ids:
             return 0
+        self.sync()
         with self.store.transaction() as conn:
             before = conn.total_changes
             conn.executemany("DELETE FROM checkpoints WHERE pid = ?", ids)
@@ -274,6 +236,7 @@ class CheckpointStore:
     def forget_dead(self, before: float) -> int:
         """Delete the checkpoints of processes dead since before ``before`` (a Unix time) or
         no longer in the store; returns how many rows went."""
+        self.sync()
         with self.store.transaction() as conn:
             changes = conn.total_changes
             conn.execute(
@@ -288,8 +251,10 @@ class CheckpointStore:
         """Mark what a dead system left behind; returns (lost PIDs, suspended PIDs).
 
         Rows still ``running`` (or ``created``) become ``lost``; ``suspended`` rows stay
-        suspended. Only call it when no other live system uses this state dir.
+        suspended; first, the checkpoints the dead system's journal holds are committed.
+        Only call it when no other live system uses this state dir.
         """
+        self.replay_journals()
         now = time.time()
         with self.store.transaction() as conn:
             running = [
@@ -315,6 +280,10 @@ class CheckpointStore:
 
 
 _ROW = "pid, seq, step, kind, created_at, messages, bytes"
+_INSERT = (
+    "INSERT OR REPLACE INTO checkpoints(pid, seq, step, kind, created_at, format, first, "
+    "messages, bytes, data) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def _row(r: Sequence[Any]) -> CheckpointRow:
