@@ -169,9 +169,7 @@ class Journal:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        with self._fold_lock, self._lock:
-            pass  # a fold in progress is over
-        self._fold_all()
+        self._fold_all()  # waits for a fold in progress (the fold lock)
         for segment in self._segments:
             with contextlib.suppress(ValueError, BufferError):
                 segment.map.close()
