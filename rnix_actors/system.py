@@ -237,7 +237,8 @@ class System:
             self._checkpoints = self._open_checkpoints(self._store)
             log_dir = self._place.dir if self.config.kernel.event_log else None
             self._bus = EventBus.start(log_dir, self.tracker, self.keep)
-            self._process_log = ProcessLog.start(self._store, self.tracker)
+            fold = None if self._checkpoints is None else self._checkpoints.sync
+            self._process_log = ProcessLog.start(self._store, self.tracker, fold)
             self._threads = AgentThreads()
             self._ray = self._ray_backend() if self.backend == "ray" else None
             deps = KernelDeps(

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
-from rnix_actors.kernel.process import ProcessInfo
+from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.processlog import FirstCheckpoint, Sync
 from rnix_actors.store.checkpoints import write_checkpoint
 from rnix_actors.store.db import Store
@@ -27,10 +28,22 @@ from rnix_actors.store.db import Store
 log = logging.getLogger(__name__)
 
 
+_RUNNING = (ProcessState.CREATED, ProcessState.RUNNING)
+
+
 class ProcessLog(RnixActor):
-    def __init__(self, store: Store, tracker: ThreadTracker | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tracker: ThreadTracker | None = None,
+        before_settled: Callable[[], None] | None = None,
+    ) -> None:
+        """``before_settled`` runs before a row of a process that stopped running is written
+        (the checkpoint journal folds: a reader that sees a process ended or suspended sees
+        all of its checkpoints, and a prune of it cannot race a late fold)."""
         super().__init__(tracker)
         self.store = store
+        self.before_settled = before_settled
         self.pending: dict[int, ProcessInfo] = {}
         self.firsts: list[FirstCheckpoint] = []
 
@@ -54,6 +67,13 @@ class ProcessLog(RnixActor):
         if not self.pending:
             return
         firsts = self.firsts
+        if self.before_settled is not None and any(
+            p.state not in _RUNNING for p in self.pending.values()
+        ):
+            try:
+                self.before_settled()
+            except sqlite3.Error:
+                log.exception("process log: could not fold the checkpoint journal")
 
         def first_checkpoints(conn: sqlite3.Connection) -> None:
             for first in firsts:
