@@ -28,6 +28,7 @@ from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
 from rnix_actors.kernel.deadlines import Deadline, Deadlines
 from rnix_actors.kernel.devices import DeviceRegistry
+from rnix_actors.kernel.eventbus import EventBus
 from rnix_actors.kernel.launch import Launcher, ProcessHandle
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.process import (
@@ -38,6 +39,7 @@ from rnix_actors.kernel.process import (
     Signal,
     check_transition,
 )
+from rnix_actors.kernel.processlog import ProcessLog
 from rnix_actors.kernel.resumption import (
     Recovered,
     Restore,
@@ -83,8 +85,8 @@ class KernelDeps:
 
     store: Store  # PIDs are allocated here, synchronously
     table: ProcessTable
-    bus: Any  # ActorRef[EventBus]
-    process_log: Any  # ActorRef[ProcessLog]: process rows reach the store through it
+    bus: pykka.ActorRef[EventBus]
+    process_log: pykka.ActorRef[ProcessLog]  # process rows reach the store through it
     devices: DeviceRegistry
     drivers: Callable[[str], Driver | None]
     templates: Callable[[str], AgentTemplate | None]
@@ -108,7 +110,7 @@ class _Live:
     ref: ProcessHandle
     control: ProcessControl
     driver: Driver
-    owner: Any
+    owner: pykka.ActorRef[Any] | None
     agent_spawn: bool
     endpoint: Endpoint
     timer: Deadline | None = None  # the SIGTERM grace period

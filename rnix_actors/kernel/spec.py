@@ -90,8 +90,10 @@ class ProcessSpec:
     driver: Driver
     devices: DeviceRegistry
     guards: tuple[Guard, ...]
-    kernel: Any  # pykka.ActorRef of the kernel
-    bus: Any  # pykka.ActorRef of the event bus
+    # The kernel's and the bus's refs, or (on a Ray host) stand-ins with their tell and ask:
+    # structural, not pykka.ActorRef.
+    kernel: Any
+    bus: Any
     control: ProcessControl
     tracker: ThreadTracker | None = None
     threads: AgentThreads | None = None  # pooled threads (None: a new thread per process)

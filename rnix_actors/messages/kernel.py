@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pykka
 
 from rnix_actors.messages.guards import Guard
 from rnix_actors.messages.lifecycle import ExitStatus, ProcessState, Signal
@@ -33,7 +34,7 @@ class SpawnRequest:
     max_steps: int | None = None
     model: str | None = None
     driver: str | None = None
-    owner: Any = None
+    owner: pykka.ActorRef[Any] | None = None
     origin: str = "api"
     link: Any = None  # rnix_actors.kernel.links.Endpoint
     supervisor_child: str = ""  # the child's path in its supervision tree (/review/analyst)

@@ -27,6 +27,8 @@ import pykka
 
 from rnix_actors.errors import RnixError
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.eventbus import EventBus
+from rnix_actors.kernel.kernel import Kernel
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.links import link as link_endpoints
 from rnix_actors.kernel.links import unlink as unlink_endpoints
@@ -70,8 +72,8 @@ ASK_TIMEOUT = 10.0
 
 @attrs.frozen
 class SupervisorDeps:
-    kernel: Any  # ActorRef[Kernel]
-    bus: Any  # ActorRef[EventBus]
+    kernel: pykka.ActorRef[Kernel]
+    bus: pykka.ActorRef[EventBus]
     table: ProcessTable
     resolve_agent: Callable[[ChildSpec, str], AgentTemplate | str]
     known_agent: Callable[[str], bool]
@@ -91,7 +93,7 @@ class SupervisorDeps:
 
 @attrs.frozen
 class _Sub:
-    ref: Any  # ActorRef[Supervisor]
+    ref: pykka.ActorRef[Supervisor]
     endpoint: Endpoint
     incarnation: int
 

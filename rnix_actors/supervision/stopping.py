@@ -24,6 +24,7 @@ import pykka
 
 from rnix_actors.errors import RnixError
 from rnix_actors.kernel import links
+from rnix_actors.kernel.kernel import Kernel
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.kernel.table import ProcessTable
@@ -48,7 +49,7 @@ class AgentChild:
 @attrs.frozen
 class SupervisorChild:
     name: str
-    ref: Any  # ActorRef[Supervisor]
+    ref: pykka.ActorRef[Any]  # a Supervisor's (its class here would be an import cycle)
     endpoint: Endpoint
     shutdown: float
 
@@ -57,7 +58,7 @@ Target = AgentChild | SupervisorChild
 
 
 class Stopper:
-    def __init__(self, kernel: Any, table: ProcessTable, path: str) -> None:
+    def __init__(self, kernel: pykka.ActorRef[Kernel], table: ProcessTable, path: str) -> None:
         self.kernel = kernel
         self.table = table
         self.path = path
