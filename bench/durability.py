@@ -44,8 +44,9 @@ TARGET = 0.9
 
 def step_round(
     base: Path, checkpoints: bool, agents: int, steps: int, journal: bool = True
-) -> tuple[float, int]:
-    """One round: ``agents`` processes of ``steps`` steps; returns (steps/s, steps)."""
+) -> tuple[float, int, float]:
+    """One round: ``agents`` processes of ``steps`` steps; returns (steps/s, steps, CPU
+    seconds of this process per step: less sensitive than steps/s to other load)."""
     project = base / "project"
     project.mkdir(parents=True)
     config = Config(kernel=KernelConfig(checkpoints=checkpoints))
@@ -57,14 +58,15 @@ def step_round(
         add_agent(system, "stepper", busy_brain(3, steps), max_steps=steps + 1)
         counter = ExitCounter(agents)
         with system.subscribe(counter):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             pids = [system.spawn("stepper", "take steps") for _ in range(agents)]
             infos = wait_all(system, pids)
             counter.wait()
             # As bench/kernel.py: until the bus delivered the last event (its work counts).
             seconds = counter.last - started
+            cpu = time.process_time() - cpu
     total = sum(i.steps for i in infos)
-    return total / seconds, total
+    return total / seconds, total, cpu / total
 
 
 def checkpoint_bytes(db: Path, steps: int) -> float:
@@ -82,12 +84,14 @@ MODES = (("off", False, True), ("on", True, True), ("direct", True, False))
 
 def bench_steps(root: Path, rounds: int, agents: int, steps: int) -> None:
     rates: dict[str, list[float]] = {name: [] for name, _, _ in MODES}
+    cpus: dict[str, list[float]] = {name: [] for name, _, _ in MODES}
     total = 0
     for r in range(rounds):
         order = MODES if r % 2 == 0 else tuple(reversed(MODES))
         for name, on, journal in order:
-            rate, total = step_round(root / f"steps-{r}-{name}", on, agents, steps, journal)
+            rate, total, cpu = step_round(root / f"steps-{r}-{name}", on, agents, steps, journal)
             rates[name].append(rate)
+            cpus[name].append(cpu)
     med = {name: statistics.median(values) for name, values in rates.items()}
     ratio = med["on"] / med["off"]
     verdict = "ok" if ratio >= TARGET else "BELOW TARGET"
@@ -97,6 +101,11 @@ def bench_steps(root: Path, rounds: int, agents: int, steps: int) -> None:
         f"-> ratio {ratio:.2f} (target >= {TARGET}: {verdict}); each checkpoint committed "
         f"by its process instead of journaled: {med['direct']:,.0f} "
         f"(ratio {med['direct'] / med['off']:.2f})"
+    )
+    cpu = {name: statistics.median(values) * 1e6 for name, values in cpus.items()}
+    print(
+        f"    CPU per step (all threads of the system): off {cpu['off']:.0f} us, on "
+        f"{cpu['on']:.0f} us (off / on {cpu['off'] / cpu['on']:.2f}), direct {cpu['direct']:.0f} us"
     )
     per_step = checkpoint_bytes(root / "steps-0-on" / "state" / "rnix.db", total)
     print(f"[2] checkpoint bytes per step: {per_step:,.0f} (state row + new context messages)")
