@@ -16,6 +16,7 @@ from helpers import Collector, agent, call, respond
 
 from rnix_actors import LLMRequest, LLMResponse, ProcessInfo, ProcessState, System
 from rnix_actors.immune import Immune, ImmuneConfig
+from rnix_actors.immune.events import ALERT_EVENT
 from rnix_actors.kernel.devices import DeviceCall, Effect
 
 BANK = "/dev/bank"
@@ -83,9 +84,13 @@ class Lab:
         return [a.message for a in self.immune.status().alerts if a.pid == pid]
 
     def blocked_at(self, pid: int) -> int:
-        """The 1-based index of the refused device call among the run's device calls."""
+        """The 1-based index of the refused device call among the run's device calls (the
+        daemon's alert event names the device too, and may reach the bus before the refusal
+        does: it is not a call)."""
         calls = [
-            e for e in self.events.of(pid) if e.device.startswith(BANK) and e.syscall != "Denied"
+            e
+            for e in self.events.of(pid)
+            if e.device.startswith(BANK) and e.syscall not in ("Denied", ALERT_EVENT)
         ]
         return next(i for i, e in enumerate(calls, start=1) if e.syscall == "Blocked")
 
