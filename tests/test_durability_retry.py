@@ -10,6 +10,9 @@ import pytest
 from test_durability import STEPS, TIMEOUT, Work, make_system
 
 from rnix_actors import ProcessState, System
+from rnix_actors.cli.shell.commands import Shell
+from rnix_actors.ipc.local import LocalApi
+from rnix_actors.ipc.service import Service
 from rnix_actors.messages.guards import ALLOW, SyscallAttempt, Verdict
 
 REFUSED = 3  # the work call the guard refuses
@@ -119,4 +122,33 @@ def test_a_refusal_survives_a_kill_before_the_suspension_was_recorded(root: Path
         finish(system, pid)
         assert [n for _, n in after.calls] == [REFUSED, 4, 5]
     finally:
+        system.stop()
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_the_shell_resumes_with_or_without_retry(root: Path, retry: bool) -> None:
+    work = Work()
+    system = make_system(root, work)
+    local = LocalApi(Service(system))
+    lines: list[str] = []
+    shell = Shell(local, lines.append)
+    try:
+        refused: list[int] = []
+
+        def refuse_once(attempt: SyscallAttempt) -> Verdict:
+            verdict = refuse_work_3(attempt) if not refused else ALLOW
+            if verdict.action != "allow":
+                refused.append(attempt.pid)
+            return verdict
+
+        system.add_guard(refuse_once)  # as the immune system's after a person's resume
+        pid = system.spawn("worker", "count to five")
+        assert system.wait(pid, TIMEOUT).state is ProcessState.SUSPENDED
+        shell.execute(f"resume {pid} --retry" if retry else f"resume {pid}")
+        finish(system, pid)
+        assert [n for _, n in work.calls] == ([1, 2, REFUSED, 4, 5] if retry else [1, 2, 4, 5])
+        assert f"PID {pid}: signal sent (SIGRESUME)" in "\n".join(lines)
+    finally:
+        shell.close()
+        local.close()
         system.stop()

@@ -79,7 +79,7 @@ class Shell:
             "sup": lambda a: views.sup_command(self.api, self.echo, a),
             "kill": self._kill,
             "pause": lambda a: self._signal(a, "pause", "SIGPAUSE"),
-            "resume": lambda a: self._signal(a, "resume", "SIGRESUME"),
+            "resume": self._resume,
             "watch": self._watch,
             "inspect": lambda a: views.inspect_command(self.api, self.echo, a),
             "logs": lambda a: views.logs_command(self.api, self.echo, a),
@@ -275,8 +275,19 @@ class Shell:
             raise UsageError(f"usage: {HELP[name].usage}")
         return self._send(pid_arg(args[0], HELP[name].usage), signal)
 
-    def _send(self, pid: int, signal: str) -> bool:
-        result = self.api.call("kill", pid=pid, signal=signal)
+    def _resume(self, args: list[str]) -> bool:
+        """``resume PID [--retry]``: ``--retry`` runs again the call a guard refused."""
+        retry = "--retry" in args
+        rest = [a for a in args if a != "--retry"]
+        if len(rest) != 1:
+            raise UsageError(f"usage: {HELP['resume'].usage}")
+        return self._send(pid_arg(rest[0], HELP["resume"].usage), "SIGRESUME", retry)
+
+    def _send(self, pid: int, signal: str, retry: bool = False) -> bool:
+        if retry:
+            result = self.api.call("resume", pid=pid, retry=True)
+        else:
+            result = self.api.call("kill", pid=pid, signal=signal)
         self.echo(f"[kernel] PID {pid}: signal sent ({result['signal']}): {result['outcome']}")
         with self._lock:
             followed = pid in self._suspended

@@ -38,7 +38,10 @@ HELP: dict[str, CommandHelp] = {
     ),
     "kill": CommandHelp("kill PID [--signal NAME]", "send a signal (default SIGTERM)"),
     "pause": CommandHelp("pause PID", "suspend PID and its running subtree (SIGPAUSE)"),
-    "resume": CommandHelp("resume PID", "resume PID and its subtree (SIGRESUME)"),
+    "resume": CommandHelp(
+        "resume PID [--retry]",
+        "resume PID and its subtree (SIGRESUME); --retry runs again the call a guard refused",
+    ),
     "watch": CommandHelp(
         "watch [PID] [-v]", "live events (of PID until it exits, or of everything); Ctrl-C stops"
     ),
