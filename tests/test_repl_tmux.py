@@ -147,7 +147,8 @@ def test_spawn_pause_watch_interrupt_resume_and_finish(slow_project: Path, pane:
     pane.wait_for(r"\[watch\] PID 1 \(Ctrl-C to stop\)", count=2)
     resumed = rnix(slow_project, "resume", "1")
     assert resumed.returncode == 0, resumed.stderr
-    screen = pane.wait_for(r"^\[kernel\] PID 1 exited\(0\) completed\s*$")
+    # Not anchored: under load the prompt that comes back can be drawn on the same row.
+    screen = pane.wait_for(r"\[kernel\] PID 1 exited\(0\) completed")
     after_watch = screen[screen.rindex("[watch] PID 1 (Ctrl-C to stop)") :]
     assert "[agent/1] step" in after_watch  # the resumed steps, live
     pane.wait_for(r"running: 0 \| suspended: 0")
