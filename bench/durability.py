@@ -53,8 +53,9 @@ def step_round(
     system = System(project, state_dir=base / "state", config=config, load_project=False)
     system.register_device(NULL_DEVICE, _null_device, "no-op", blocking=False)
     with system:
-        if system._checkpoints is not None:  # reaches inside on purpose: the commit mode
-            system._checkpoints.use_journal = journal
+        run = system._run  # reaches inside on purpose: the commit mode
+        if run is not None and run.checkpoints is not None:
+            run.checkpoints.use_journal = journal
         add_agent(system, "stepper", busy_brain(3, steps), max_steps=steps + 1)
         counter = ExitCounter(agents)
         with system.subscribe(counter):

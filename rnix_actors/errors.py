@@ -61,6 +61,20 @@ class SystemStopped(RnixError):
     """The actor system is not running (never started, already stopped, or stopping)."""
 
 
+class SystemFailed(SystemStopped):
+    """The system stopped itself because a service it cannot run without ended (the kernel,
+    or a service that kept crashing past its restart limit).
+
+    ``reason`` is the typed `rnix_actors.messages.links.ExitReason` of that service; the
+    message says which service and why. Every process was ended with a typed reason, and
+    `System.stop` still cleans up (it never raises).
+    """
+
+    def __init__(self, message: str, reason: object = None) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class Unresponsive(RnixError, TimeoutError):
     """A system actor (the kernel, the event bus) did not answer in time.
 

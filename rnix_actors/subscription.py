@@ -21,7 +21,7 @@ class Subscription:
     when the system stops.
     """
 
-    def __init__(self, bus: pykka.ActorRef[Any], key: int) -> None:
+    def __init__(self, bus: Any, key: int) -> None:  # an ActorRef or the bus's ServiceRef
         self._bus = bus
         self.key = key
 
@@ -30,9 +30,9 @@ class Subscription:
         handles it in order, after the events already queued). Cancelling twice, or after
         the system stopped, does nothing. Do not call it from the callback itself (it waits
         for the bus, whose thread runs the callback): there, use `cancel_soon`."""
-        if self._bus.is_alive():
-            with contextlib.suppress(SystemStopped):  # it stopped meanwhile: nothing to end
-                ask(self._bus, Unsubscribe(self.key), ASK_TIMEOUT, "event bus")
+        # Asked even of a bus that is down: a restarting bus must not bring the callback back.
+        with contextlib.suppress(SystemStopped):  # it stopped meanwhile: nothing to end
+            ask(self._bus, Unsubscribe(self.key), ASK_TIMEOUT, "event bus")
 
     def cancel_soon(self) -> None:
         """Ask the bus to stop the deliveries without waiting (callbacks may see a few more

@@ -16,7 +16,6 @@ state (SQLite, per-process ``events.jsonl``) in the state dir (``.rnix/`` by def
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
 import logging
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
+from rnix_actors.app.boot import Boot, Running, boot
+from rnix_actors.app.service import ServiceRef
 from rnix_actors.catalog import Catalog, Changes
 from rnix_actors.compose import ComposeEngine
 from rnix_actors.config import Config, load_config
@@ -37,12 +38,13 @@ from rnix_actors.drivers.http import OpenAIChatDriver, build_drivers
 from rnix_actors.drivers.providers import load_providers
 from rnix_actors.drivers.python import PythonDriver
 from rnix_actors.drivers.replay import ReplayDriver
-from rnix_actors.durable import STOP_ORIGIN, Recovery, StateLock, recover, suspend_all
+from rnix_actors.durable import STOP_ORIGIN, Recovery, suspend_all
 from rnix_actors.errors import (
     BadWorkdir,
     ConfigError,
     NoSuchProcess,
     SpawnError,
+    SystemFailed,
     SystemStopped,
     UnknownAgent,
 )
@@ -58,24 +60,21 @@ from rnix_actors.kernel.devices import (
     normalize_device_path,
     path_within,
 )
-from rnix_actors.kernel.eventbus import EventBus, events_path
+from rnix_actors.kernel.eventbus import events_path
 from rnix_actors.kernel.fs import FileSystemDevice
-from rnix_actors.kernel.kernel import Kernel, KernelDeps
 from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
-from rnix_actors.kernel.processlog import ProcessLog
 from rnix_actors.kernel.procfs import ProcDevice
-from rnix_actors.kernel.resumption import Recovered, Restore, Restored, prepare_restore
+from rnix_actors.kernel.resumption import Restore, Restored, prepare_restore
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.spawning import prepare_in_caller
 from rnix_actors.kernel.table import ProcessTable, Rollup
-from rnix_actors.kernel.threads import AgentThreads
-from rnix_actors.kernel.treebounds import tree_limits
 from rnix_actors.mcp import attach_mcp, project_servers
 from rnix_actors.messages.bus import Flush, Subscribe, Subscriber
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.guards import Guard
-from rnix_actors.messages.kernel import AddGuard, RemoveGuard, SendSignal, Shutdown, SpawnRequest
+from rnix_actors.messages.kernel import AddGuard, RemoveGuard, SendSignal, SpawnRequest
+from rnix_actors.messages.links import ExitReason
 from rnix_actors.messages.processlog import Sync
 from rnix_actors.migration import Migration, attach_planner, settings_from
 from rnix_actors.migration.similarity import Blend
@@ -86,7 +85,6 @@ from rnix_actors.store.checkpoints import CheckpointRow, CheckpointStore
 from rnix_actors.store.db import Store
 from rnix_actors.subscription import Subscription
 from rnix_actors.supervision.handle import SupervisorHandle
-from rnix_actors.supervision.service import Supervision
 from rnix_actors.supervision.spec import SupervisorSpec
 from rnix_actors.supervision.views import SupervisorView
 from rnix_actors.supervision.yamlspec import load_supervisors, parse_supervisors
@@ -145,15 +143,10 @@ class System:
         self.tracker = ThreadTracker()
         self._lock = threading.Lock()
         self._keys = itertools.count(1)
-        self._kernel: pykka.ActorRef[Kernel] | None = None
-        self._bus: pykka.ActorRef[EventBus] | None = None
-        self._process_log: pykka.ActorRef[ProcessLog] | None = None
-        self._threads: AgentThreads | None = None
-        self._store: Store | None = None
-        self._checkpoints: CheckpointStore | None = None
-        self._state_lock: StateLock | None = None
+        self._run: Running | None = None  # the running parts; None: stopped
+        self._failure: ExitReason | None = None
+        self._failed_event = threading.Event()  # set with _failure (tests wait on it)
         self.recovery = Recovery()  # what the last start found of a previous system
-        self._supervision: Supervision | None = None
         self._planner: Any = None
         self._topology: Topology | None = None
         self._migration: Migration | None = None
@@ -229,62 +222,33 @@ class System:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> System:
+        """Start the system's services under the application supervisor (`rnix_actors.app`):
+        store, event bus, process log, kernel, immune daemon, topology, planner. Returns the
+        system; a running system is returned as it is. Raises `ConfigError` or `OSError` when
+        the state dir or the store cannot be opened (nothing is left started)."""
         with self._lock:
-            if self._kernel is not None:
+            if self._run is not None:
                 return self
-            self._place.open()
-            self._store = Store(self._place.db_path)
-            self._checkpoints = self._open_checkpoints(self._store)
-            log_dir = self._place.dir if self.config.kernel.event_log else None
-            self._bus = EventBus.start(log_dir, self.tracker, self.keep)
-            fold = None if self._checkpoints is None else self._checkpoints.sync
-            self._process_log = ProcessLog.start(self._store, self.tracker, fold)
-            self._threads = AgentThreads()
+            self._failure = None
+            self._failed_event.clear()
             self._ray = self._ray_backend() if self.backend == "ray" else None
-            deps = KernelDeps(
-                store=self._store,
-                table=self.table,
-                process_log=self._process_log,
-                bus=self._bus,
-                devices=self.devices,
-                drivers=lambda name: self._drivers.get(name),
-                templates=lambda name: self._catalog.templates.get(name),
-                skills=lambda: self._catalog.skills,
-                workdir=self.project_dir,
-                sigterm_grace=self.config.kernel.sigterm_grace,
-                bounds=tree_limits(self.config.kernel),
-                tracker=self.tracker,
-                threads=self._threads,
-                checkpoints=self._checkpoints,
-                check_workdir=self.check_workdir,
-                launcher=self._ray,
-            )
-            self._kernel = Kernel.start(deps)
-            if self.recovery.suspended:
-                self._kernel.ask(Recovered(self.recovery.suspended), timeout=ASK_TIMEOUT)
-            self._supervision = Supervision(
-                self._kernel,
-                self._bus,
-                self.table,
-                templates=lambda name: self._catalog.templates.get(name),
-                register_driver=self.register_driver,
-                tracker=self.tracker,
-                prepare_spawn=lambda agent: self._prepare_model(agent, None, None),
-                prepare_restore=self._prepare_restore,
-            )
-            self._supervision.planner = self._planner
+            run = boot(self._boot())
+            self._run = run
+            self.recovery = run.recovery
+            run.supervision.planner = self._planner
+            run.after_kernel.append(self._stop_backends)
         if self._ray is not None:
-            self._start_ray(self._kernel, self._bus)
+            self._start_ray(run.kernel, run.bus)
         # Before any spawn: the immune guard applies to processes spawned after it.
-        self._immune = attach_immune(self, self.immune_config, self._store)
-        store = self._store
+        self._immune = attach_immune(self, self.immune_config, run.store, run.launch)
         topo = self.config.topology
-        self._topology = attach_topology(self, store, topo.reinforcement_threshold)
-        blend = Blend(topo.skill_weight, 1.0 - topo.skill_weight)
-        self._migration = attach_planner(
-            self, store, self._topology, settings_from(self.config, blend)
+        self._topology = attach_topology(
+            self, run.store, topo.reinforcement_threshold, launch=run.launch
         )
-        self._compose = ComposeEngine(self, store, self._topology)
+        blend = Blend(topo.skill_weight, 1.0 - topo.skill_weight)
+        settings = settings_from(self.config, blend)
+        self._migration = attach_planner(self, run.store, self._topology, settings, run.launch)
+        self._compose = ComposeEngine(self, run.store, self._topology)
         if self.mcp is not None:
             self.mcp.start()
         return self
@@ -302,12 +266,21 @@ class System:
         setup = host_setup(self.config, self.protected_dirs(), self.providers)
         return RayBackend(self.config.ray, setup, self.devices, self._proc_status)
 
-    def _start_ray(self, kernel: pykka.ActorRef[Kernel], bus: pykka.ActorRef[EventBus]) -> None:
+    def _start_ray(self, kernel: ServiceRef, bus: ServiceRef) -> None:
         try:
             self._ray.start(kernel, bus)
         except BaseException:
             self.stop()  # nothing of this start stays up
             raise
+
+    def _stop_backends(self, timeout: float) -> None:
+        """After the kernel: its last exits reached the Ray hosts; MCP sessions close and
+        stdio servers' processes end."""
+        ray_backend, self._ray = self._ray, None
+        if ray_backend is not None:
+            ray_backend.stop(timeout)
+        if self.mcp is not None:
+            self.mcp.stop(timeout / 2)
 
     def nodes(self) -> list[Any]:
         """Where agent processes run (``rnix nodes``): one `NodeView` per Ray host, or one
@@ -319,20 +292,39 @@ class System:
 
         return [local_node(len(self.ps()) if self.running else 0)]
 
-    def _open_checkpoints(self, store: Store) -> CheckpointStore | None:
-        """The checkpoint tables (None when off); recovers a dead system's processes when
-        this system is alone on its state dir."""
-        if self._place.dir is None or not self.config.kernel.checkpoints:
-            return None
-        checkpoints = CheckpointStore(store, journal_dir=self._place.dir / "journal")
-        self._state_lock = StateLock(self._place.dir)
-        if self._state_lock.acquire():
-            self.recovery = recover(store, checkpoints)
-        self._state_lock.share()
-        return checkpoints
+    def _boot(self) -> Boot:
+        return Boot(
+            place=self._place,
+            config=self.config,
+            keep=self.keep,
+            tracker=self.tracker,
+            table=self.table,
+            devices=self.devices,
+            drivers=lambda name: self._drivers.get(name),
+            templates=lambda name: self._catalog.templates.get(name),
+            skills=lambda: self._catalog.skills,
+            workdir=self.project_dir,
+            register_driver=self.register_driver,
+            prepare_spawn=lambda agent: self._prepare_model(agent, None, None),
+            prepare_restore=self._prepare_restore,
+            check_workdir=self.check_workdir,
+            launcher=self._ray,
+            on_failure=self._failed,
+        )
+
+    def _failed(self, service: str, reason: ExitReason) -> None:
+        """The application gave up (on its thread): every later call says why."""
+        self._failure = reason
+        self._failed_event.set()
+
+    @property
+    def failure(self) -> ExitReason | None:
+        """Why the system failed (a vital service ended, or one crashed past its restart
+        limit), or None. Calls then raise `SystemFailed` with this reason; `stop` cleans up."""
+        return self._failure
 
     def stop(self, timeout: float = 10.0, checkpoint: bool = False) -> None:
-        """Kill every live process, stop all actors and join their threads.
+        """Kill every live process, stop all actors and join their threads. Never raises.
 
         ``checkpoint=True`` is a graceful stop: running processes are paused at their next
         step boundary (waiting up to ``timeout``) and checkpointed, and the next start on
@@ -340,8 +332,9 @@ class System:
         are still blocked in a call that ignores cancellation (a host device or driver) after
         ``timeout`` seconds are logged and abandoned.
         """
-        keep = checkpoint and self._checkpoints is not None and self._kernel is not None
-        if keep:
+        run = self._run
+        keep = checkpoint and run is not None and run.checkpoints is not None
+        if keep and self._failure is None:
             left = suspend_all(
                 self.table, lambda pid: self.kill(pid, Signal.SIGPAUSE, STOP_ORIGIN), timeout
             )
@@ -349,57 +342,29 @@ class System:
                 log.warning("graceful stop: PIDs %s still running; they will be lost", left)
         with self._lock:
             dashboards, self._dashboards = self._dashboards, []
+            run, self._run = self._run, None
+            services = (self._migration, self._topology, self._immune)
+            self._immune = self._migration = self._topology = self._compose = None
         for dashboard in dashboards:
             dashboard.stop(timeout)
-        with self._lock:
-            kernel, bus, store = self._kernel, self._bus, self._store
-            process_log, self._process_log = self._process_log, None
-            threads, self._threads = self._threads, None
-            supervision, immune = self._supervision, self._immune
-            migration, topology = self._migration, self._topology
-            self._immune = self._migration = self._topology = self._compose = None
-            self._kernel = self._bus = None
-            self._store = None
-            self._supervision = None
-        if kernel is None or bus is None or store is None or process_log is None:
+        if run is None:
             return
-        if supervision is not None:
-            supervision.stop_all(timeout, keep)  # first, so that nothing restarts what we kill
+        try:
+            run.supervision.stop_all(timeout, keep)  # first, so that nothing restarts what we kill
+        except Exception:
+            log.exception("the supervision trees did not stop cleanly")
         # Before the kernel, the bus and the store go away (they unsubscribe and persist).
-        for service in (migration, topology, immune):
+        for service in services:
             if service is not None:
                 try:
                     service.stop()
                 except pykka.Timeout:  # busy with a backlog: the rest must stop all the same
                     log.warning("%s did not stop in time", type(service).__name__)
+                except Exception:  # stop() never raises: the rest must stop all the same
+                    log.exception("%s did not stop cleanly", type(service).__name__)
         try:
-            with contextlib.suppress(pykka.ActorDeadError):  # a dead kernel has none to kill
-                kernel.ask(Shutdown("system", keep=keep), timeout=timeout)
+            run.stop(timeout, keep)
         finally:
-            kernel.stop(timeout=timeout)
-            ray_backend, self._ray = self._ray, None
-            if ray_backend is not None:  # after the kernel: its last exits reached the hosts
-                ray_backend.stop(timeout)
-            if threads is not None:
-                threads.close(timeout)  # waiting threads end; busy ones after their process
-            if self.mcp is not None:
-                self.mcp.stop(timeout / 2)  # sessions close, stdio servers' processes end
-            # Agents still finishing a step may emit events: keep the bus until they stop.
-            bus_thread = bus.proxy().thread.get(timeout=timeout)
-            log_thread = process_log.proxy().thread.get(timeout=timeout)
-            self.tracker.join(timeout / 2, exclude=frozenset({bus_thread, log_thread}))
-            bus.ask(Flush(), timeout=timeout)
-            bus.stop(timeout=timeout)
-            process_log.stop(timeout=timeout)  # writes what is pending
-            stuck = self.tracker.join(timeout / 2)
-            for thread in stuck:
-                log.warning("thread %s did not stop within %.1fs", thread.name, timeout)
-            if self._checkpoints is not None:
-                self._checkpoints.close(timeout / 2)
-            store.close()
-            lock, self._state_lock, self._checkpoints = self._state_lock, None, None
-            if lock is not None:
-                lock.release()
             for http_driver in (*self._http_drivers, *self._retired_drivers):
                 http_driver.close()
             self._place.close()
@@ -425,14 +390,15 @@ class System:
         mode). The old one stops and uninstalls its guard; processes spawned before keep it,
         inert, so call this before spawning what the new configuration should watch."""
         with self._lock:
-            if self._store is None:
-                raise SystemStopped("the system is not running; call System.start() first")
-            old = self._immune
+            run = self._running()
+            old, self._immune = self._immune, None
             self.immune_config = config
-            self._immune = attach_immune(self, config, self._store)
         if old is not None:
             old.stop()
-        return self._immune
+        immune = attach_immune(self, config, run.store, run.launch)
+        with self._lock:
+            self._immune = immune
+        return immune
 
     @property
     def topology(self) -> Topology:
@@ -450,18 +416,30 @@ class System:
         return self._service(self._compose)
 
     def _service(self, service: _S | None) -> _S:
+        self._running()
         if service is None:
             raise SystemStopped("the system is not running; call System.start() first")
         return service
 
+    def _running(self) -> Running:
+        """The running parts; `SystemStopped` when not started, `SystemFailed` when failed."""
+        run = self._run
+        if run is None:
+            raise SystemStopped("the system is not running; call System.start() first")
+        failure = self._failure
+        if failure is not None:
+            raise SystemFailed(f"{failure.detail}; call System.stop()", failure)
+        return run
+
     @property
     def store(self) -> Store:
         """The open SQLite store (subsystems keep their tables in it)."""
-        return self._service(self._store)
+        return self._running().store
 
     @property
     def running(self) -> bool:
-        return self._kernel is not None
+        """Started, not stopped, and not failed."""
+        return self._run is not None and self._failure is None
 
     @property
     def state(self) -> StateKind:
@@ -473,8 +451,8 @@ class System:
         """Where state is kept; None for ``state="memory"``."""
         return self._place.dir
 
-    def _require(self) -> pykka.ActorRef[Kernel]:
-        return self._service(self._kernel)
+    def _require(self) -> ServiceRef:
+        return self._running().kernel
 
     # -- templates, drivers, devices ---------------------------------------------------------
     @property
@@ -548,7 +526,7 @@ class System:
     # -- supervision -------------------------------------------------------------------------
     def supervise(self, spec: SupervisorSpec) -> SupervisorHandle:
         """Validate and start a supervision tree; raises `ConfigError` (nothing starts)."""
-        return self._service(self._supervision).supervise(spec)
+        return self._running().supervision.supervise(spec)
 
     def autostart(self, path: Path | str | None = None) -> list[str]:
         """Start the trees of ``supervisors.yaml`` (as `load_supervisors`) marked
@@ -557,10 +535,10 @@ class System:
         (its checkpoint names its path in the tree) instead of starting afresh. Raises
         `ConfigError` for a bad file: then nothing starts. Returns the started roots' paths."""
         specs = [spec for spec in self.load_supervisors(path) if spec.autostart]
-        supervision = self._service(self._supervision)
-        if specs and self._checkpoints is not None:
-            supervision.offer_resumable(self._checkpoints.supervised())
-        return [supervision.supervise(spec).path for spec in specs]
+        run = self._running()
+        if specs and run.checkpoints is not None:
+            run.supervision.offer_resumable(run.checkpoints.supervised())
+        return [run.supervision.supervise(spec).path for spec in specs]
 
     def load_supervisors(self, path: Path | str | None = None) -> list[SupervisorSpec]:
         """Specs from ``path`` (default: ``<project>/.rnix/supervisors.yaml``), validated."""
@@ -574,21 +552,19 @@ class System:
     def supervisor(self, path: str) -> SupervisorHandle:
         """The handle of a running or finished supervisor, root or nested, by its path
         (``/review`` or ``review/team``); `RnixError` names the known paths."""
-        supervision = self._supervision
-        if supervision is None:
-            raise SystemStopped("the system is not running; call System.start() first")
-        return supervision.handle(path)
+        return self._running().supervision.handle(path)
 
     def tree(self) -> list[SupervisorView]:
         """The supervision trees (live ones queried, finished ones with their final status)."""
-        supervision = self._supervision
-        return [] if supervision is None else supervision.views()
+        run = self._run
+        return [] if run is None else run.supervision.views()
 
     def set_migration_planner(self, planner: Any) -> None:
         """The actor that supervisors offer failed tasks to (a `MigrationOffer` ask)."""
         self._planner = planner
-        if self._supervision is not None:
-            self._supervision.planner = planner
+        run = self._run
+        if run is not None:
+            run.supervision.planner = planner
 
     # -- processes ---------------------------------------------------------------------------
     def spawn(
@@ -714,17 +690,19 @@ class System:
 
     def _prepare_restore(self, pid: int) -> None:
         """Parse the replay script of ``pid``'s agent in the caller's thread (as a spawn)."""
+        run = self._run
+        checkpoints = None if run is None else run.checkpoints
         prepare_restore(
-            pid, self._checkpoints, self._catalog.templates.get, lambda n: self._drivers.get(n)
+            pid, checkpoints, self._catalog.templates.get, lambda n: self._drivers.get(n)
         )
 
     def checkpoints(self, pid: int) -> list[CheckpointRow]:
         """The checkpoints kept for ``pid``, oldest first (empty when checkpoints are off)."""
-        store, process_log = self._checkpoints, self._process_log
-        if store is not None:
-            if process_log is not None:  # checkpoint 0 travels with the first row
-                ask(process_log, Sync(), ASK_TIMEOUT, "process log")
-            return store.rows(pid)
+        run = self._run
+        if run is not None and run.checkpoints is not None:
+            # checkpoint 0 travels with the first row
+            ask(run.process_log, Sync(), ASK_TIMEOUT, "process log")
+            return run.checkpoints.rows(pid)
         db = self._place.db_path
         if self._place.kind != "dir" or db is None or not db.exists():
             return []
@@ -751,10 +729,10 @@ class System:
         if not all:
             self._require()
             return [p for p in self.table.list() if not p.finished]
-        process_log = self._process_log
-        if self._store is not None and process_log is not None:
-            ask(process_log, Sync(), ASK_TIMEOUT, "process log")  # read what we wrote
-        rows = read_history(self._place, self._store)
+        run = self._run
+        if run is not None:
+            ask(run.process_log, Sync(), ASK_TIMEOUT, "process log")  # read what we wrote
+        rows = read_history(self._place, None if run is None else run.store)
         # A running process's row is older than its live figures: take the table's.
         live = {p.pid: p for p in self.table.list() if not p.finished}
         return [live.get(p.pid, p) for p in rows]
@@ -782,7 +760,7 @@ class System:
         """Call ``callback(event)`` for every event (or only those named in ``syscalls``), in
         the event bus's thread: keep it quick. ``wait=False`` returns without waiting for the
         bus; either way every event published after the call reaches ``callback``."""
-        bus = self._service(self._bus)
+        bus = self._running().bus
         key = next(self._keys)
         names = None if syscalls is None else frozenset(syscalls)
         if wait:
@@ -794,10 +772,9 @@ class System:
     def publish(self, event: Event) -> None:
         """Publish ``event`` on the event bus, as the kernel does (the immune daemon's
         ``AnomalyAlert`` events travel this way). Dropped once the system stopped."""
-        bus = self._bus
-        if bus is not None:
-            with contextlib.suppress(pykka.ActorDeadError):
-                bus.tell(event)
+        run = self._run
+        if run is not None:
+            run.bus.tell(event)  # a bus that is down drops it
 
     def serve_dashboard(self, port: int = 0) -> Dashboard:
         """Serve the live web dashboard on 127.0.0.1:``port`` (0: a free port) until its
@@ -814,9 +791,9 @@ class System:
     def sync_events(self, timeout: float = ASK_TIMEOUT) -> None:
         """Return once every event published before this call reached the subscribers and
         the logs (the bus handles messages in order)."""
-        bus = self._bus
-        if bus is not None:
-            ask(bus, Flush(), timeout, "event bus")
+        run = self._run
+        if run is not None:
+            ask(run.bus, Flush(), timeout, "event bus")
 
     def events_file(self, pid: int) -> Path:
         """``<state>/proc/<pid>/events.jsonl``; `SystemStopped` when there is no state dir."""

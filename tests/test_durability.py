@@ -90,7 +90,8 @@ def test_each_step_writes_one_checkpoint_with_the_calls_of_the_step_in_flight(ro
         ]
         assert all(r.bytes > 0 for r in rows)
         assert rows[-1].messages == 1 + 2 * (STEPS - 1) + 1  # intent, pairs, last call
-        found = system._checkpoints.latest(info.pid)  # type: ignore[union-attr]
+        assert system._run is not None and system._run.checkpoints is not None
+        found = system._run.checkpoints.latest(info.pid)
         (in_flight,) = found.state["in_flight"]
         assert in_flight["name"] == "call_device"
         last = found.messages[-1]

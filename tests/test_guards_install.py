@@ -26,8 +26,8 @@ class Seen:
 
 
 def kernel_guards(system: System) -> tuple[object, ...]:
-    kernel = system._kernel
-    assert kernel is not None
+    assert system._run is not None
+    kernel = system._run.kernel
     guards: tuple[object, ...] = kernel.proxy().guards.get(timeout=5)
     return guards
 

@@ -20,7 +20,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("cli", frozenset({"cli"})),
     ("ipc and dashboard", frozenset({"ipc", "dashboard"})),
     ("aio", frozenset({"aio"})),
-    ("System", frozenset({"", "system", "introspect", "durable", "catalog", "loader", "nodes"})),
+    (
+        "System",
+        frozenset({"", "system", "app", "introspect", "durable", "catalog", "loader", "nodes"}),
+    ),
     ("compose", frozenset({"compose"})),
     # ray: the Ray backend, a launcher of the kernel's that rebuilds the immune guard on hosts
     ("services", frozenset({"migration", "topology", "supervision", "immune", "mcp", "ray"})),

@@ -24,6 +24,7 @@ from rnix_actors import (
     Unresponsive,
 )
 from rnix_actors.config import load_config
+from rnix_actors.errors import SystemFailed
 from rnix_actors.kernel.logkeep import LogKeeper, expired
 
 
@@ -161,10 +162,12 @@ def test_a_stopped_system_refuses_live_calls_alike(project: Path, tmp_path: Path
 
 def test_a_dead_kernel_is_system_stopped_not_a_pykka_error(system: System) -> None:
     one_step(system)
-    kernel = system._kernel
+    assert system._run is not None
+    kernel = system._run.kernel.current
     assert kernel is not None
     kernel.stop()
-    with pytest.raises(SystemStopped, match="kernel is gone"):
+    assert system._failed_event.wait(10)  # the application saw the kernel end
+    with pytest.raises(SystemFailed, match="service kernel ended"):
         system.spawn("quick", "x")
     with pytest.raises(SystemStopped):
         system.kill(1)

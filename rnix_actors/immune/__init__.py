@@ -31,6 +31,7 @@ from rnix_actors.immune.live import LiveView, live_view
 from rnix_actors.immune.persistence import ImmuneStore
 from rnix_actors.immune.sandboxview import SandboxView, live_sandbox_view
 from rnix_actors.immune.status import ImmuneStatus
+from rnix_actors.kernel.base import Launch, launch_here
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.guards import Guard
@@ -188,7 +189,9 @@ def _forwarder(ref: pykka.ActorRef[ImmuneDaemon]) -> Callable[[Event], None]:
     return forward
 
 
-def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immune:
+def attach_immune(
+    host: ImmuneHost, config: ImmuneConfig, store: Store, launch: Launch = launch_here
+) -> Immune:
     """Start monitoring ``host``; processes spawned from now on are checked.
 
     Disabled config: installs nothing and returns a handle whose status is empty. Raises
@@ -199,9 +202,9 @@ def attach_immune(host: ImmuneHost, config: ImmuneConfig, store: Store) -> Immun
     if not config.enabled:
         return Immune(config, host, sandbox=sandbox)
     db = ImmuneStore(store)
-    loaded = db.load()
     shared = Shared(Snapshot(settings=settings_of(config), enforce=not config.warn_only))
-    daemon = ImmuneDaemon.start(host, config, db, loaded, shared)
+    # A restarted daemon reloads profiles, threats and alerts from the store.
+    daemon = launch("immune", lambda: ImmuneDaemon.start(host, config, db, db.load(), shared))
     guard = ImmuneGuard(shared, tell_report(daemon)).check
     try:
         host.add_guard(guard)

@@ -15,8 +15,9 @@ import pykka
 from rnix_actors.errors import SystemStopped, Unresponsive
 
 
-def ask(ref: pykka.ActorRef[Any], message: Any, timeout: float, what: str) -> Any:
-    """``ref.ask(message)`` within ``timeout`` seconds; ``what`` names the actor in errors."""
+def ask(ref: Any, message: Any, timeout: float, what: str) -> Any:
+    """``ref.ask(message)`` within ``timeout`` seconds; ``what`` names the actor in errors.
+    ``ref`` is a `pykka.ActorRef` or anything that asks like one (a `ServiceRef`)."""
     try:
         return ref.ask(message, block=True, timeout=timeout)
     except pykka.ActorDeadError:

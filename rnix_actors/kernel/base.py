@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -65,6 +66,17 @@ class ThreadTracker:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, end - time.monotonic()))
         return [t for t in threads if t.is_alive()]
+
+
+Launch = Callable[[str, Callable[[], "pykka.ActorRef[Any]"]], Any]
+"""How a subsystem starts its actor: ``launch(name, start)`` returns the ref to use. The
+`System` passes its application supervisor's, which runs ``start`` again after a crash and
+returns a `rnix_actors.app.ServiceRef`; alone, `launch_here` starts it once."""
+
+
+def launch_here(name: str, start: Callable[[], pykka.ActorRef[Any]]) -> Any:
+    """Start the actor, unsupervised (tests, embedding one subsystem alone)."""
+    return start()
 
 
 STOPPED_UNSAID = ExitReason(ExitKind.KILLED, "", "stopped without a reason")

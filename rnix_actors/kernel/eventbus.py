@@ -9,14 +9,17 @@ subscriber never stops the others or the log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import attrs
 
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.logkeep import LogKeeper
 from rnix_actors.messages.bus import Flush, Subscribe, Subscriber, Unsubscribe
 from rnix_actors.messages.events import Event, EventBatch
@@ -39,8 +42,9 @@ class EventBus(RnixActor):
         state_dir: Path | None,
         tracker: ThreadTracker | None = None,
         keep: KeepLogs | None = None,
+        subscribers: Iterable[Subscribe] = (),
     ) -> None:
-        super().__init__(tracker)
+        super().__init__(tracker, Endpoint("event bus"))
         self.state_dir = state_dir
         self.keeper: LogKeeper | None = None
         if state_dir is not None and keep is not None and keep.bounded:
@@ -52,6 +56,10 @@ class EventBus(RnixActor):
         self._dirty: set[int] = set()
         self.delivered = 0
         self.subscriber_errors = 0
+        self.unwritable: set[int] = set()  # PIDs whose events.jsonl could not be written
+        for subscribe in subscribers:  # a restarted bus serves its predecessor's subscribers
+            self.subscribers[subscribe.key] = (subscribe.callback, subscribe.syscalls)
+        self._rebuild()
 
     def started(self) -> None:
         if self.keeper is not None:
@@ -69,8 +77,8 @@ class EventBus(RnixActor):
             self.subscribers.pop(message.key, None)
             self._rebuild()
         elif isinstance(message, Flush):
-            for handle in self._files.values():
-                handle.flush()
+            for pid in list(self._files):
+                self._flush(pid)
         else:
             self.unhandled(message)
         return None
@@ -111,10 +119,26 @@ class EventBus(RnixActor):
         if self._dirty and self.actor_inbox.empty():
             # Flush when idle: batches writes under load, timely when quiet.
             for dirty in self._dirty:
-                self._files[dirty].flush()
+                self._flush(dirty)
             self._dirty.clear()
 
     def _write(self, pid: int, data: bytes, events: tuple[Event, ...]) -> None:
+        if pid in self.unwritable:
+            return
+        try:
+            self._write_log(pid, data, events)
+        except OSError as exc:
+            # One process's log (a full disk, a path made unwritable) must not take the bus,
+            # and with it every subscriber and every other log, down: that log is given up.
+            self.unwritable.add(pid)
+            handle = self._files.pop(pid, None)
+            self._dirty.discard(pid)
+            if handle is not None:
+                with contextlib.suppress(OSError):
+                    handle.close()
+            log.error("PID %d: events.jsonl cannot be written, its log stops here: %s", pid, exc)
+
+    def _write_log(self, pid: int, data: bytes, events: tuple[Event, ...]) -> None:
         handle = self._files.get(pid)
         if handle is None:
             assert self.state_dir is not None
@@ -141,9 +165,19 @@ class EventBus(RnixActor):
         else:
             self._dirty.add(pid)
 
+    def _flush(self, pid: int) -> None:
+        try:
+            self._files[pid].flush()
+        except OSError as exc:
+            self.unwritable.add(pid)
+            with contextlib.suppress(OSError):
+                self._files.pop(pid).close()
+            log.error("PID %d: events.jsonl cannot be written, its log stops here: %s", pid, exc)
+
     def stopped(self) -> None:
         for handle in self._files.values():
-            handle.close()
+            with contextlib.suppress(OSError):
+                handle.close()
         self._files.clear()
 
 

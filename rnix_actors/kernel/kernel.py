@@ -118,7 +118,7 @@ class _Live:
 
 class Kernel(RnixActor):
     def __init__(self, deps: KernelDeps) -> None:
-        super().__init__(deps.tracker)
+        super().__init__(deps.tracker, Endpoint("kernel"))
         self.deps = deps
         self.live: dict[int, _Live] = {}
         self.guards: tuple[Guard, ...] = ()
@@ -636,11 +636,39 @@ class Kernel(RnixActor):
             )
         )
 
+    def crashed(self, where: str, exc: BaseException) -> None:
+        log.error("the kernel crashed in %s: %r", where, exc)
+        self._end_all(
+            ExitReason(
+                ExitKind.FAILED, "kernel", f"kernel crashed in {where}: {type(exc).__name__}: {exc}"
+            )
+        )
+
     def stopped(self) -> None:
-        for live in self.live.values():
-            if live.timer is not None:
-                live.timer.cancel()
+        signalled = self.endpoint.signalled
+        reason = self.exit_reason or (
+            signalled.reason
+            if signalled is not None
+            else ExitReason(ExitKind.KILLED, "kernel", "kernel stopped without a system stop")
+        )
+        self._end_all(reason)
         self.deadlines.close()
+
+    def _end_all(self, why: ExitReason) -> None:
+        """The kernel is ending: no process may outlive the table's owner. Each live process
+        is killed and recorded dead with the kernel's reason (its links hear ``why``'s kind),
+        so every ``wait`` returns and every supervisor sees a typed exit."""
+        if not self.live:
+            return
+        reason = f"killed by the kernel's end: {why.detail or why.kind}"
+        for pid in sorted(self.live, reverse=True):
+            if pid not in self.live:  # a child, already ended with its parent
+                continue
+            try:
+                self._force_exit(pid, reason, why.origin or "kernel", why.kind)
+            except Exception:
+                log.exception("PID %d could not be ended with the kernel", pid)
+                self.live.pop(pid, None)
 
 
 def _tell(ref: ProcessHandle, message: object) -> None:

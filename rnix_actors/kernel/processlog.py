@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.processlog import FirstCheckpoint, Sync
 from rnix_actors.store.checkpoints import write_checkpoint
@@ -32,19 +33,23 @@ _RUNNING = (ProcessState.CREATED, ProcessState.RUNNING)
 
 
 class ProcessLog(RnixActor):
+    """``rows``: written first. A restarted process log gets the whole live table, so the rows
+    its predecessor held when it crashed are not lost (each row is a process's whole state)."""
+
     def __init__(
         self,
         store: Store,
         tracker: ThreadTracker | None = None,
         before_settled: Callable[[], None] | None = None,
+        rows: Iterable[ProcessInfo] = (),
     ) -> None:
         """``before_settled`` runs before a row of a process that stopped running is written
         (the checkpoint journal folds: a reader that sees a process ended or suspended sees
         all of its checkpoints, and a prune of it cannot race a late fold)."""
-        super().__init__(tracker)
+        super().__init__(tracker, Endpoint("process log"))
         self.store = store
         self.before_settled = before_settled
-        self.pending: dict[int, ProcessInfo] = {}
+        self.pending: dict[int, ProcessInfo] = {info.pid: info for info in rows}
         self.firsts: list[FirstCheckpoint] = []
 
     def handle(self, message: Any) -> Any:
@@ -59,6 +64,9 @@ class ProcessLog(RnixActor):
         else:
             self.unhandled(message)
         return None
+
+    def started(self) -> None:
+        self._write()
 
     def stopped(self) -> None:
         self._write()

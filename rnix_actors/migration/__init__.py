@@ -17,6 +17,7 @@ import pykka
 
 from rnix_actors.config import Config
 from rnix_actors.errors import SystemStopped
+from rnix_actors.kernel.base import Launch, launch_here
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.migration import MigrationPlan, QueryDecisions, QueryMatrix
 from rnix_actors.migration.gate import Assessment, Plan, Record, plan_migration
@@ -131,6 +132,7 @@ def attach_planner(
     store: Store,
     topology: Collaboration | None = None,
     settings: MigrationSettings | None = None,
+    launch: Launch = launch_here,
 ) -> Migration:
     """Start the planner and make it the one supervisors offer failed tasks to.
 
@@ -140,7 +142,8 @@ def attach_planner(
     settings = settings or MigrationSettings()
     db = MigrationStore(store)
     ledger = Ledger(db.load_records())
-    ref = MigrationPlanner.start(host, db, ledger, topology, settings)
+    # A restarted planner keeps the ledger: the bus's subscriber feeds this one.
+    ref = launch("planner", lambda: MigrationPlanner.start(host, db, ledger, topology, settings))
     try:
         subscription = host.subscribe(_feeder(ledger, ref), ("Start", "Exit"))
         host.set_migration_planner(ref)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import pykka
 
 from rnix_actors.errors import RnixError, SystemStopped
-from rnix_actors.kernel.base import RnixActor
+from rnix_actors.kernel.base import Launch, RnixActor, launch_here
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.topology import EdgeKind, QueryEdges, RecordEdge
@@ -149,7 +149,10 @@ class Topology:
 
 
 def attach_topology(
-    host: TopologyHost, store: Store, threshold: int = DEFAULT_THRESHOLD
+    host: TopologyHost,
+    store: Store,
+    threshold: int = DEFAULT_THRESHOLD,
+    launch: Launch = launch_here,
 ) -> Topology:
     """Start recording ``host``'s collaboration traffic into ``store``.
 
@@ -158,7 +161,8 @@ def attach_topology(
     """
     if threshold < 1:
         raise ValueError(f"reinforcement_threshold must be >= 1 (got {threshold})")
-    ref = TopologyKeeper.start(host, TopologyStore(store))
+    db = TopologyStore(store)
+    ref = launch("topology", lambda: TopologyKeeper.start(host, db))  # reloads the graph
     try:
         subscription = host.subscribe(_forwarder(ref), ("Start", "Send"))
     except BaseException:
