@@ -83,6 +83,13 @@ class Unresponsive(RnixError, TimeoutError):
     """
 
 
+class StillRunning(RnixError, TimeoutError):
+    """`System.wait` (or `run`) timed out: the process has not settled yet and goes on.
+
+    Also a `TimeoutError`, so ``except TimeoutError`` catches it.
+    """
+
+
 class ErrorCode(StrEnum):
     """Error codes of syscalls; with the device path they form circuit-breaker fingerprints."""
 

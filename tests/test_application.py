@@ -157,6 +157,7 @@ def test_the_kernel_ending_fails_the_system_loudly_and_cleanly(
         info = system.info(pid)
         assert (info.state, info.exit_code) == (ProcessState.DEAD, 1)
         assert "kernel" in info.exit_reason
+        assert (info.exit_kind, info.exit_origin) == ("killed", "kernel")
     with pytest.raises(SystemFailed, match="service kernel ended") as raised:
         system.spawn("quick", "no kernel")
     assert raised.value.reason == failure

@@ -50,7 +50,7 @@ PATHS = {
     # System.spawn (the CLI, the API) builds its request with System.spawn_request
     "api spawn": ("rnix_actors/system.py", "spawn_request"),
     "ipc spawn": ("rnix_actors/system.py", "spawn_request"),  # the daemon calls System.spawn
-    "every System.spawn_request": ("rnix_actors/system.py", "SpawnRequest"),
+    "every System.spawn_request": ("rnix_actors/app/registry.py", "SpawnRequest"),
     "aio spawn": ("rnix_actors/aio/system.py", "spawn_request"),
     "agent spawn": ("rnix_actors/kernel/agent.py", "SpawnRequest"),  # the spawn tool
     "supervisor start and restart": ("rnix_actors/supervision/actor.py", "SpawnRequest"),

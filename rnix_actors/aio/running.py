@@ -20,7 +20,7 @@ from pykka import ThreadingFuture
 
 from rnix_actors.errors import SystemStopped
 from rnix_actors.kernel.process import ProcessInfo
-from rnix_actors.kernel.table import ProcessTable
+from rnix_actors.kernel.table import TableView
 
 
 class SpawnWatch(ThreadingFuture[Any]):
@@ -28,7 +28,7 @@ class SpawnWatch(ThreadingFuture[Any]):
 
     def __init__(
         self,
-        table: ProcessTable,
+        table: TableView,
         settled: Callable[[ProcessInfo], bool],
         done: asyncio.Future[ProcessInfo],
     ) -> None:

@@ -34,7 +34,7 @@ from rnix_actors.aio.bridge import AsyncPythonDriver, LoopBridge, async_device, 
 from rnix_actors.aio.events import DEFAULT_MAXSIZE, EventStream
 from rnix_actors.aio.running import SpawnWatch
 from rnix_actors.aio.supervision import AsyncSupervisorHandle
-from rnix_actors.errors import NoSuchProcess, RnixError, SystemStopped, Unresponsive
+from rnix_actors.errors import NoSuchProcess, RnixError, StillRunning, SystemStopped, Unresponsive
 from rnix_actors.kernel.devices import DeviceCall, Effect
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.messages.kernel import SendSignal
@@ -204,7 +204,7 @@ class AsyncSystem:
                 info: ProcessInfo = await future
             return info
         except TimeoutError:
-            raise TimeoutError(f"PID {pid} still running after {timeout}s") from None
+            raise StillRunning(f"PID {pid} still running after {timeout}s") from None
         except asyncio.CancelledError:
             await self._kill_on_cancel(pid, kill_on_cancel)
             raise

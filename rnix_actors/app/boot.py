@@ -25,6 +25,7 @@ from rnix_actors.app.supervisor import Application
 from rnix_actors.config import Config
 from rnix_actors.drivers.base import Driver
 from rnix_actors.durable import Recovery, StateLock, recover
+from rnix_actors.kernel.asking import ask
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.eventbus import EventBus
@@ -133,7 +134,7 @@ class Running:
         """Start a service as the application's last child; returns its `ServiceRef`.
         Raises what ``start`` raises (nothing is left started)."""
         spec = ServiceSpec(name, start, stop or _stop_actor, vital=vital, handle=handle)
-        ref: ServiceRef = self.app.ask(AddService(spec), block=True, timeout=ASK_TIMEOUT)
+        ref: ServiceRef = ask(self.app, AddService(spec), ASK_TIMEOUT, "application")
         return ref
 
 

@@ -31,6 +31,7 @@ from rnix_actors.immune.live import LiveView, live_view
 from rnix_actors.immune.persistence import ImmuneStore
 from rnix_actors.immune.sandboxview import SandboxView, live_sandbox_view
 from rnix_actors.immune.status import ImmuneStatus
+from rnix_actors.kernel.asking import unresponsive
 from rnix_actors.kernel.base import Launch, launch_here
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.messages.events import Event
@@ -175,6 +176,8 @@ class Immune:
             return daemon.ask(message, timeout=ASK_TIMEOUT)
         except pykka.ActorDeadError:
             raise SystemStopped("the immune daemon is not running") from None
+        except pykka.Timeout:
+            raise unresponsive("immune daemon", ASK_TIMEOUT) from None
 
 
 def _forwarder(ref: pykka.ActorRef[ImmuneDaemon]) -> Callable[[Event], None]:

@@ -23,7 +23,12 @@ def ask(ref: Any, message: Any, timeout: float, what: str) -> Any:
     except pykka.ActorDeadError:
         raise SystemStopped(f"the system is stopping: the {what} is gone") from None
     except pykka.Timeout:
-        raise Unresponsive(
-            f"the {what} did not answer within {timeout:g}s (overloaded, or stuck behind a "
-            "long call); the request may still take effect"
-        ) from None
+        raise unresponsive(what, timeout) from None
+
+
+def unresponsive(what: str, timeout: float) -> Unresponsive:
+    """The error for the actor ``what`` that did not answer within ``timeout`` seconds."""
+    return Unresponsive(
+        f"the {what} did not answer within {timeout:g}s (overloaded, or stuck behind a "
+        "long call); the request may still take effect"
+    )

@@ -656,8 +656,8 @@ class Kernel(RnixActor):
 
     def _end_all(self, why: ExitReason) -> None:
         """The kernel is ending: no process may outlive the table's owner. Each live process
-        is killed and recorded dead with the kernel's reason (its links hear ``why``'s kind),
-        so every ``wait`` returns and every supervisor sees a typed exit."""
+        is killed and recorded dead (kind ``killed``, origin ``kernel``, the kernel's reason
+        in the detail), so every ``wait`` returns and every supervisor sees a typed exit."""
         if not self.live:
             return
         reason = f"killed by the kernel's end: {why.detail or why.kind}"
@@ -665,7 +665,9 @@ class Kernel(RnixActor):
             if pid not in self.live:  # a child, already ended with its parent
                 continue
             try:
-                self._force_exit(pid, reason, why.origin or "kernel", why.kind)
+                # Killed, not failed: the process's end is not its own doing (a supervisor
+                # sees an abnormal exit; the planner's ledger does not count it against it).
+                self._force_exit(pid, reason, "kernel", ExitKind.KILLED)
             except Exception:
                 log.exception("PID %d could not be ended with the kernel", pid)
                 self.live.pop(pid, None)

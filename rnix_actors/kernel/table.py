@@ -199,3 +199,42 @@ class ProcessTable:
                 if left is not None and left <= 0:
                     return None
                 self._cond.wait(left)
+
+
+class TableView:
+    """Read-only access to a `ProcessTable`: what `rnix_actors.System.table` gives. Every
+    read is a snapshot (`ProcessInfo` is frozen); writing the table is the kernel's alone."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: ProcessTable) -> None:
+        self._table = table
+
+    def get(self, pid: int) -> ProcessInfo | None:
+        """``pid``'s record with its live figures, or None for a PID not in the table."""
+        return self._table.get(pid)
+
+    def list(self) -> list[ProcessInfo]:
+        """Every record in the table (live and recently finished), by PID."""
+        return self._table.list()
+
+    def figures(self, pid: int) -> LiveFigures | None:
+        return self._table.figures(pid)
+
+    def subtree(self, pid: int) -> Iterator[int]:
+        return self._table.subtree(pid)
+
+    def rollup(self, pid: int) -> Rollup | None:
+        return self._table.rollup(pid)
+
+    def wait_for(
+        self, pid: int, predicate: Callable[[ProcessInfo], bool], timeout: float | None
+    ) -> ProcessInfo | None:
+        """Block until ``predicate(info)`` holds; return the info, or None on timeout."""
+        return self._table.wait_for(pid, predicate, timeout)
+
+    def when(
+        self, pid: int, predicate: Predicate, callback: Callable[[ProcessInfo], None]
+    ) -> Callable[[], None]:
+        """`ProcessTable.when`: ``callback`` once ``predicate`` holds (see there)."""
+        return self._table.when(pid, predicate, callback)

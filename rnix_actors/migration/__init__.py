@@ -17,6 +17,7 @@ import pykka
 
 from rnix_actors.config import Config
 from rnix_actors.errors import SystemStopped
+from rnix_actors.kernel.asking import unresponsive
 from rnix_actors.kernel.base import Launch, launch_here
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.migration import MigrationPlan, QueryDecisions, QueryMatrix
@@ -112,6 +113,8 @@ class Migration:
             return self.ref.ask(message, block=True, timeout=ASK_TIMEOUT)
         except pykka.ActorDeadError:
             raise SystemStopped("the migration planner is not running") from None
+        except pykka.Timeout:
+            raise unresponsive("migration planner", ASK_TIMEOUT) from None
 
 
 def _feeder(ledger: Ledger, ref: pykka.ActorRef[MigrationPlanner]) -> Callable[[Event], None]:

@@ -70,7 +70,8 @@ class SupervisorHandle:
     def wait(self, timeout: float | None = None) -> SupervisorView:
         """Block until the supervisor has finished (completed, escalated or stopped) and
         return its final view; by then the process table (`System.ps`, `System.info`) shows
-        the exits of the children it counted. Raises `TimeoutError` after ``timeout``
+        the exits of the children it counted. Raises `StillRunning` (a `TimeoutError`) after
+        ``timeout``
         seconds."""
         return self._service.wait(self.path, timeout)
 

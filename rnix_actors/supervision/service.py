@@ -14,7 +14,7 @@ import pykka
 
 from rnix_actors.drivers.base import Driver
 from rnix_actors.drivers.python import PythonDriver
-from rnix_actors.errors import RnixError
+from rnix_actors.errors import RnixError, StillRunning
 from rnix_actors.kernel.base import ThreadTracker
 from rnix_actors.kernel.table import ProcessTable
 from rnix_actors.messages.kernel import QueryTable
@@ -158,7 +158,7 @@ class Supervision:
     def wait(self, path: str, timeout: float | None) -> SupervisorView:
         record = self._record(path)
         if not record.done.wait(timeout):
-            raise TimeoutError(f"supervisor {path} still running after {timeout}s")
+            raise StillRunning(f"supervisor {path} still running after {timeout}s")
         assert record.final is not None
         self._settle_kernel()
         return record.final

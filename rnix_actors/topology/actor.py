@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import pykka
 
 from rnix_actors.errors import RnixError, SystemStopped
+from rnix_actors.kernel.asking import unresponsive
 from rnix_actors.kernel.base import Launch, RnixActor, launch_here
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.messages.events import Event
@@ -102,7 +103,7 @@ def _forwarder(ref: pykka.ActorRef[TopologyKeeper]) -> Callable[[Event], None]:
 
 class Topology:
     """A thread-safe handle on the `TopologyKeeper`. Queries raise `SystemStopped` after
-    `stop` and `pykka.Timeout` if the keeper does not answer within 10 s."""
+    `stop` and `Unresponsive` if the keeper does not answer within 10 s."""
 
     def __init__(
         self,
@@ -125,6 +126,8 @@ class Topology:
             edges: list[Edge] = self._ref.ask(QueryEdges(), block=True, timeout=ASK_TIMEOUT)
         except pykka.ActorDeadError:
             raise SystemStopped("the topology keeper is not running") from None
+        except pykka.Timeout:
+            raise unresponsive("topology keeper", ASK_TIMEOUT) from None
         return edges
 
     def collaboration(self) -> dict[tuple[str, str], int]:
