@@ -14,7 +14,9 @@ from rnix_actors.drivers.providers import ProviderConfig
 from rnix_actors.errors import ConfigError
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.process import ProcessInfo
-from rnix_actors.mcp.service import McpService
+
+if TYPE_CHECKING:  # the MCP SDK is imported only when a server is used
+    from rnix_actors.mcp.service import McpService
 
 
 class Backends:
