@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=None, help="live idle processes")
     args = parser.parse_args(argv)
     n = args.processes or (2_000 if args.quick else LIVE_TARGET)
-    spawns, agents, calls = (100, 4, 200) if args.quick else (300, 4, 1000)
+    spawns, agents, calls = (100, 4, 200) if args.quick else (300, 8, 2000)
     load_start = os.getloadavg()
     print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
     cluster = Cluster(initialize_head=True, head_node_args={**HEAD, "resources": {"n0": 1}})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import alive, call, eventually, respond
+from helpers import Collector, alive, call, eventually, respond
 
 from rnix_actors import AgentTemplate, ProcessState, System
 from rnix_actors.kernel.devices import DeviceCall, Effect
@@ -389,3 +389,79 @@ def test_a_host_actor_that_dies_is_restarted_by_ray_and_its_processes_exit_node_
         assert tree.wait(60).status == "completed"
     finally:
         gate.write_text("go")
+
+
+# -- durability -----------------------------------------------------------------------------------
+def test_a_process_on_a_host_checkpoints_on_the_head_and_resumes_after_a_graceful_stop(
+    cluster: Any, tmp_path: Path
+) -> None:
+    from rnix_actors.drivers.base import ToolCall
+    from rnix_actors.drivers.replay import ReplayResponse, ReplayScript
+
+    root = tmp_path / "project"
+    root.mkdir()
+    log, held, release = tmp_path / "calls", tmp_path / "held", tmp_path / "release"
+
+    def work(device_call: DeviceCall) -> str:  # appends each call; holds call 2
+        n = int(device_call.args["n"])
+        with log.open("a") as out:
+            out.write(f"{n}\n")
+        if n == 2:
+            held.write_text("held")
+            while not release.exists():
+                if device_call.cancel.wait(0.02):
+                    return "cancelled"
+        return f"did {n}"
+
+    steps = [
+        ReplayResponse(tool_calls=(ToolCall("", "call_device", {"device": "/dev/work",
+                                                                 "input": {"n": i}}),))
+        for i in (1, 2, 3)
+    ]  # fmt: skip
+    script = ReplayScript((*steps, ReplayResponse(content="all done")))
+
+    def make() -> System:
+        system = System(root, state_dir=tmp_path / "state", load_project=False, backend="ray")
+        system.replay.add_script("work", script)
+        system.register_device("/dev/work", work, effect=Effect.WRITE)
+        system.add_template(
+            AgentTemplate("worker", devices=("/dev/work",), driver="replay", model="work")
+        )
+        return system.start()
+
+    system = make()
+    try:
+        pid = system.spawn("worker", "count to three")
+        assert eventually(held.exists, 60)
+        assert [(r.step, r.kind) for r in system.checkpoints(pid)] == [(0, "start"), (1, "step"),
+                                                                         (2, "step")]  # fmt: skip
+        signals = Collector()
+        system.subscribe(signals, syscalls=["Signal"])
+        stopper = threading.Thread(target=system.stop, kwargs={"checkpoint": True})
+        stopper.start()
+        signals.wait_for(lambda e: e.pid == pid and e.args.get("signal") == "SIGPAUSE", 30)
+        release.write_text("go")
+        stopper.join(60)
+        assert not stopper.is_alive()
+    finally:
+        release.write_text("go")
+        system.stop()
+    # The pause reaches the host a moment after the head sent it: the process suspended
+    # after call 2, or after call 3 if that had already begun.
+    before = log.read_text().split()
+    assert before in (["1", "2"], ["1", "2", "3"])
+    release.unlink()
+    system = make()
+    try:
+        assert system.info(pid).state is ProcessState.SUSPENDED
+        system.resume(pid)
+        done = system.wait(pid, timeout=60)
+        assert (done.exit_code, done.result) == (0, "all done")
+        assert done.node.startswith("rnix-host-")
+        # Call 2 was answered before the suspend: only call 3 runs after the resume.
+        assert log.read_text().split() == ["1", "2", "3"]
+        kinds = [r.kind for r in system.checkpoints(pid)]
+        assert kinds[:3] == ["start", "step", "step"] and "suspend" in kinds
+        assert kinds.index("suspend") < kinds.index("resume")
+    finally:
+        system.stop()

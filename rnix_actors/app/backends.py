@@ -52,7 +52,14 @@ class Backends:
                 "pip install 'rnix-actors[ray]' (or -e '.[ray]'), or set kernel.backend: local",
             ) from None  # fmt: skip
         setup = host_setup(self.config, self.protected_dirs(), self.providers)
-        return RayBackend(self.config.ray, setup, self.devices, self._proc_status)
+        return RayBackend(
+            self.config.ray, setup, self.devices, self._proc_status, self._head_checkpoints
+        )
+
+    def _head_checkpoints(self) -> Any:
+        """The checkpoint store that writes the checkpoints of processes on Ray hosts."""
+        run = getattr(self, "_run", None)
+        return None if run is None else run.checkpoints
 
     def _start_ray(self, kernel: ServiceRef, bus: ServiceRef) -> None:
         try:

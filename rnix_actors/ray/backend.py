@@ -25,11 +25,12 @@ from rnix_actors.kernel import links
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.launch import ProcessHandle
 from rnix_actors.kernel.spec import ProcessSpec
+from rnix_actors.messages.process import Reaped
 from rnix_actors.ray.host import AgentHost
 from rnix_actors.ray.hostlink import HostLink, Remote, RemoteHandle
 from rnix_actors.ray.placement import Candidate, choose
 from rnix_actors.ray.shipping import immune_key, ship_spec
-from rnix_actors.ray.wire import HostSetup, LinkExit, Spawn
+from rnix_actors.ray.wire import HostSetup, LinkExit, Spawn, Tell
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,13 @@ class RayBackend:
         setup: HostSetup,
         devices: DeviceRegistry,
         proc_status: Callable[[int], dict[str, Any] | None],
+        checkpoints: Callable[[], Any] = lambda: None,
     ) -> None:
         self.config = config
         self.setup = setup
         self.devices = devices
         self.proc_status = proc_status
+        self.checkpoints = checkpoints  # the head's CheckpointStore, or None when off
         self.system_id = uuid.uuid4().hex[:8]
         self.namespace = config.namespace or f"rnix-{self.system_id}"
         self.hosts: list[HostLink] = []
@@ -185,9 +188,11 @@ class RayBackend:
 
     @staticmethod
     def _forget(link: HostLink, pid: int) -> None:
-        """A spawn that did not happen: the kernel ends the endpoint (its links hear)."""
+        """A spawn that did not happen: the kernel ends the endpoint (its links hear). A
+        spawn that timed out may still reach the host: it is reaped there on arrival."""
         with link.lock:
             link.procs.pop(pid, None)
+        link.send(Tell(pid, Reaped(), cancel="its spawn failed on the head"))
 
     def node_of(self, handle: ProcessHandle) -> str:
         return handle.link.name if isinstance(handle, RemoteHandle) else ""

@@ -30,12 +30,14 @@ from rnix_actors.immune.guard import ImmuneGuard, Shared
 from rnix_actors.kernel import links
 from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import ThreadTracker
+from rnix_actors.kernel.checkpointing import WRITE_TIMEOUT, Checkpointer, Identity
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.fs import FileSystemDevice
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.llmdev import LLMDevice
 from rnix_actors.kernel.process import Signal
 from rnix_actors.kernel.procfs import ProcDevice
+from rnix_actors.kernel.resumption import seek_driver
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.threads import AgentThreads
@@ -48,6 +50,7 @@ from rnix_actors.ray.outbox import Outbox
 from rnix_actors.ray.wire import (
     Anomaly,
     Ask,
+    CheckpointWrite,
     Down,
     Drained,
     Events,
@@ -62,6 +65,7 @@ from rnix_actors.ray.wire import (
     Tell,
     ToKernel,
 )
+from rnix_actors.store.checkpoints import Pending
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,27 @@ class _HeadBus:
             self._outbox.put(Events(message.events))
         else:
             self._outbox.put(Events((message,)))
+
+
+class _HeadCheckpoints:
+    """Stands in for the `CheckpointStore` of a process here: each checkpoint is committed by
+    the head's store, and the process waits for the commit as it would locally."""
+
+    def __init__(self, host: AgentHost) -> None:
+        self._host = host
+
+    def submit(self, pending: Pending) -> Pending:
+        encoded = tuple(pending.encode(m) for m in pending.messages)
+        write = CheckpointWrite(
+            pending.pid, pending.seq, pending.step, pending.kind, pending.state,
+            pending.first, encoded,
+        )  # fmt: skip
+        try:
+            pending.outcome.append(int(self._host.ask_head(write, WRITE_TIMEOUT)))
+        except Exception as exc:
+            pending.outcome.append(f"{type(exc).__name__}: {exc}")
+        pending.done.set()
+        return pending
 
 
 class _Watcher:
@@ -218,6 +243,8 @@ class AgentHost:
             self.devices.unregister(path)
             self.devices.register(path, device)
         guards = tuple(self._guard(g) for g in ship.guards)
+        if ship.resume is not None:
+            seek_driver(driver, ship.resume)
         endpoint = Endpoint(f"PID {ship.pid} ({ship.template.name})", ship.pid)
         control = ProcessControl()
         spec = ProcessSpec(
@@ -227,6 +254,7 @@ class AgentHost:
             model=ship.model, driver=driver, devices=self.devices, guards=guards,
             kernel=self.kernel, bus=self.bus, control=control, tracker=self.tracker,
             threads=self.threads, endpoint=endpoint, resume=ship.resume,
+            checkpointer=self._checkpointer(ship, driver),
         )  # fmt: skip
         links.monitor(self.watcher, endpoint)  # before it runs: its Down cannot be missed
         with self.lock:
@@ -234,6 +262,17 @@ class AgentHost:
                 raise SpawnError(f"PID {ship.pid} already runs on this host")
             ref = AgentProcess.start(spec)
             self.live[ship.pid] = _Hosted(ref, control, endpoint, driver)
+
+    def _checkpointer(self, ship: SpawnShip, driver: Driver) -> Checkpointer | None:
+        """The process's checkpoints go on where the head's left off, committed by the
+        head's store (`_HeadCheckpoints`)."""
+        ck = ship.checkpoint
+        if ck is None:
+            return None
+        identity = Identity(**ck.identity)
+        position = getattr(driver, "position", None) if ck.position else None
+        store: Any = _HeadCheckpoints(self)
+        return Checkpointer(store, ship.pid, identity, position, ck.seq, ck.written)
 
     def _driver(self, ship: SpawnShip) -> Driver:
         for key, script in ship.replay_scripts:

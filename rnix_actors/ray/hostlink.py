@@ -33,6 +33,7 @@ from rnix_actors.ray.shipping import Shipped
 from rnix_actors.ray.wire import (
     Anomaly,
     Ask,
+    CheckpointWrite,
     Down,
     Drained,
     Events,
@@ -43,6 +44,7 @@ from rnix_actors.ray.wire import (
     Tell,
     ToKernel,
 )
+from rnix_actors.store.checkpoints import Pending
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +250,9 @@ class HostLink:
         if isinstance(message, ProcQuery):
             self.send(Reply(request, True, self.head.proc_status(message.pid)))
             return
+        if isinstance(message, CheckpointWrite):
+            self.head.executor.submit(self._checkpoint, request, message)
+            return
         future = self.head.kernel.ask(message, block=False)
         self.head.executor.submit(self._answer, request, future)
 
@@ -264,6 +269,23 @@ class HostLink:
             self.send(Reply(request, False, RnixError(f"{type(exc).__name__}: {exc}")))
             return
         self.send(Reply(request, True, value))
+
+    def _checkpoint(self, request: int, write: CheckpointWrite) -> None:
+        """Commit a host's checkpoint in the head's store (a group commit with the others)."""
+        store = self.head.checkpoints()
+        if store is None:
+            self.send(Reply(request, False, RnixError("checkpoints are off on the head")))
+            return
+        pending = Pending(
+            write.pid, write.seq, write.step, write.kind, write.state, write.first,
+            write.messages, _encoded,
+        )  # fmt: skip
+        store.submit(pending)
+        if not pending.done.wait(CALL_TIMEOUT) or isinstance(pending.outcome[0], str):
+            why = pending.outcome[0] if pending.outcome else "not committed in time"
+            self.send(Reply(request, False, RnixError(f"checkpoint not written: {why}")))
+            return
+        self.send(Reply(request, True, pending.outcome[0]))
 
     def _figures(self, rows: tuple[tuple[Any, ...], ...]) -> None:
         for pid, steps, tokens, cost, started, activity, context, breaker, _ in rows:
@@ -301,3 +323,7 @@ class HostLink:
         for pid in sorted(procs):
             with contextlib.suppress(Exception):
                 self.head.kernel.tell(ProcessLost(pid, reason, "ray"))
+
+
+def _encoded(message: Any) -> Any:
+    return message  # encoded on the host already

@@ -20,7 +20,7 @@ from rnix_actors.immune.guard import ImmuneGuard
 from rnix_actors.kernel.devices import DeviceRegistry, path_within
 from rnix_actors.kernel.spec import ProcessSpec
 from rnix_actors.messages.guards import Guard
-from rnix_actors.ray.wire import GuardShip, SpawnShip
+from rnix_actors.ray.wire import CheckpointShip, GuardShip, SpawnShip
 
 BUILT_IN = ("/dev/fs", "/dev/shell", "/proc", "/dev/llm")
 FIX = "register it with a picklable handler, or run this agent on the local backend"
@@ -69,9 +69,17 @@ def ship_spec(
         workdir=spec.workdir, max_steps=spec.max_steps, model=spec.model, driver_name=name,
         guards=tuple(_guards(spec.guards, shipped, new)), driver=driver_obj,
         devices=tuple(_devices(spec.allowed, devices, shipped, new)),
-        replay_scripts=scripts, resume=spec.resume,
+        replay_scripts=scripts, resume=spec.resume, checkpoint=_checkpoint(spec),
     )  # fmt: skip
     return ship, new
+
+
+def _checkpoint(spec: ProcessSpec) -> CheckpointShip | None:
+    ck = spec.checkpointer
+    if ck is None:
+        return None
+    has_position = getattr(ck, "_position", None) is not None
+    return CheckpointShip(dict(ck.identity), ck.seq, ck.written, has_position)
 
 
 def _devices(

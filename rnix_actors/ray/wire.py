@@ -43,6 +43,18 @@ class GuardShip:
 
 
 @attrs.frozen
+class CheckpointShip:
+    """How the host's `Checkpointer` of a process goes on from the head's: its identity
+    (written by the head in checkpoint 0 or ``resume``), where its sequence is, and whether
+    the driver has a position to record."""
+
+    identity: dict[str, Any]
+    seq: int
+    written: int
+    position: bool
+
+
+@attrs.frozen
 class SpawnShip:
     """A process to start on a host: what `ProcessSpec` holds, minus the head's objects.
 
@@ -66,6 +78,7 @@ class SpawnShip:
     devices: tuple[tuple[str, Any], ...] = ()
     replay_scripts: tuple[tuple[str, Any], ...] = ()
     resume: Resumption | None = None
+    checkpoint: CheckpointShip | None = None
 
 
 # -- head -> host -------------------------------------------------------------------------------
@@ -133,6 +146,20 @@ class ProcQuery:
     """An agent reads ``/proc/<pid>``: the head's table answers."""
 
     pid: int
+
+
+@attrs.frozen
+class CheckpointWrite:
+    """A process on a host checkpoints: the head's store commits it (the process waits, as
+    a local one waits for its commit). ``messages`` are already encoded."""
+
+    pid: int
+    seq: int
+    step: int
+    kind: str
+    state: dict[str, Any]
+    first: int
+    messages: tuple[dict[str, Any], ...]
 
 
 @attrs.frozen
