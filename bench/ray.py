@@ -130,15 +130,20 @@ class Counter:
 def events_per_s(system: System, agents: int, calls: int) -> tuple[float, int]:
     name = f"busy{calls}"
     system.register_llm(name, rb.busy_brain(calls))
-    system.add_template(AgentTemplate(name, devices=("/dev/bench/null",), driver=name))
+    system.add_template(
+        AgentTemplate(name, devices=("/dev/bench/null",), driver=name)
+    )  # a process that suspends (its context full) sends no Exit: fail, do not hang
     counter = Counter(agents)
     subscription = system.subscribe(counter)
     try:
         started = time.perf_counter()
         pids = [system.spawn(name, f"b{i}") for i in range(agents)]
+        for pid in pids:
+            info = system.wait(pid, timeout=WAIT)
+            if info.exit_code != 0:
+                raise RuntimeError(f"busy PID {pid} did not complete: {info.exit_reason}")
         if not counter.done.wait(WAIT):
             raise RuntimeError("the busy agents' exits did not all arrive")
-        wait_all(system, pids)
     finally:
         subscription.cancel()
     return counter.count / (counter.last - started), counter.count
@@ -228,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=None, help="live idle processes")
     args = parser.parse_args(argv)
     n = args.processes or (2_000 if args.quick else LIVE_TARGET)
-    spawns, agents, calls = (100, 4, 200) if args.quick else (300, 8, 2000)
+    spawns, agents, calls = (100, 4, 200) if args.quick else (300, 20, 200)
     load_start = os.getloadavg()
     print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
     cluster = Cluster(initialize_head=True, head_node_args={**HEAD, "resources": {"n0": 1}})
