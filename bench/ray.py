@@ -112,15 +112,19 @@ def spawn_ms(system: System, n: int) -> float:
 
 # -- 2. events/s at the head ---------------------------------------------------------------------
 class Counter:
+    """Counts events; ``done`` once ``exits`` processes exited."""
+
     def __init__(self, exits: int) -> None:
         self.count = 0
         self.exits = exits
+        self.failed = 0
         self.last = 0.0
         self.done = threading.Event()
 
     def __call__(self, event: Event) -> None:
         self.count += 1
         if event.syscall == "Exit":
+            self.failed += event.args.get("code") != 0
             self.exits -= 1
             if self.exits == 0:
                 self.last = time.perf_counter()
@@ -166,8 +170,12 @@ def live_idle(system: System, n: int, resources: Sequence[str]) -> dict[str, Any
     workers = [node.os_pid for node in system.nodes()]
     before_hosts = sum(rss_kib(p) for p in workers)
     before_head = rss_kib(os.getpid())
+    # Exits counted as they come: the table forgets the oldest of 10,000 finished processes.
+    exits = Counter(n + len(resources))
+    subscription = system.subscribe(exits, syscalls=["Exit"])
     started = time.perf_counter()
-    pids = [system.spawn("idle", f"i{i}") for i in range(n)]
+    for i in range(n):
+        system.spawn("idle", f"i{i}")
     spawned = time.perf_counter() - started
     deadline = time.monotonic() + WAIT
     while True:  # every process blocked in its call (the hosts report it within 0.25 s)
@@ -185,7 +193,13 @@ def live_idle(system: System, n: int, resources: Sequence[str]) -> dict[str, Any
         "per_host": sorted(node.processes for node in system.nodes()),
     }
     release_all(system, resources)
-    wait_all(system, pids)
+    try:
+        if not exits.done.wait(WAIT):
+            raise RuntimeError(f"{exits.exits} idle processes did not exit")
+    finally:
+        subscription.cancel()
+    if exits.failed:
+        raise RuntimeError(f"{exits.failed} idle processes did not complete")
     return figures
 
 
@@ -252,33 +266,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                 local_events, local_count = events_per_s(local, agents, calls)
             with running(root, "ray") as remote:
                 remote_spawn = spawn_ms(remote, spawns)
+                print(
+                    f"[1] spawn latency ({spawns} spawns): local {local_spawn:.2f} ms, ray "
+                    f"{remote_spawn:.2f} ms  -> ratio ray/local {remote_spawn / local_spawn:.1f}x"
+                )
                 remote_events, remote_count = events_per_s(remote, agents, calls)
+                print(
+                    f"[2] events/s at the head ({local_count:,} / {remote_count:,} events): "
+                    f"local {local_events:,.0f}, ray {remote_events:,.0f}  -> ratio ray/local "
+                    f"{remote_events / local_events:.2f}"
+                )
                 live = live_idle(remote, n, resources)
+                report_live(n, live)
             restart = restart_after_loss(root, cluster, resources)
+            print(
+                f"[4] one_for_one restart after a node loss: {restart:.2f} s from remove_node "
+                "to the child running on another host (Ray's health check: 0.5 s x 3)"
+            )
     finally:
         ray.shutdown()
         cluster.shutdown()
-    report(n, spawns, local_spawn, remote_spawn, local_events, remote_events, remote_count,
-           local_count, live, restart)  # fmt: skip
+    print(
+        "what limits the next order of magnitude: each live process is one OS thread in its "
+        "host (stack and GIL hand-offs: more hosts per node or more nodes, not more threads per "
+        "host); the head's kernel makes one Ray round trip per spawn on its single thread; "
+        "the head keeps every process's record, endpoint and figures in memory"
+    )
     load_end = os.getloadavg()
     print(f"load average at end:   {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     return 0
 
 
-def report(
-    n: int, spawns: int, local_spawn: float, remote_spawn: float, local_events: float,
-    remote_events: float, remote_count: int, local_count: int, live: dict[str, Any],
-    restart: float,
-) -> None:  # fmt: skip
-    print(
-        f"[1] spawn latency ({spawns} spawns): local {local_spawn:.2f} ms, "
-        f"ray {remote_spawn:.2f} ms  -> ratio ray/local {remote_spawn / local_spawn:.1f}x"
-    )
-    print(
-        f"[2] events/s at the head ({local_count:,} / {remote_count:,} events): local "
-        f"{local_events:,.0f}, ray {remote_events:,.0f}  -> ratio ray/local "
-        f"{remote_events / local_events:.2f}"
-    )
+def report_live(n: int, live: dict[str, Any]) -> None:
     verdict = "PASS" if live["live"] >= LIVE_TARGET else "BELOW TARGET"
     print(
         f"[3] live idle processes on 3 hosts: {live['live']:,} of {n:,} "
@@ -288,16 +307,6 @@ def report(
     print(
         f"    memory per process: hosts' workers {live['host_kib']:.1f} KiB RSS, "
         f"head {live['head_kib']:.1f} KiB RSS"
-    )
-    print(
-        f"[4] one_for_one restart after a node loss: {restart:.2f} s from remove_node to the "
-        "child running on another host (Ray's health check: 0.5 s x 3)"
-    )
-    print(
-        "what limits the next order of magnitude: each live process is one OS thread in its "
-        "host (stack and GIL hand-offs: more hosts per node or more nodes, not more threads per "
-        "host); the head's kernel makes one Ray round trip per spawn on its single thread; "
-        "the head keeps every process's record, endpoint and figures in memory"
     )
 
 

@@ -465,3 +465,53 @@ def test_a_process_on_a_host_checkpoints_on_the_head_and_resumes_after_a_gracefu
         assert kinds.index("suspend") < kinds.index("resume")
     finally:
         system.stop()
+
+
+def test_without_an_address_the_system_starts_a_private_ray_and_stops_it(tmp_path: Path) -> None:
+    """In a fresh interpreter (this one is connected to the module's cluster)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import ray
+        from rnix_actors import AgentTemplate, System
+        with System({str(tmp_path)!r}, state="memory", backend="ray") as system:
+            assert ray.is_initialized()
+            system.register_llm("b", lambda request: "private")
+            system.add_template(AgentTemplate("a", devices=("/dev/fs",), driver="b"))
+            info = system.run("a", "x", timeout=120)
+            assert (info.exit_code, info.result) == (0, "private"), info
+            assert [n.state for n in system.nodes()] == ["alive"]
+        assert not ray.is_initialized()
+        print("ok")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_the_depth_cap_holds_for_a_chain_of_spawns_made_on_hosts(rsystem: System) -> None:
+    def diver(request: Any) -> Any:
+        if request.step == 1:
+            return respond(call("spawn", agent="diver", intent="go deeper"))
+        return request.messages[-1].content  # the child's result, or the refusal
+
+    rsystem.register_llm("diver", diver)
+    rsystem.add_template(AgentTemplate("diver", devices=("/dev/fs",), driver="diver"))
+    root = rsystem.run("diver", "dive", timeout=120)
+    assert root.exit_code == 0
+    assert root.result.startswith(
+        "spawn rejected: maximum spawn depth 8 reached (current depth 8)."
+    )
+    chain = [root]
+    while chain[-1].children:
+        chain.append(rsystem.wait(chain[-1].children[0], timeout=30))
+    assert [p.depth for p in chain] == list(range(9))
+    assert len({p.node for p in chain}) == 3  # the chain crossed every host

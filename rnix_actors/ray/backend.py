@@ -35,6 +35,7 @@ from rnix_actors.ray.wire import HostSetup, LinkExit, Spawn, Tell
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 120.0  # a host's first answer: a new node may still be importing
+PRIVATE_STORE = 100 * 1024 * 1024  # object store bytes of a private Ray instance
 
 
 @attrs.frozen
@@ -85,13 +86,16 @@ class RayBackend:
 
         self.kernel, self.bus = kernel, bus
         if not ray.is_initialized():
-            ray.init(
-                address=self.config.address or None,
-                namespace=self.namespace,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
+            options: dict[str, Any] = {
+                "namespace": self.namespace,
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.WARNING,
+            }
+            if self.config.address:
+                ray.init(address=self.config.address, **options)
+            else:  # a private instance on this machine; messages here are small
+                ray.init(address="local", object_store_memory=PRIVATE_STORE, **options)
             self.owns_ray = True
         try:
             self._start_hosts()
