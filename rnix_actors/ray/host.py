@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -30,7 +31,7 @@ from rnix_actors.immune.guard import ImmuneGuard, Shared
 from rnix_actors.kernel import links
 from rnix_actors.kernel.agent import AgentProcess
 from rnix_actors.kernel.base import ThreadTracker
-from rnix_actors.kernel.checkpointing import WRITE_TIMEOUT, Checkpointer, Identity
+from rnix_actors.kernel.checkpointing import Checkpointer, Identity
 from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.kernel.fs import FileSystemDevice
 from rnix_actors.kernel.links import Endpoint
@@ -65,11 +66,11 @@ from rnix_actors.ray.wire import (
     Tell,
     ToKernel,
 )
-from rnix_actors.store.checkpoints import Pending
 
 log = logging.getLogger(__name__)
 
 ASK_TIMEOUT = 10.0
+WRITE_TIMEOUT = 30.0  # seconds a process waits for the head to write its checkpoint
 
 
 @attrs.define
@@ -106,23 +107,19 @@ class _HeadBus:
 
 class _HeadCheckpoints:
     """Stands in for the `CheckpointStore` of a process here: each checkpoint is committed by
-    the head's store, and the process waits for the commit as it would locally."""
+    the head's store, and the process waits until it is durable, as it would locally."""
 
     def __init__(self, host: AgentHost) -> None:
         self._host = host
 
-    def submit(self, pending: Pending) -> Pending:
-        encoded = tuple(pending.encode(m) for m in pending.messages)
-        write = CheckpointWrite(
-            pending.pid, pending.seq, pending.step, pending.kind, pending.state,
-            pending.first, encoded,
-        )  # fmt: skip
+    def append(
+        self, pid: int, seq: int, step: int, kind: str, first: int, messages: int, data: str
+    ) -> None:
+        write = CheckpointWrite(pid, seq, step, kind, first, messages, data)
         try:
-            pending.outcome.append(int(self._host.ask_head(write, WRITE_TIMEOUT)))
-        except Exception as exc:
-            pending.outcome.append(f"{type(exc).__name__}: {exc}")
-        pending.done.set()
-        return pending
+            self._host.ask_head(write, WRITE_TIMEOUT)
+        except Exception as exc:  # the Checkpointer logs a store error and goes on
+            raise sqlite3.OperationalError(f"the head did not write it: {exc}") from None
 
 
 class _Watcher:

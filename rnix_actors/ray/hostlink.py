@@ -44,7 +44,6 @@ from rnix_actors.ray.wire import (
     Tell,
     ToKernel,
 )
-from rnix_actors.store.checkpoints import Pending
 
 log = logging.getLogger(__name__)
 
@@ -271,21 +270,20 @@ class HostLink:
         self.send(Reply(request, True, value))
 
     def _checkpoint(self, request: int, write: CheckpointWrite) -> None:
-        """Commit a host's checkpoint in the head's store (a group commit with the others)."""
+        """Write a host's checkpoint in the head's store (durable before the answer)."""
         store = self.head.checkpoints()
         if store is None:
             self.send(Reply(request, False, RnixError("checkpoints are off on the head")))
             return
-        pending = Pending(
-            write.pid, write.seq, write.step, write.kind, write.state, write.first,
-            write.messages, _encoded,
-        )  # fmt: skip
-        store.submit(pending)
-        if not pending.done.wait(CALL_TIMEOUT) or isinstance(pending.outcome[0], str):
-            why = pending.outcome[0] if pending.outcome else "not committed in time"
-            self.send(Reply(request, False, RnixError(f"checkpoint not written: {why}")))
+        try:
+            store.append(
+                write.pid, write.seq, write.step, write.kind, write.first, write.messages,
+                write.data,
+            )  # fmt: skip
+        except Exception as exc:
+            self.send(Reply(request, False, RnixError(f"checkpoint not written: {exc}")))
             return
-        self.send(Reply(request, True, pending.outcome[0]))
+        self.send(Reply(request, True, None))
 
     def _figures(self, rows: tuple[tuple[Any, ...], ...]) -> None:
         for pid, steps, tokens, cost, started, activity, context, breaker, _ in rows:
@@ -323,7 +321,3 @@ class HostLink:
         for pid in sorted(procs):
             with contextlib.suppress(Exception):
                 self.head.kernel.tell(ProcessLost(pid, reason, "ray"))
-
-
-def _encoded(message: Any) -> Any:
-    return message  # encoded on the host already

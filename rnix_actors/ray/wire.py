@@ -150,16 +150,17 @@ class ProcQuery:
 
 @attrs.frozen
 class CheckpointWrite:
-    """A process on a host checkpoints: the head's store commits it (the process waits, as
-    a local one waits for its commit). ``messages`` are already encoded."""
+    """A process on a host checkpoints: the head's store appends it (`CheckpointStore.append`:
+    ``data`` is the encoded document, ``messages`` the context's length after it); the
+    process waits until it is durable, as a local one does."""
 
     pid: int
     seq: int
     step: int
     kind: str
-    state: dict[str, Any]
     first: int
-    messages: tuple[dict[str, Any], ...]
+    messages: int
+    data: str
 
 
 @attrs.frozen
