@@ -42,6 +42,7 @@ from rnix_actors.errors import (
     StillRunning,
     SystemFailed,
     SystemStopped,
+    Unresponsive,
 )
 from rnix_actors.immune import Immune, ImmuneConfig, attach_immune, immune_config_from
 from rnix_actors.introspect import ProcessDetail, inspect_process
@@ -55,6 +56,7 @@ from rnix_actors.kernel.resumption import Restore, Restored, prepare_restore
 from rnix_actors.kernel.table import ProcessTable, TableView
 from rnix_actors.messages.kernel import SendSignal
 from rnix_actors.messages.links import ExitReason
+from rnix_actors.messages.processlog import Sync
 from rnix_actors.migration import Migration, attach_planner, settings_from
 from rnix_actors.migration.similarity import Blend
 from rnix_actors.paths import shipped_conf_dir
@@ -326,7 +328,20 @@ class System(Queries, Services, Backends, Registry):
             driver=driver, owner=owner, origin=origin,
         )  # fmt: skip
         pid: int = ask(self._require(), request, ASK_TIMEOUT, "kernel")
+        self._committed(pid)
         return pid
+
+    def _committed(self, pid: int) -> None:
+        """Wait until ``pid``'s row and first checkpoint are in the store: a PID handed out
+        survives a kill -9 of this process right after (the process log wrote them in the
+        same batch as any other spawn's, so a burst of spawns still costs one commit)."""
+        run = self._run
+        if run is None:
+            return
+        try:
+            ask(run.process_log, Sync(), ASK_TIMEOUT, "process log")
+        except Unresponsive:  # the process runs; only its row is late
+            log.warning("PID %d started, but the process log did not confirm its row", pid)
 
     def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:
         """Block until the process has exited or is suspended; return its final info.

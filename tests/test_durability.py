@@ -5,6 +5,7 @@ The kill -9 cases (a daemon killed at a random moment) are in test_durability_cr
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from helpers import Collector, eventually
 
 from rnix_actors import ProcessState, System
+from rnix_actors.aio import AsyncSystem
 from rnix_actors.drivers.base import ToolCall
 from rnix_actors.drivers.replay import ReplayResponse, ReplayScript
 from rnix_actors.kernel.devices import DeviceCall, Effect
@@ -292,4 +294,49 @@ def test_kill_of_a_recovered_suspended_process_ends_it(root: Path) -> None:
         assert [p.pid for p in system.ps()] == []
         assert system.ps(all=True)[0].state is ProcessState.DEAD
     finally:
+        system.stop()
+
+
+def _committed(db: Path, pid: int) -> None:
+    """``pid``'s row and checkpoint 0 are in the store, read by another connection (as the
+    next start after a crash would read them)."""
+    reader = sqlite3.connect(db)
+    try:
+        row = reader.execute("SELECT state FROM processes WHERE pid = ?", (pid,))
+        assert row.fetchone() is not None, f"PID {pid} handed out before its row"
+        seq = reader.execute("SELECT seq FROM checkpoints WHERE pid = ?", (pid,))
+        assert [r[0] for r in seq.fetchall()][:1] == [0]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("api", ["threads", "asyncio"])
+def test_a_pid_spawn_returned_is_in_the_store_with_its_first_checkpoint(
+    root: Path, api: str
+) -> None:
+    """What a caller holds must survive a kill -9 right after spawn returns: the row and
+    checkpoint 0 are committed before the PID is handed out."""
+    work = Work(hold_at=1)
+    system = make_system(root, work)
+    db = root / "state" / "rnix.db"
+
+    def check_and_end(pid: int) -> None:
+        _committed(db, pid)
+        system.kill(pid, "SIGKILL")
+        system.wait(pid, timeout=TIMEOUT)
+
+    async def spawn_async() -> None:
+        async with AsyncSystem(system=system) as aio:  # stops the system at the end
+            for _ in range(5):
+                check_and_end(await aio.spawn("worker", "work"))
+            work.release.set()  # the killed processes' held calls end before the stop
+
+    try:
+        if api == "threads":
+            for _ in range(5):
+                check_and_end(system.spawn("worker", "work"))
+        else:
+            asyncio.run(spawn_async())
+    finally:
+        work.release.set()
         system.stop()

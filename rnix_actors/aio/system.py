@@ -38,6 +38,7 @@ from rnix_actors.errors import NoSuchProcess, RnixError, StillRunning, SystemSto
 from rnix_actors.kernel.devices import DeviceCall, Effect
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
 from rnix_actors.messages.kernel import SendSignal
+from rnix_actors.messages.processlog import Sync
 from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
 from rnix_actors.system import System
 from rnix_actors.templates import AgentTemplate, Skill
@@ -172,7 +173,21 @@ class AsyncSystem:
         kernel = self._kernel()
         fallback = functools.partial(self._call, self.system.spawn, agent, intent, **options)
         pid: int = await asks.ask(kernel, request, "kernel", ASK_TIMEOUT, fallback)
+        await self._committed(pid)
         return pid
+
+    async def _committed(self, pid: int) -> None:
+        """`System.spawn`'s guarantee: the PID's row and first checkpoint are in the store
+        before the PID is handed out."""
+        run = self.system._run
+        if run is None or not asks.HAVE_ENVELOPE:  # the fallback spawn already waited
+            return
+        try:
+            process_log: Any = run.process_log  # a ServiceRef: as the kernel's, an actor ref
+            sent = asks.send(process_log, Sync(), "process log")
+            await asks.answer(sent, "process log", ASK_TIMEOUT)
+        except (Unresponsive, SystemStopped):  # the process runs; only its row is late
+            log.warning("PID %d started, but the process log did not confirm its row", pid)
 
     def _kernel(self) -> Any:
         if self._executor is None:
