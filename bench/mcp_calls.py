@@ -1,6 +1,6 @@
 """MCP tool calls through the device layer against the same calls made with the SDK directly.
 
-    .venv/bin/python bench/mcp.py [--quick]
+    .venv/bin/python bench/mcp_calls.py [--quick]
 
 Both sides talk to the test server (``tests/mcp_server.py``, the SDK's ``MCPServer``) over
 stdio, each with its own server process, and call its read-only ``search`` tool.
@@ -19,21 +19,15 @@ stdio, each with its own server process, and call its read-only ``search`` tool.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
-
-# Run as a script, this file's folder comes first on sys.path, and its name would shadow the
-# SDK's package `mcp`.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import attrs
 import yaml
