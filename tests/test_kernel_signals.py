@@ -191,4 +191,6 @@ def test_sigterm_to_many_processes_starts_no_thread_per_grace_period(system: Sys
     release.set()
     for pid in pids:
         assert system.wait(pid, 10).exit_reason == "terminated by SIGTERM from user"
-    assert started <= {"KernelDeadlines"}  # one thread keeps every grace period
+    # One thread keeps every grace period. The checkpoint journal's writer may start in this
+    # window too (lazily, on the first checkpoint of a step): it is one thread for all.
+    assert started - {"rnix-checkpoints"} <= {"KernelDeadlines"}
