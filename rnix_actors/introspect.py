@@ -12,24 +12,43 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
 from rnix_actors.errors import RnixError
+from rnix_actors.immune import Immune
 from rnix_actors.immune.live import LiveView
-from rnix_actors.kernel.devices import path_within
+from rnix_actors.kernel.devices import DeviceRegistry, path_within
 from rnix_actors.kernel.process import ProcessInfo
-from rnix_actors.kernel.table import Rollup
+from rnix_actors.kernel.table import Rollup, TableView
 from rnix_actors.messages.events import Event
 from rnix_actors.shellconf import ShellSettings
 from rnix_actors.supervision.views import SupervisorView
 from rnix_actors.templates import AgentTemplate, Limits
 
-if TYPE_CHECKING:
-    from rnix_actors.system import System
-
 DEFAULT_TAIL = 10
+
+
+class Inspected(Protocol):
+    """What inspecting reads of a system (the `System` facade provides it)."""
+
+    devices: DeviceRegistry
+
+    @property
+    def table(self) -> TableView: ...
+
+    @property
+    def templates(self) -> dict[str, AgentTemplate]: ...
+
+    @property
+    def immune(self) -> Immune: ...
+
+    def ps(self, all: bool = False) -> list[ProcessInfo]: ...
+
+    def events_file(self, pid: int) -> Path: ...
+
+    def tree(self) -> list[SupervisorView]: ...
 
 
 @attrs.frozen
@@ -81,7 +100,7 @@ class ProcessDetail:
         }
 
 
-def inspect_process(system: System, pid: int, tail: int = DEFAULT_TAIL) -> ProcessDetail | None:
+def inspect_process(system: Inspected, pid: int, tail: int = DEFAULT_TAIL) -> ProcessDetail | None:
     """The detail of ``pid``, or None when this state dir never ran it."""
     info = system.table.get(pid)
     live = info is not None and not info.finished
@@ -158,7 +177,7 @@ def _from_events(events: Iterable[Event]) -> Iterable[ContextEntry]:
             yield ContextEntry("assistant", f"complete: {event.args.get('result', '')}")
 
 
-def _shell_view(system: System, info: ProcessInfo, template: AgentTemplate | None) -> str:
+def _shell_view(system: Inspected, info: ProcessInfo, template: AgentTemplate | None) -> str:
     """``sandboxed, network off`` (or ``sandbox OFF``) for a process that may use the shell."""
     if not any(
         path_within("/dev/shell", d) or path_within(d, "/dev/shell") for d in info.allowed_devices
@@ -191,7 +210,7 @@ def _owner(views: Sequence[SupervisorView], pid: int) -> str:
 
 
 def _immune_view(
-    system: System, pid: int, live: bool
+    system: Inspected, pid: int, live: bool
 ) -> tuple[tuple[dict[str, Any], ...], bool, LiveView | None]:
     """The alerts on ``pid``, whether the daemon suspended it, and (while it runs) its
     figures against the baseline."""

@@ -65,8 +65,6 @@ APART: frozenset[frozenset[str]] = frozenset(
 KNOWN: dict[tuple[str, str], str] = {
     ("system", "dashboard"): "System.serve_dashboard starts the web UI, which drives System: "
     "the facade should take a started-services hook instead of importing the UI",
-    ("introspect", "system"): "inspect_process takes the System facade (TYPE_CHECKING only): "
-    "it should take the table snapshot API the facade exposes",
 }
 
 RANK: dict[str, int] = {
