@@ -83,7 +83,8 @@ def test_no_pykka_error_leaves_a_stopped_system(system: System) -> None:
 
 def test_importing_the_system_does_not_load_the_mcp_sdk() -> None:
     """The MCP SDK is heavy and loaded only when a server is used; a module of the same name
-    on a script's path (such as a bench script named mcp.py) must not be picked up by ``import rnix_actors``."""
+    on a script's path (a bench script named mcp.py, say) must not be picked up by
+    ``import rnix_actors``."""
     probe = "import sys, rnix_actors.system; print('mcp' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
