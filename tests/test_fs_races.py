@@ -213,3 +213,24 @@ def test_a_glob_through_a_symlink_inside_the_sandbox_still_matches(work: Path) -
     assert json.loads(run(device, work, "glob", pattern="*.txt")) == ["alias.txt", "notes.txt"]
     # '**' itself never descends into a symlink (no loops, no double counting).
     assert json.loads(run(device, work, "glob", pattern="**/a.txt")) == ["sub/a.txt"]
+
+
+def test_a_nul_in_a_pattern_or_a_tree_too_deep_is_invalid(work: Path) -> None:
+    device = FileSystemDevice()
+    for pattern in ("a\0b", "*/\0"):
+        assert typed(device, work, "glob", pattern=pattern).code == ErrorCode.INVALID
+    deep = work.joinpath(*["d"] * 150)
+    deep.mkdir(parents=True)
+    (deep / "x.txt").write_text("far down")
+    error = typed(device, work, "glob", pattern="**/x.txt")
+    assert error.code == ErrorCode.INVALID and "deeper than" in error.message
+    assert json.loads(run(device, work, "glob", pattern="d/d/*")) == ["d/d/d"]
+
+
+def test_a_hard_link_check_in_a_tree_too_deep_to_search_refuses(work: Path) -> None:
+    (work / "a.txt").write_text("inside")
+    deep = work.joinpath(*["d"] * 200)
+    deep.mkdir(parents=True)
+    os.link(work / "a.txt", deep / "b.txt")  # both links inside, but too deep to find
+    error = typed(FileSystemDevice(), work, "read", path="a.txt")
+    assert error.code == ErrorCode.PERMISSION and "2 hard links" in error.message

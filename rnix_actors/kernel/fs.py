@@ -32,7 +32,13 @@ from typing import Any
 
 from rnix_actors.errors import DeviceError, ErrorCode
 from rnix_actors.kernel.devices import DeviceCall, Effect
-from rnix_actors.kernel.fsglob import Globber, open_real, scan_names, split_pattern
+from rnix_actors.kernel.fsglob import (
+    Globber,
+    GlobTooDeep,
+    open_real,
+    scan_names,
+    split_pattern,
+)
 from rnix_actors.kernel.fsguard import HARDLINK_MODES, check_links, protected_refusal
 
 MAX_READ_BYTES = 1024 * 1024
@@ -160,6 +166,8 @@ class FileSystemDevice:
         globber = Globber(root, self._is_protected, call.cancel, self._scan)
         try:
             matches = globber.run(parts)
+        except GlobTooDeep as exc:
+            raise DeviceError(ErrorCode.INVALID, call.device, f"glob {pattern!r}: {exc}") from None
         except OSError as exc:
             raise self._os_error(call, exc, ".") from None
         return json.dumps(matches[:MAX_GLOB_RESULTS], ensure_ascii=False)

@@ -26,6 +26,14 @@ from rnix_actors.kernel.fsguard import within
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CANCEL_EVERY = 256
+# Each level holds a descriptor and a few stack frames: a tree an agent made 10,000 levels
+# deep must give an error, not a RecursionError.
+MAX_DEPTH = 128
+
+
+class GlobTooDeep(ValueError):
+    """The walk would pass `MAX_DEPTH` directories below the work dir."""
+
 
 Scan = Callable[[int], list[str]]  # the entry names of an open directory
 
@@ -38,6 +46,8 @@ def scan_names(fd: int) -> list[str]:
 
 def split_pattern(pattern: str) -> list[str]:
     """The pattern's components; `ValueError` for a ``**`` that is not a whole component."""
+    if "\0" in pattern:
+        raise ValueError("the pattern contains a NUL byte")
     parts = [part for part in pattern.split("/") if part not in ("", ".")]
     if not parts:
         raise ValueError("the pattern names no file")
@@ -159,6 +169,10 @@ class Globber:
     ) -> None:
         """Walk ``parts`` in the directory ``name``; a symlink is entered only if ``follow``
         (a component that names it, not a '**') and only when it resolves inside."""
+        if len(shown) >= MAX_DEPTH:
+            raise GlobTooDeep(
+                f"the tree is deeper than {MAX_DEPTH} directories; glob a sub dir instead"
+            )
         real = os.path.join(real_dir, name)
         try:
             if follow and self._kind(fd, name) == "link":

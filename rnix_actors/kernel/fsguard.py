@@ -22,6 +22,7 @@ __all__ = ["HARDLINK_MODES", "check_links", "protected_refusal", "within"]
 # The walk that looks for a file's other links stops here and refuses: a file whose links
 # cannot be found cheaply is treated as one that points outside.
 MAX_LINK_SCAN = 50_000
+MAX_LINK_DEPTH = 128
 
 
 def within(path: str, root: str) -> bool:
@@ -69,7 +70,10 @@ def _links_inside(info: os.stat_result, root: str, protected: tuple[str, ...]) -
     followed, so links outside cannot be counted as inside."""
     found = 0
     seen = 0
+    top = root.rstrip(os.sep).count(os.sep)
     for dirpath, dirnames, filenames, dir_fd in os.fwalk(root, follow_symlinks=False):
+        if dirnames and dirpath.count(os.sep) - top >= MAX_LINK_DEPTH:
+            return 0  # too deep to search (the walk recurses): refused, as too big a walk
         dirnames[:] = [d for d in dirnames if not _is_protected(dirpath, d, protected)]
         for name in filenames:
             seen += 1
