@@ -340,7 +340,7 @@ class System(Queries, Services, Backends, Registry):
             return
         try:
             ask(run.process_log, Sync(), ASK_TIMEOUT, "process log")
-        except Unresponsive:  # the process runs; only its row is late
+        except (Unresponsive, SystemStopped):  # the process runs (a restarting log rewrites it)
             log.warning("PID %d started, but the process log did not confirm its row", pid)
 
     def wait(self, pid: int, timeout: float | None = None) -> ProcessInfo:

@@ -186,7 +186,7 @@ class AsyncSystem:
             process_log: Any = run.process_log  # a ServiceRef: as the kernel's, an actor ref
             sent = asks.send(process_log, Sync(), "process log")
             await asks.answer(sent, "process log", ASK_TIMEOUT)
-        except (Unresponsive, SystemStopped):  # the process runs; only its row is late
+        except (Unresponsive, SystemStopped):  # the process runs (a restarting log rewrites it)
             log.warning("PID %d started, but the process log did not confirm its row", pid)
 
     def _kernel(self) -> Any:
