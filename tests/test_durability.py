@@ -78,6 +78,31 @@ def root(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
+def suspended_then_stopped(root: Path, at_call: int) -> int:
+    """A worker paused while its call ``at_call`` runs, then a graceful stop: the PID of the
+    suspended process the state dir keeps."""
+    work = Work(hold_at=at_call)
+    system = make_system(root, work)
+    try:
+        pid = system.spawn("worker", "count")
+        assert work.held.wait(TIMEOUT)
+        system.pause(pid)
+        work.release.set()
+        assert system.wait(pid, TIMEOUT).state is ProcessState.SUSPENDED
+    finally:
+        work.release.set()
+        system.stop(checkpoint=True)
+    return pid
+
+
+def edit_store(root: Path, sql: str, *params: object) -> None:
+    """Change the stopped system's store behind its back (as a corrupted disk would)."""
+    db = sqlite3.connect(root / "state" / "rnix.db")
+    with db:
+        db.execute(sql, params)
+    db.close()
+
+
 def test_each_step_writes_one_checkpoint_with_the_calls_of_the_step_in_flight(root: Path) -> None:
     work = Work()
     system = make_system(root, work)
@@ -179,21 +204,8 @@ def test_a_resumed_process_cannot_gain_a_device_and_starts_at_depth_0(root: Path
 
 
 def test_a_corrupted_checkpoint_is_refused_naming_the_pid_and_nothing_starts(root: Path) -> None:
-    work = Work(hold_at=2)
-    system = make_system(root, work)
-    try:
-        pid = system.spawn("worker", "count")
-        assert work.held.wait(TIMEOUT)
-        system.pause(pid)
-        work.release.set()
-        assert system.wait(pid, TIMEOUT).state is ProcessState.SUSPENDED
-    finally:
-        work.release.set()
-        system.stop(checkpoint=True)
-    db = sqlite3.connect(root / "state" / "rnix.db")
-    with db:
-        db.execute("UPDATE checkpoints SET data = '{not json' WHERE pid = ?", (pid,))
-    db.close()
+    pid = suspended_then_stopped(root, at_call=2)
+    edit_store(root, "UPDATE checkpoints SET data = '{not json' WHERE pid = ?", pid)
     after = Work()
     system = make_system(root, after)
     try:
@@ -206,21 +218,8 @@ def test_a_corrupted_checkpoint_is_refused_naming_the_pid_and_nothing_starts(roo
 
 
 def test_a_checkpoint_of_another_format_is_refused(root: Path) -> None:
-    work = Work(hold_at=2)
-    system = make_system(root, work)
-    try:
-        pid = system.spawn("worker", "count")
-        assert work.held.wait(TIMEOUT)
-        system.pause(pid)
-        work.release.set()
-        assert system.wait(pid, TIMEOUT).state is ProcessState.SUSPENDED
-    finally:
-        work.release.set()
-        system.stop(checkpoint=True)
-    db = sqlite3.connect(root / "state" / "rnix.db")
-    with db:
-        db.execute("UPDATE checkpoints SET format = 99 WHERE pid = ?", (pid,))
-    db.close()
+    pid = suspended_then_stopped(root, at_call=2)
+    edit_store(root, "UPDATE checkpoints SET format = 99 WHERE pid = ?", pid)
     system = make_system(root, Work())
     try:
         with pytest.raises(CheckpointError, match=f"PID {pid} has format 99"):
@@ -270,17 +269,7 @@ def test_an_immune_suspension_survives_a_restart_and_immune_resume_continues(roo
 
 
 def test_kill_of_a_recovered_suspended_process_ends_it(root: Path) -> None:
-    work = Work(hold_at=1)
-    system = make_system(root, work)
-    try:
-        pid = system.spawn("worker", "count")
-        assert work.held.wait(TIMEOUT)
-        system.pause(pid)
-        work.release.set()
-        assert system.wait(pid, TIMEOUT).state is ProcessState.SUSPENDED
-    finally:
-        work.release.set()
-        system.stop(checkpoint=True)
+    pid = suspended_then_stopped(root, at_call=1)
     system = make_system(root, Work())
     try:
         system.kill(pid)
