@@ -4,7 +4,6 @@ backend's rows are checked on a real cluster in tests/test_ray.py)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from rnix_actors.ipc.protocol import socket_path
 from rnix_actors.ipc.server import DaemonServer
 from rnix_actors.ipc.service import Service
 from rnix_actors.kernel.process import ProcessInfo
+
+CREATED = 1_800_000_000.0  # a fixed clock: the cells read it only for the elapsed time
 
 
 def invoke(project: Path, *args: str) -> Result:
@@ -36,7 +37,7 @@ def info(pid: int, node: str = "") -> ProcessInfo:
     return ProcessInfo(
         pid=pid, uuid=f"u{pid}", ppid=0, template="worker", intent="x",
         state=ProcessState.RUNNING, depth=0, allowed_devices=("/dev/fs",),
-        created_at=time.time(), node=node,
+        created_at=CREATED, node=node,
     )  # fmt: skip
 
 
@@ -68,8 +69,8 @@ def test_ps_shows_a_node_column_only_when_processes_run_on_hosts() -> None:
 
 def test_top_and_inspect_show_the_node() -> None:
     row = TopRow(info(1, "rnix-host-ab-12345678"), 0, 1, 0, 0.0, "")
-    assert row.cells(time.time())[2] == "worker @12345678"
-    assert TopRow(info(1), 0, 1, 0, 0.0, "").cells(time.time())[2] == "worker"
+    assert row.cells(CREATED)[2] == "worker @12345678"
+    assert TopRow(info(1), 0, 1, 0, 0.0, "").cells(CREATED)[2] == "worker"
     remote = inspect_text({"process": info(3, "rnix-host-ab-12345678").to_dict()})
     assert ["node:", "rnix-host-ab-12345678"] in [line.split() for line in remote.splitlines()]
     local = inspect_text({"process": info(3).to_dict()})
