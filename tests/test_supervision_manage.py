@@ -98,20 +98,23 @@ def test_start_child_with_a_spec_on_a_static_supervisor(system: System) -> None:
     assert handle.wait(30).status == "completed"
 
 
+def significant_tree(brains: Brains, mode: AutoShutdown) -> SupervisorSpec:
+    """Children a and b significant, c not, under ``auto_shutdown: mode``."""
+    return SupervisorSpec(
+        "auto",
+        children=(
+            child("a", brains.worker("a"), significant=True),
+            child("b", brains.worker("b"), significant=True),
+            child("c", brains.worker("c")),
+        ),
+        auto_shutdown=mode,
+    )
+
+
 def test_any_significant_child_ends_the_supervisor(system: System) -> None:
     changes = Changes(system)
     brains = Brains()
-    handle = system.supervise(
-        SupervisorSpec(
-            "auto",
-            children=(
-                child("a", brains.worker("a"), significant=True),
-                child("b", brains.worker("b"), significant=True),
-                child("c", brains.worker("c")),
-            ),
-            auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
-        )
-    )
+    handle = system.supervise(significant_tree(brains, AutoShutdown.ANY_SIGNIFICANT))
     changes.until(lambda: all_running(handle, system.table), what="up")
     pids = [c.pid for c in handle.which_children()]
     brains.done("a")
@@ -124,17 +127,7 @@ def test_any_significant_child_ends_the_supervisor(system: System) -> None:
 def test_all_significant_children_must_end(system: System) -> None:
     changes = Changes(system)
     brains = Brains()
-    handle = system.supervise(
-        SupervisorSpec(
-            "auto",
-            children=(
-                child("a", brains.worker("a"), significant=True),
-                child("b", brains.worker("b"), significant=True),
-                child("c", brains.worker("c")),
-            ),
-            auto_shutdown=AutoShutdown.ALL_SIGNIFICANT,
-        )
-    )
+    handle = system.supervise(significant_tree(brains, AutoShutdown.ALL_SIGNIFICANT))
     changes.until(lambda: all_running(handle, system.table), what="up")
     brains.done("a")
     changes.until(lambda: handle.which_children()[0].status == "done", what="a done")
