@@ -221,7 +221,10 @@ class System(Queries, Services, Backends, Registry):
             dashboards, self._dashboards = self._dashboards, []
             run, self._run = self._run, None
             services = (self._migration, self._topology, self._immune)
-            self._immune = self._migration = self._topology = self._compose = None
+            compose, self._compose = self._compose, None
+            self._immune = self._migration = self._topology = None
+        if compose is not None:
+            compose.close()
         for dashboard in dashboards:
             dashboard.stop(timeout)
         if run is None:

@@ -21,7 +21,7 @@ def row(pid: int, state: ProcessState) -> ProcessInfo:
 
 def test_the_newest_row_of_each_pid_is_in_the_store_after_sync(tmp_path: Path) -> None:
     store = Store(tmp_path / "rnix.db")
-    log = ProcessLog.start(store)
+    log = ProcessLog.start(store.open_for("process log"))  # the log owns and closes it
     try:
         for pid in (1, 2, 3):
             log.tell(row(pid, ProcessState.RUNNING))

@@ -41,7 +41,7 @@ from rnix_actors.messages.kernel import Shutdown
 from rnix_actors.messages.links import ExitReason
 from rnix_actors.state import KeepLogs, StatePlace
 from rnix_actors.store.checkpoints import CheckpointStore
-from rnix_actors.store.db import Store
+from rnix_actors.store.db import Store, with_own_connection
 from rnix_actors.supervision.service import Supervision
 from rnix_actors.templates import AgentTemplate, Skill
 
@@ -118,6 +118,7 @@ class Running:
         try:
             if self.checkpoints is not None:
                 self.checkpoints.close(timeout / 2)
+                self.checkpoints.store.close()
             self.store.close()
         finally:
             if self.state_lock is not None:
@@ -147,6 +148,7 @@ def boot(parts: Boot) -> Running:
     app = Application.start(parts.on_failure, parts.tracker)
     bus = BusRef()
     threads = AgentThreads()
+    checkpoints: CheckpointStore | None = None
     try:
         checkpoints, lock, recovery = _open_checkpoints(parts, store)
         log_dir = parts.place.dir if parts.config.kernel.event_log else None
@@ -159,7 +161,11 @@ def boot(parts: Boot) -> Running:
         running.launch("bus", start_bus, _stop_bus, handle=bus)
         running.process_log = running.launch(
             "process log",
-            lambda: ProcessLog.start(store, parts.tracker, fold, parts.table.list()),
+            lambda: with_own_connection(
+                store,
+                "process log",
+                lambda own: ProcessLog.start(own, parts.tracker, fold, parts.table.list()),
+            ),
         )
         deps = _kernel_deps(parts, store, bus, running.process_log, threads, checkpoints)
         kernel = running.launch(
@@ -180,6 +186,8 @@ def boot(parts: Boot) -> Running:
             app.ask(StopApplication(), timeout=ASK_TIMEOUT)
         app.stop()
         threads.close()
+        if checkpoints is not None:
+            checkpoints.store.close()
         store.close()
         raise
     return running
@@ -232,10 +240,16 @@ def _open_checkpoints(
     system is alone on its state dir."""
     if parts.place.dir is None or not parts.config.kernel.checkpoints:
         return None, None, Recovery()
-    checkpoints = CheckpointStore(store, journal_dir=parts.place.dir / "journal")
-    lock = StateLock(parts.place.dir)
-    recovery = recover(store, checkpoints) if lock.acquire() else Recovery()
-    lock.share()
+    # The checkpoint writer's own connection: agents' threads and the journal's folder.
+    own = store.open_for("checkpoints")
+    try:
+        checkpoints = CheckpointStore(own, parts.place.dir / "journal")
+        lock = StateLock(parts.place.dir)
+        recovery = recover(store, checkpoints) if lock.acquire() else Recovery()
+        lock.share()
+    except BaseException:
+        own.close()
+        raise
     return checkpoints, lock, recovery
 
 

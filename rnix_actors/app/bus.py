@@ -3,8 +3,9 @@
 The subscriber list is the one piece of the bus's state that its users set up once and never
 repeat: the immune daemon, topology, planner, shell and IPC streams subscribe when they start.
 `BusRef` keeps a copy of every `Subscribe` and `Unsubscribe` that passes through it, and a
-restarted bus starts with that list, so a bus crash costs the events published while it was
-down (counted in ``dropped``), never a subscriber.
+restarted bus starts with that list, so a bus crash costs only the events still in the dead
+bus's inbox (those published while it was down are held for its successor: `ServiceRef`),
+never a subscriber.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ class BusRef(ServiceRef):
             self.point(ref)
         return ref
 
-    def point(self, ref: pykka.ActorRef[Any] | None) -> None:
+    def point(self, ref: pykka.ActorRef[Any] | None, hold: bool = True) -> None:
         with self._lock:
             if ref is not None and ref is self.current:
                 return
-            super().point(ref)
+            super().point(ref, hold)
 
     def tell(self, message: Any) -> None:
         if isinstance(message, Subscribe | Unsubscribe):

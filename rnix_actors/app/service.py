@@ -8,18 +8,27 @@ that identity; when the application supervisor restarts the service it points th
 
 It quacks like the `pykka.ActorRef` it stands for (``tell``, ``ask``, ``proxy``, ``stop``,
 ``is_alive``). Between a crash and the restart (a few milliseconds on the supervisor's thread)
-the service has no actor: a ``tell`` then is dropped and counted in ``dropped`` (an event
-published at that moment is lost, never an exception in the sender), an ``ask`` raises
-`pykka.ActorDeadError` as a dead ref would. ``stop`` retires the service (see `stop`).
+the service has no actor: a ``tell`` then is held, in order, and delivered to the restarted
+actor before anything told after it (an event published at that moment reaches the new bus,
+a process row the new process log; never an exception in the sender). Only what was already
+in the dead actor's inbox is gone, which is why a restarted service rebuilds its state from
+its owner (the process log from the live table, the bus's subscribers from `BusRef`). At most
+`HOLD_LIMIT` messages are held; beyond that, and once the service is retired or the system
+failed, a ``tell`` is dropped and counted in ``dropped``. An ``ask`` while the service is down
+raises `pykka.ActorDeadError` as a dead ref would. ``stop`` retires the service (see `stop`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import pykka
+
+HOLD_LIMIT = 10_000
 
 
 class ServiceRef:
@@ -38,6 +47,11 @@ class ServiceRef:
         self._ref = ref
         self.dropped = 0
         self.incarnation = 0 if ref is None else 1
+        # Taken only off the hot path: by a tell that found no live actor, and by `point`, so
+        # that the messages held while the service is down are delivered before any later one.
+        self._hold_lock = threading.Lock()
+        self._held: deque[Any] = deque()
+        self._holding = True  # False once retired: nothing will serve what is held
 
     def __repr__(self) -> str:
         return f"<ServiceRef {self.name} #{self.incarnation}>"
@@ -51,11 +65,27 @@ class ServiceRef:
         """The actor now serving (None while the service is down)."""
         return self._ref
 
-    def point(self, ref: pykka.ActorRef[Any] | None) -> None:
-        """The service's supervisor: ``ref`` serves from now on (None: it is down)."""
-        if ref is not None:
+    def point(self, ref: pykka.ActorRef[Any] | None, hold: bool = True) -> None:
+        """The service's supervisor: ``ref`` serves from now on, after the messages held
+        while it was down. None: it is down, and with ``hold`` false it will stay down (what
+        is held is dropped)."""
+        with self._hold_lock:
+            if ref is None:
+                self._ref = None
+                self._holding = hold
+                if not hold:
+                    self.dropped += len(self._held)
+                    self._held.clear()
+                return
             self.incarnation += 1
-        self._ref = ref
+            self._holding = True
+            try:
+                while self._held:
+                    ref.tell(self._held[0])
+                    self._held.popleft()
+            except pykka.ActorDeadError:  # died at once: its successor gets the rest
+                pass
+            self._ref = ref
 
     @property
     def actor_urn(self) -> str:
@@ -72,13 +102,24 @@ class ServiceRef:
 
     def tell(self, message: Any) -> None:
         ref = self._ref
-        if ref is None:
-            self.dropped += 1
-            return
-        try:
-            ref.tell(message)
-        except pykka.ActorDeadError:  # crashed, its supervisor has not restarted it yet
-            self.dropped += 1
+        if ref is not None:
+            try:
+                ref.tell(message)
+                return
+            except pykka.ActorDeadError:  # crashed, its supervisor has not restarted it yet
+                pass
+        with self._hold_lock:
+            ref = self._ref
+            if ref is not None and not self._held:
+                try:
+                    ref.tell(message)  # restarted meanwhile
+                    return
+                except pykka.ActorDeadError:
+                    pass
+            if self._holding and len(self._held) < HOLD_LIMIT:
+                self._held.append(message)
+            else:
+                self.dropped += 1
 
     def ask(self, message: Any, block: bool = True, timeout: float | None = None) -> Any:
         ref = self._ref

@@ -4,8 +4,10 @@ It is a supervisor in the OTP sense, on the same functional core as the trees us
 (`rnix_actors.supervision.core.SupervisorCore`: restart types, restart intensity, OTP 24's
 ``auto_shutdown``): it traps exits and is linked to every service actor it starts, so a
 service's exit reaches it straight from the service's own teardown. Services are added in
-start order (store writer, event bus, process log, kernel, immune daemon, topology, planner)
-and stopped in reverse.
+start order (event bus, process log, kernel, immune daemon, topology, planner) and stopped in
+reverse. There is no store service: each one that keeps state opens its own connection to
+the store (`rnix_actors.store.db.Store.open_for`), so a broken connection fails only its
+owner, and the owner's restart reopens it.
 
 - A service that crashes is restarted (``permanent``) at once, and its `ServiceRef` is pointed
   at the new actor, so nobody holding the service sees a dead ref. More than ``max_restarts``
@@ -206,7 +208,7 @@ class Application(RnixActor):
             service.spec.stop(ref, timeout)
         except Exception:
             log.exception("service %s did not stop cleanly", name)
-        service.handle.point(None)
+        service.handle.point(None, hold=False)
         if ref.is_alive():  # stop() queues behind the inbox; a stuck actor is abandoned
             try:
                 ref.stop(timeout=timeout)

@@ -97,8 +97,12 @@ class ComposeEngine:
 
     def __init__(self, host: ComposeHost, store: Store, topology: PipeRecorder | None = None):
         self.host = host
-        self.routes_db = RouteStore(store)
+        self.routes_db = RouteStore(store.open_for("compose"))  # closed by `close`
         self.topology = topology
+
+    def close(self) -> None:
+        """Close the engine's store connection (the system does when it stops)."""
+        self.routes_db.store.close()
 
     def load(self, path: Path | str) -> Workflow:
         """Parse and validate a compose file; raises `ConfigError` (file:LINE, field)."""

@@ -37,7 +37,7 @@ from rnix_actors.kernel.devices import DeviceRegistry
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.guards import Guard
 from rnix_actors.messages.immune import ClearAlerts, ForgetThreats, QueryStatus, ResumeProcess
-from rnix_actors.store.db import Store
+from rnix_actors.store.db import Store, with_own_connection
 
 ASK_TIMEOUT = 10.0
 
@@ -204,10 +204,13 @@ def attach_immune(
     sandbox = _sandbox_of(host)
     if not config.enabled:
         return Immune(config, host, sandbox=sandbox)
-    db = ImmuneStore(store)
     shared = Shared(Snapshot(settings=settings_of(config), enforce=not config.warn_only))
-    # A restarted daemon reloads profiles, threats and alerts from the store.
-    daemon = launch("immune", lambda: ImmuneDaemon.start(host, config, db, db.load(), shared))
+
+    def start(own: Store) -> pykka.ActorRef[ImmuneDaemon]:
+        db = ImmuneStore(own)  # each incarnation reloads profiles, threats and alerts
+        return ImmuneDaemon.start(host, config, db, db.load(), shared)
+
+    daemon = launch("immune", lambda: with_own_connection(store, "immune daemon", start))
     guard = ImmuneGuard(shared, tell_report(daemon)).check
     try:
         host.add_guard(guard)

@@ -6,8 +6,12 @@ its ``Exit`` arrives), hears anomalies from the guards, and publishes a fresh im
 `Snapshot` whenever what the guards check against changes. It is never on the per-call path.
 
 Failure: a database error while handling an event or an anomaly is logged and the daemon
-carries on (monitoring matters more than one lost row); errors while answering an ``ask``
-go back to the caller. If the daemon dies, guards keep checking the last snapshot.
+carries on (monitoring matters more than one lost row); a closed or misused connection is
+fatal, so that the restart opens a new one. Errors while answering an ``ask`` go back to the
+caller. If the daemon dies, guards keep checking the last snapshot; the daemon that replaces
+it reloads the tables, takes the running processes from the guards' live records and keeps
+holding out the runs with active alerts, so a restart never teaches a flagged run as normal.
+Each incarnation owns its store connection and closes it when it ends.
 """
 
 from __future__ import annotations
@@ -90,9 +94,12 @@ class ImmuneDaemon(RnixActor):
         self.baselines = {t: self._compile(p) for t, p in self.profiles.items()}
         self.threats = ThreatMemory(config.threat_ttl_days, config.max_threats, loaded.threats)
         self.alerts = AlertBook(loaded.alerts, loaded.next_alert_id)
-        self.monitoring: dict[int, str] = {}
+        # Live pids: the guards' records name them after a restart (each made a call).
+        self.monitoring: dict[int, str] = {p: r.template for p, r in shared.records.items()}
         # Live pids whose run raised a finding: the worst severity and the warned metrics.
-        self.alerted: dict[int, tuple[str, frozenset[str]]] = {}
+        self.alerted: dict[int, tuple[str, frozenset[str]]] = {
+            pid: _alerted(self.alerts.of(pid)) for pid in self.monitoring if self.alerts.has(pid)
+        }
         # Warn-only runs held out, per template: pid -> the metrics they warned about.
         self.warned: dict[str, dict[int, frozenset[str]]] = {}
         # In the caller's thread, before start() returns: guards added right after see it.
@@ -101,6 +108,10 @@ class ImmuneDaemon(RnixActor):
 
     def crashed(self, where: str, exc: BaseException) -> None:
         log.error("immune daemon crashed in %s: %r; guards keep the last snapshot", where, exc)
+        self.db.store.close()
+
+    def stopped(self) -> None:
+        self.db.store.close()
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -126,6 +137,8 @@ class ImmuneDaemon(RnixActor):
     def _guarded(self, handler: Any, message: Any) -> None:
         try:
             handler(message)
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # a closed or misused connection: the restart opens a new one
         except sqlite3.Error:
             log.exception("immune daemon: could not persist after %s", type(message).__name__)
 
@@ -320,6 +333,13 @@ def _worse(
     if any(a.severity == HIGH for a in found):
         severity = HIGH
     return severity, metrics | {a.metric for a in found if a.severity != HIGH}
+
+
+def _alerted(alerts: Iterable[Alert]) -> tuple[str, frozenset[str]]:
+    """`ImmuneDaemon.alerted`'s entry for a run with these active alerts."""
+    found = list(alerts)
+    severity = HIGH if any(a.severity == HIGH for a in found) else "warn"
+    return severity, frozenset(a.metric for a in found if a.severity != HIGH)
 
 
 def profile_summaries(

@@ -2,8 +2,9 @@
 
 Pykka raises ``pykka.ActorDeadError`` when the actor stopped (the system is stopping) and
 ``pykka.Timeout`` when it did not answer; neither is part of our API. `ask` turns them into
-`SystemStopped` and `Unresponsive`; the actor's own exceptions (`SpawnError`, `NoSuchProcess`,
-...) pass through unchanged.
+`SystemStopped` and `Unresponsive`; an actor that crashed answering (`Fatal`: a service
+whose supervisor restarts it) is `Unresponsive` too. The actor's own exceptions
+(`SpawnError`, `NoSuchProcess`, ...) pass through unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import pykka
 
 from rnix_actors.errors import SystemStopped, Unresponsive
+from rnix_actors.kernel.base import Fatal
 
 
 def ask(ref: Any, message: Any, timeout: float, what: str) -> Any:
@@ -24,6 +26,11 @@ def ask(ref: Any, message: Any, timeout: float, what: str) -> Any:
         raise SystemStopped(f"the system is stopping: the {what} is gone") from None
     except pykka.Timeout:
         raise unresponsive(what, timeout) from None
+    except Fatal as exc:
+        raise Unresponsive(
+            f"the {what} crashed ({exc}); its supervisor restarts it, and the request may "
+            "still take effect"
+        ) from None
 
 
 def unresponsive(what: str, timeout: float) -> Unresponsive:

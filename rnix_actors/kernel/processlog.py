@@ -9,7 +9,8 @@ Rows are kept in arrival order, one per PID (a newer row of a PID replaces the o
 each row is the whole state), and written in one transaction whenever the inbox is empty,
 so a burst costs one commit. `Sync` (ask) answers once every row told before it is written.
 A failed write is logged and the rows stay pending for the next write; stopping writes what
-is pending.
+is pending. Each incarnation owns its store connection and closes it when it ends; a closed
+or misused connection is fatal, and the restart reopens it with the whole live table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from rnix_actors.kernel.base import RnixActor, ThreadTracker
+from rnix_actors.kernel.base import Fatal, RnixActor, ThreadTracker
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.process import ProcessInfo, ProcessState
 from rnix_actors.messages.processlog import FirstCheckpoint, Sync
@@ -69,7 +70,14 @@ class ProcessLog(RnixActor):
         self._write()
 
     def stopped(self) -> None:
-        self._write()
+        try:
+            self._write()
+        finally:
+            self.store.close()
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        super().crashed(where, exc)
+        self.store.close()
 
     def _write(self) -> None:
         if not self.pending:
@@ -89,6 +97,10 @@ class ProcessLog(RnixActor):
 
         try:
             self.store.save_processes(self.pending.values(), first_checkpoints)
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError) as exc:
+            # A closed or misused connection: crash (an asker too hears of it), so that the
+            # restart opens a new one and writes the whole live table again.
+            raise Fatal(f"store connection failed: {exc}") from exc
         except sqlite3.Error:
             log.exception("process log: could not write %d process row(s)", len(self.pending))
             return

@@ -12,7 +12,9 @@ import attrs
 class MigrationOffer:
     """Supervisor → migration planner (ask): the supervisor is about to give up on a child.
 
-    The planner answers with a `MigrationAnswer`; it must not ask the supervisor anything.
+    The planner answers with a `MigrationAnswer`, or with a `pykka.Future` of one (the
+    answer once the planner caught up with the events); it must not ask the supervisor
+    anything.
     """
 
     supervisor: str  # path of the supervisor
@@ -45,6 +47,14 @@ class MigrationPlan(MigrationAnswer):
 
     similarity: float | None = None
     decision_id: int = 0
+
+
+@attrs.frozen
+class PlanOffer:
+    """Planner → itself: plan ``offer`` now. Told behind the events the bus delivered before
+    the offer, so the planner's ledger has seen them (the failed run's exit among them)."""
+
+    offer: MigrationOffer
 
 
 @attrs.frozen

@@ -22,7 +22,6 @@ from rnix_actors.kernel.base import Launch, launch_here
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.migration import MigrationPlan, QueryDecisions, QueryMatrix
 from rnix_actors.migration.gate import Assessment, Plan, Record, plan_migration
-from rnix_actors.migration.ledger import Ledger
 from rnix_actors.migration.planner import (
     Collaboration,
     MigrationHost,
@@ -40,7 +39,7 @@ from rnix_actors.migration.similarity import (
     similarity_matrix,
 )
 from rnix_actors.migration.store import DecisionRecord, MigrationStore
-from rnix_actors.store.db import Store
+from rnix_actors.store.db import Store, with_own_connection
 
 ASK_TIMEOUT = 10.0
 
@@ -117,15 +116,13 @@ class Migration:
             raise unresponsive("migration planner", ASK_TIMEOUT) from None
 
 
-def _feeder(ledger: Ledger, ref: pykka.ActorRef[MigrationPlanner]) -> Callable[[Event], None]:
-    """Runs in the bus thread: keeps the ledger current; outcomes travel to the planner."""
+def _feeder(ref: pykka.ActorRef[MigrationPlanner]) -> Callable[[Event], None]:
+    """Runs in the bus thread: lifecycle events travel to the planner's ledger."""
 
     def feed(event: Event) -> None:
         if event.syscall in ("Start", "Exit"):
-            outcome = ledger.observe(event)
-            if outcome is not None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    ref.tell(outcome)
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(event)
 
     return feed
 
@@ -143,12 +140,13 @@ def attach_planner(
     is left started on failure.
     """
     settings = settings or MigrationSettings()
-    db = MigrationStore(store)
-    ledger = Ledger(db.load_records())
-    # A restarted planner keeps the ledger: the bus's subscriber feeds this one.
-    ref = launch("planner", lambda: MigrationPlanner.start(host, db, ledger, topology, settings))
+
+    def start(own: Store) -> pykka.ActorRef[MigrationPlanner]:
+        return MigrationPlanner.start(host, MigrationStore(own), topology, settings)
+
+    ref = launch("planner", lambda: with_own_connection(store, "planner", start))
     try:
-        subscription = host.subscribe(_feeder(ledger, ref), ("Start", "Exit"))
+        subscription = host.subscribe(_feeder(ref), ("Start", "Exit"))
         host.set_migration_planner(ref)
     except BaseException:
         ref.stop()

@@ -1,14 +1,13 @@
 """Success records per agent template and per task, learned from ``Start``/``Exit`` events.
 
-The ledger is fed from the event bus's thread and read by the planner, so it is a small
-lock-protected structure (no actor hop): when the planner gets an offer it first syncs the
-event bus, after which the ledger has seen the failed run's exit. The planner persists the
-per-template records; per-task records only matter during one supervision episode.
+The planner actor owns its ledger: the bus's subscriber tells it each event, and it plans
+an offer only after the events published before the offer (see `MigrationPlanner`). The
+planner persists the per-template records; per-task records only matter during one
+supervision episode, so a restarted planner starts them afresh.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -51,8 +50,9 @@ class Outcome:
 
 
 class Ledger:
+    """Plain state of one owner (the planner's thread): no lock."""
+
     def __init__(self, records: Mapping[str, Record] | None = None) -> None:
-        self._lock = threading.Lock()
         self._records: dict[str, Record] = dict(records or {})
         self._tasks: OrderedDict[TaskKey, Record] = OrderedDict()
         self._running: dict[int, TaskKey] = {}
@@ -62,31 +62,27 @@ class Ledger:
         if event.syscall == "Start":
             origin = str(event.args.get("origin", ""))
             intent = str(event.args.get("intent", ""))
-            with self._lock:
-                self._running[event.pid] = task_key(origin, intent, event.template)
+            self._running[event.pid] = task_key(origin, intent, event.template)
             return None
         if event.syscall != "Exit":
             return None
         why = ExitReason.from_event_args(event.args)
         reason = why.detail
-        with self._lock:
-            key = self._running.pop(event.pid, None)
-            ok = counts_against(why)
-            if ok is None or not event.template:
-                return None
-            record = self._records.get(event.template, Record()).add(ok)
-            self._records[event.template] = record
-            if key is not None:
-                self._tasks[key] = self._tasks.get(key, Record()).add(ok)
-                self._tasks.move_to_end(key)
-                while len(self._tasks) > MAX_TASKS:
-                    self._tasks.popitem(last=False)
-            return Outcome(event.pid, event.template, ok, reason, key, record)
+        key = self._running.pop(event.pid, None)
+        ok = counts_against(why)
+        if ok is None or not event.template:
+            return None
+        record = self._records.get(event.template, Record()).add(ok)
+        self._records[event.template] = record
+        if key is not None:
+            self._tasks[key] = self._tasks.get(key, Record()).add(ok)
+            self._tasks.move_to_end(key)
+            while len(self._tasks) > MAX_TASKS:
+                self._tasks.popitem(last=False)
+        return Outcome(event.pid, event.template, ok, reason, key, record)
 
     def records(self) -> dict[str, Record]:
-        with self._lock:
-            return dict(self._records)
+        return dict(self._records)
 
     def task(self, key: TaskKey) -> Record:
-        with self._lock:
-            return self._tasks.get(key, Record())
+        return self._tasks.get(key, Record())

@@ -4,6 +4,12 @@ Thin around pure functions: it gathers the inputs (templates and skills, collabo
 counts, success records, the failed run's events), calls `plan_migration`, builds the
 transferred intent, records the decision and answers. It never asks a supervisor (the one
 offering is blocked on this ask), so no call cycle can form.
+
+It owns the `Ledger`: the bus's subscriber tells it every ``Start`` and ``Exit``. An offer
+must be planned on a ledger that has seen the failed run's exit, so the planner first
+syncs the bus (every event published so far is then in its inbox, behind the offer), tells
+itself `PlanOffer` behind them and answers with that ask's future. Each incarnation owns
+its store connection (closed when it ends) and reloads the per-template records.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from rnix_actors.messages.events import Event
 from rnix_actors.messages.migration import (
     MigrationOffer,
     MigrationPlan,
+    PlanOffer,
     QueryDecisions,
     QueryMatrix,
 )
@@ -99,24 +106,39 @@ class MigrationPlanner(RnixActor):
         self,
         host: MigrationHost,
         db: MigrationStore,
-        ledger: Ledger,
         topology: Collaboration | None,
         settings: MigrationSettings,
     ) -> None:
         super().__init__()
         self.host = host
         self.db = db
-        self.ledger = ledger
+        self.ledger = Ledger(db.load_records())
         self.topology = topology
         self.settings = settings
         self.pending: dict[TaskKey, int] = {}  # migrated task → decision id
 
+    def stopped(self) -> None:
+        self.db.store.close()
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        super().crashed(where, exc)
+        self.db.store.close()
+
     def handle(self, message: Any) -> Any:
         match message:
+            case Event():
+                outcome = self.ledger.observe(message)
+                if outcome is not None:
+                    self._outcome(outcome)
             case MigrationOffer():
-                return self._offer(message)
-            case Outcome():
-                self._outcome(message)
+                # Every event published before the offer reaches this inbox (unless the bus
+                # does not answer: then the plan uses what the ledger has, which only makes
+                # the gate more conservative); the plan goes behind them.
+                with contextlib.suppress(Exception):
+                    self.host.sync_events(SYNC_TIMEOUT)
+                return self.actor_ref.ask(PlanOffer(message), block=False)
+            case PlanOffer(offer=offer):
+                return self._offer(offer)
             case QueryDecisions(limit=limit):
                 return self.db.decisions(limit)
             case QueryMatrix():
@@ -130,10 +152,6 @@ class MigrationPlanner(RnixActor):
         return similarity_matrix(template_skills(self.host.templates), history, self.settings.blend)
 
     def _offer(self, offer: MigrationOffer) -> MigrationPlan:
-        # The ledger must have seen the failed run's exit; if the bus does not answer, plan
-        # with what it has (a missing attempt only makes the gate more conservative).
-        with contextlib.suppress(Exception):
-            self.host.sync_events(SYNC_TIMEOUT)
         templates, skills = self.host.templates, self.host.skills
         origin = f"supervisor {offer.supervisor}"
         task = self.ledger.task(task_key(origin, offer.intent, offer.template))

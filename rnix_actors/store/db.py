@@ -1,7 +1,11 @@
 """SQLite persistence: schema versioning, PID allocation, process history.
 
-WAL mode, one transaction per change, so a kill at any moment leaves a consistent file. The
-kernel actor owns a writer `Store`; readers (CLI ``ps --all``) open their own.
+WAL mode, one transaction per change, so a kill at any moment leaves a consistent file. Each
+owner of a piece of state holds its own connection: the kernel the first `Store` (PIDs and
+the schema), every other service one from `Store.open_for` (the process log, the checkpoint
+writer, the immune daemon, the topology keeper, the planner, compose), and readers (CLI
+``ps --all``) open their own. SQLite serialises their writes (WAL: readers never wait); a
+connection that breaks fails only its owner, which a restart reopens.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rnix_actors.messages.lifecycle import ProcessInfo, ProcessState
 from rnix_actors.privatefs import private_dir, private_touch, tighten_path
 
 PID_BLOCK = 64
+
+T = TypeVar("T")
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -52,34 +58,70 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
+class _Connection:
+    """One SQLite connection and the lock its users take.
+
+    The lock is there because an owner's connection is not always used from one thread: the
+    kernel's answers the `System`'s readers (``ps``, ``info``) from their threads, and the
+    checkpoint writer's is used by agents' threads and the journal's folder; a
+    `sqlite3.Connection` must not run two statements at once.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.lock = threading.RLock()  # re-entrant: a transaction's block may read through it
+        self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=5000")  # another owner's write: wait, not fail
+
+
 class Store:
     """A connection to ``<state_dir>/rnix.db`` with the project's schema applied.
 
-    Thread-safe through one lock; meant to be used mostly from one actor thread.
-    Later issues add their tables as new entries of the migrations map. ``path=None`` is a
-    database in memory (``System(state="memory")``): no file, gone when closed.
+    Safe to use from several threads (see `_Connection`); meant for one owner, and
+    `open_for` gives every other owner a connection of its own. Later issues add their
+    tables as new entries of the migrations map. ``path=None`` is a database in memory
+    (``System(state="memory")``): no file, gone when closed.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, owner: str = "kernel") -> None:
         if path is not None:
             private_dir(path.parent)
             private_touch(path)  # 0600 before SQLite opens it; its -wal and -shm copy that mode
         self.path = path
-        self._lock = threading.RLock()
-        target = ":memory:" if path is None else str(path)
-        self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self.owner = owner
+        self._shared = False  # True: another Store's connection (memory databases only)
+        self._db = _Connection(":memory:" if path is None else str(path))
         if path is not None:
             for suffix in ("-wal", "-shm"):
                 tighten_path(path.with_name(path.name + suffix))
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
         self.ensure_schema("kernel", _MIGRATIONS)
         # The PID block in hand: taking the next PID must not wait for another thread's
         # transaction (the process log may be committing rows while the kernel spawns).
         self._pid_lock = threading.Lock()  # taken before ``_lock``, never after
         self._pid_next = 0
         self._pid_limit = 0
+
+    def open_for(self, owner: str) -> Store:
+        """A connection of ``owner``'s own to the same database, schema in place; the owner
+        closes it. An in-memory database lives in one connection, so there the owners share
+        this one (and its lock): SQLite's shared-cache mode would fail a second writer at
+        once instead of making it wait."""
+        other = Store.__new__(Store)
+        other.path, other.owner = self.path, owner
+        other._shared = self.path is None
+        other._db = self._db if other._shared else _Connection(str(self.path))
+        other._pid_lock = threading.Lock()
+        other._pid_next = other._pid_limit = 0
+        return other
+
+    @property
+    def _lock(self) -> threading.RLock:
+        return self._db.lock
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self._db.conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -243,7 +285,10 @@ class Store:
         return [int(row[0]) for row in rows]
 
     def close(self) -> None:
-        """Give back the unused rest of the PID block (if no one reserved after us), close."""
+        """Give back the unused rest of the PID block (if no one reserved after us), close.
+        A shared in-memory connection stays open for the `Store` that opened it."""
+        if self._shared:
+            return
         with self._pid_lock, self._lock:
             if self._pid_next < self._pid_limit:
                 with self.transaction() as conn:
@@ -253,6 +298,17 @@ class Store:
                     )
                 self._pid_next = self._pid_limit = 0
             self._conn.close()
+
+
+def with_own_connection(store: Store, owner: str, start: Callable[[Store], T]) -> T:
+    """``start(connection)`` with a new connection of ``owner``'s (`Store.open_for`), which
+    ``start``'s result then owns; closed again if ``start`` raises."""
+    connection = store.open_for(owner)
+    try:
+        return start(connection)
+    except BaseException:
+        connection.close()
+        raise
 
 
 def _row_to_info(row: tuple[Any, ...]) -> ProcessInfo:

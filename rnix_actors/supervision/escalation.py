@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import attrs
+import pykka
 
 from rnix_actors.messages.migration import MigrationAnswer, MigrationOffer
 from rnix_actors.supervision.core import ChildState
@@ -34,7 +36,10 @@ def offer_migration(
         devices=child.spec.devices,
     )
     try:
+        deadline = time.monotonic() + ASK_TIMEOUT
         answer = planner.ask(offer, block=True, timeout=ASK_TIMEOUT)
+        if isinstance(answer, pykka.Future):  # the planner answers once it caught up
+            answer = answer.get(timeout=max(0.0, deadline - time.monotonic()))
     except Exception as exc:
         log.warning("%s: migration planner failed: %s", path, exc)
         return MigrationAnswer("declined", f"planner failed: {exc}")

@@ -16,7 +16,7 @@ from rnix_actors.kernel.base import Launch, RnixActor, launch_here
 from rnix_actors.kernel.process import ProcessInfo
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.topology import EdgeKind, QueryEdges, RecordEdge
-from rnix_actors.store.db import Store
+from rnix_actors.store.db import Store, with_own_connection
 from rnix_actors.topology.graph import Edge, ReinforcedPath, collaboration_pairs, reinforced_paths
 from rnix_actors.topology.render import Overlap, TopologyView
 from rnix_actors.topology.store import TopologyStore
@@ -42,7 +42,9 @@ class TopologyHost(Protocol):
 
 
 class TopologyKeeper(RnixActor):
-    """Owns the graph; every change is persisted in its own transaction before it counts."""
+    """Owns the graph; every change is persisted in its own transaction before it counts.
+    Each incarnation owns its store connection (closed when it ends) and reloads the graph;
+    a failed write crashes it, and the restart reopens the connection."""
 
     def __init__(self, host: TopologyHost, db: TopologyStore) -> None:
         super().__init__()
@@ -56,6 +58,13 @@ class TopologyKeeper(RnixActor):
             key = (edge.source, edge.target, edge.kind)
             self.counts[key] = edge.count
             self.labels[key] = edge.label
+
+    def stopped(self) -> None:
+        self.db.store.close()
+
+    def crashed(self, where: str, exc: BaseException) -> None:
+        super().crashed(where, exc)
+        self.db.store.close()
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -164,8 +173,12 @@ def attach_topology(
     """
     if threshold < 1:
         raise ValueError(f"reinforcement_threshold must be >= 1 (got {threshold})")
-    db = TopologyStore(store)
-    ref = launch("topology", lambda: TopologyKeeper.start(host, db))  # reloads the graph
+    ref = launch(
+        "topology",
+        lambda: with_own_connection(
+            store, "topology", lambda own: TopologyKeeper.start(host, TopologyStore(own))
+        ),
+    )
     try:
         subscription = host.subscribe(_forwarder(ref), ("Start", "Send"))
     except BaseException:
