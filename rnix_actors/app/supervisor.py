@@ -43,6 +43,7 @@ from rnix_actors.messages.application import (
     RemoveService,
     ServiceSpec,
     ServiceView,
+    StartFailed,
     StopApplication,
 )
 from rnix_actors.messages.links import Exit, ExitKind, ExitReason
@@ -54,13 +55,6 @@ log = logging.getLogger(__name__)
 ORIGIN = "application"
 ENDPOINT_TIMEOUT = 10.0
 ASK_TIMEOUT = 10.0
-
-
-@attrs.frozen
-class _StartFailed:
-    name: str
-    incarnation: int
-    reason: str
 
 
 @attrs.define
@@ -98,7 +92,7 @@ class Application(RnixActor):
         match message:
             case Exit():
                 self._exited(message)
-            case _StartFailed(name=name, incarnation=incarnation, reason=reason):
+            case StartFailed(name=name, incarnation=incarnation, reason=reason):
                 self._act(name, self.core.exited(name, incarnation, True, reason))
             case AddService(spec=spec):
                 return self._add(spec)
@@ -142,7 +136,7 @@ class Application(RnixActor):
             incarnation = self.core.started(name, None)
             reason = f"start failed: {type(exc).__name__}: {exc}"
             log.error("service %s could not restart: %s", name, reason)
-            self.actor_ref.tell(_StartFailed(name, incarnation, reason))
+            self.actor_ref.tell(StartFailed(name, incarnation, reason))
             return
         service.incarnation = self.core.started(name, None)
         service.endpoint = endpoint

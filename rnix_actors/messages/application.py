@@ -79,3 +79,13 @@ class ServiceFailed:
 
     name: str
     reason: ExitReason
+
+
+@attrs.frozen
+class StartFailed:
+    """Application → itself: restarting the service ``name`` failed (``reason``); it counts
+    as that incarnation's exit, so restart intensity decides what follows."""
+
+    name: str
+    incarnation: int
+    reason: str
