@@ -123,6 +123,10 @@ class System(Queries, Services, Backends, Registry):
         self._table = ProcessTable()  # written by the kernel alone; read through `table`
         self._table_view = TableView(self._table)
         self._tracker = ThreadTracker()
+        # The facade is called from any thread (the host's, the daemon's connections, the
+        # dashboard's): start, stop and set_immune swap the running parts under it, so one
+        # of them never sees another's half-done swap, and the dashboards list. No process
+        # call takes it.
         self._lock = threading.Lock()
         self._keys = itertools.count(1)
         self._run: Running | None = None  # the running parts; None: stopped
