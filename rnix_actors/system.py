@@ -32,6 +32,7 @@ from rnix_actors.app.queries import Queries
 from rnix_actors.app.registry import Registry
 from rnix_actors.app.service import ServiceRef
 from rnix_actors.app.services import Services
+from rnix_actors.app.signals import Signals
 from rnix_actors.catalog import Catalog
 from rnix_actors.compose import ComposeEngine
 from rnix_actors.config import Config, load_config
@@ -52,9 +53,7 @@ from rnix_actors.kernel.devices import (
     DeviceRegistry,
 )
 from rnix_actors.kernel.process import ProcessInfo, ProcessState, Signal
-from rnix_actors.kernel.resumption import Restore, Restored, prepare_restore
 from rnix_actors.kernel.table import ProcessTable, TableView
-from rnix_actors.messages.kernel import SendSignal
 from rnix_actors.messages.links import ExitReason
 from rnix_actors.messages.processlog import Sync
 from rnix_actors.migration import Migration, attach_planner, settings_from
@@ -79,7 +78,7 @@ SETTLED = (ProcessState.DEAD, ProcessState.SUSPENDED)
 __all__ = ["Subscription", "System", "resolve_state_dir"]
 
 
-class System(Queries, Services, Backends, Registry):
+class System(Signals, Queries, Services, Backends, Registry):
     """One actor system: a facade over its application supervisor (`rnix_actors.app`).
 
     Nothing starts until `start` (or ``with System(...)``). All methods are thread-safe.
@@ -368,52 +367,6 @@ class System(Queries, Services, Backends, Registry):
     ) -> ProcessInfo:
         """Spawn and wait in one call."""
         return self.wait(self.spawn(agent, intent, **options), timeout)
-
-    def kill(self, pid: int, signal: Signal | str = Signal.SIGTERM, origin: str = "user") -> str:
-        """Send a signal; returns what the kernel did. Raises `NoSuchProcess`, `SystemStopped`
-        and `Unresponsive` (as `spawn`)."""
-        sig = signal if isinstance(signal, Signal) else Signal.parse(signal)
-        return str(ask(self._require(), SendSignal(pid, sig, origin), ASK_TIMEOUT, "kernel"))
-
-    def pause(self, pid: int, origin: str = "user") -> str:
-        return self.kill(pid, Signal.SIGPAUSE, origin)
-
-    def resume(self, pid: int, origin: str = "user", retry: bool = False) -> str:
-        """SIGRESUME ``pid`` and its subtree. ``retry``: the call a guard refused when it
-        suspended ``pid`` runs again (else the agent goes on with the refusal as its
-        result). A lost process (its system died) resumes from its last checkpoint
-        (`resume_from`)."""
-        message = SendSignal(pid, Signal.SIGRESUME, origin, retry)
-        try:
-            return str(ask(self._require(), message, ASK_TIMEOUT, "kernel"))
-        except NoSuchProcess:
-            note = self.restore(pid, origin, retry).note
-            return "resumed from its last checkpoint" + (f"; {note}" if note else "")
-
-    def resume_from(self, pid: int, origin: str = "user", retry: bool = False) -> int:
-        """Continue a lost or suspended process of a previous system from its last checkpoint,
-        at depth 0, with its PID, UUID and devices (narrowed to its template's current ones).
-        ``retry``: the call a guard refused when it suspended ``pid`` runs again (else the
-        agent goes on with the refusal). Raises `CheckpointError` (no or bad checkpoint,
-        naming the PID and what to do), `NoSuchProcess`, `SpawnError`; nothing starts unless
-        every check passed."""
-        return self.restore(pid, origin, retry).pid
-
-    def restore(self, pid: int, origin: str = "user", retry: bool = False) -> Restored:
-        """`resume_from`, answering what became of a refused call too (`Restored.note`)."""
-        self._prepare_restore(pid)
-        restored: Restored = ask(
-            self._require(), Restore(pid, origin, retry), ASK_TIMEOUT, "kernel"
-        )
-        return restored
-
-    def _prepare_restore(self, pid: int) -> None:
-        """Parse the replay script of ``pid``'s agent in the caller's thread (as a spawn)."""
-        run = self._run
-        checkpoints = None if run is None else run.checkpoints
-        prepare_restore(
-            pid, checkpoints, self._catalog.templates.get, lambda n: self._drivers.get(n)
-        )
 
     def inspect(self, pid: int, tail: int = 10) -> ProcessDetail:
         """Everything known about ``pid``: its record, children, subtree rollup, limits,
