@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
+# The canceller (the kernel's thread, a timeout) and the waiter (the call's thread) may both
+# make a token's Event first: one lock for every token, so each gets one Event, not two.
 _EVENT_LOCK = threading.Lock()
 
 

@@ -93,6 +93,8 @@ class Catalog:
         self._dirs = tuple(dirs)
         self._on_providers = on_providers
         self._providers = providers_stamp(self._dirs)
+        # Writers only: every thread that spawns may refresh, host code adds templates; one
+        # at a time, so no added template is lost to a reload and providers reload once.
         self._lock = threading.Lock()
         self._added_templates: dict[str, AgentTemplate] = {}
         self._added_skills: dict[str, Skill] = {}

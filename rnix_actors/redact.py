@@ -30,6 +30,8 @@ class Redactor:
     swaps in a new index; readers use whichever index they picked up."""
 
     def __init__(self) -> None:
+        # Registrations come from the thread that (re)loads providers and from agent threads
+        # (a provider error registers its key): each extends the set of the one before.
         self._lock = threading.Lock()
         self._secrets: frozenset[str] = frozenset()
         self._grams: dict[str, tuple[str, int]] = {}

@@ -52,7 +52,7 @@ class EventStream:
         self.maxsize = maxsize
         self.dropped = 0
         self._loop = loop
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the queue and waiter: the bus's thread and the loop's
         self._queue: deque[Event] = deque()
         self._gap = 0  # dropped since the consumer last heard of it
         self._waiter: asyncio.Future[None] | None = None

@@ -37,6 +37,8 @@ class SpawnWatch(ThreadingFuture[Any]):
         self._settled = settled
         self._done = done
         self._loop = done.get_loop()
+        # `set` (the kernel's thread) and `stop_watching` (the loop's) race on the watch: a run
+        # cancelled as its PID arrives never leaves the table calling back.
         self._lock = threading.Lock()
         self._drop: Callable[[], None] | None = None
         self._stopped = False

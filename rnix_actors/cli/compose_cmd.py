@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -42,13 +41,11 @@ def up(ctx: click.Context, file: Path, as_json: bool, timeout: float) -> None:
     except RnixError as exc:
         fail(str(exc), as_json)
     progress: list[Progress] = []
-    lock = threading.Lock()
 
-    def show(item: Progress) -> None:
-        with lock:
-            progress.append(item)
-            if not as_json:
-                click.echo(f"  {item.text()}")
+    def show(item: Progress) -> None:  # in this thread: the engine reports from its caller
+        progress.append(item)
+        if not as_json:
+            click.echo(f"  {item.text()}")
 
     if not as_json:
         click.echo(f"Workflow {workflow.name}: {len(workflow.nodes)} nodes")

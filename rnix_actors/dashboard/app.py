@@ -30,7 +30,7 @@ class DashboardApp:
         self.system = system
         self.token = token
         self.hub = ChangeHub()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the figures: each live stream's request thread counts
         self.updates = 0
         self.last_update_bytes = 0
 

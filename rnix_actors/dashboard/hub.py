@@ -29,6 +29,7 @@ class ChangeHub:
     """A version counter moved by the system's events. Thread-safe."""
 
     def __init__(self) -> None:
+        # The bus's thread and actions bump the version; every stream's request thread waits.
         self._cond = threading.Condition()
         self._version = 0
         self._closed = False

@@ -48,6 +48,8 @@ class DashboardServer(ThreadingHTTPServer):
     def __init__(self, app: DashboardApp, port: int) -> None:
         self.app = app
         self.connections: set[socket.socket] = set()
+        # The connections and the stream count: each request has its thread, and `stop`'s
+        # thread drops the connections.
         self.lock = threading.Lock()
         self.streams = 0
         super().__init__(("127.0.0.1", port), Handler)

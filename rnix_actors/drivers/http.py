@@ -109,6 +109,8 @@ class OpenAIChatDriver:
         self.fallback = fallback
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Every agent thread using this provider adds to the spend and may create the client;
+        # `close` runs in the thread that stops the system.
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._spent: dict[int, float] = {}

@@ -233,7 +233,11 @@ class ReplayDriver:
     name: str = "replay"
 
     def __init__(self) -> None:
+        # The scripts and the cursors: agent threads advance their PID's, the kernel's thread
+        # seeks and releases them, the host's threads add scripts.
         self._lock = threading.Lock()
+        # One parse at a time: spawners' threads (and the kernel's, for an unprepared model)
+        # may load the same file at once; the cursors are not held up meanwhile.
         self._parse_lock = threading.Lock()
         # model -> (the file's stamp, the error): read and written under _parse_lock
         self._failures: dict[str, tuple[tuple[int, int] | None, ConfigError]] = {}

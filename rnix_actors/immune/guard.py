@@ -65,6 +65,8 @@ class Shared:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        # Agent threads create records, the daemon's thread takes finished ones (Ray results
+        # adopt theirs): a record is never made again for a PID already taken.
         self._lock = threading.Lock()
         self.records: dict[int, RunRecord] = {}  # read without the lock (atomic get)
         self._closed: OrderedDict[int, None] = OrderedDict()

@@ -30,6 +30,8 @@ class EventLoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._done: asyncio.Event | None = None
+        # `start` and `stop` come from the threads that start and stop the system: the loop's
+        # thread is started once and joined once.
         self._lock = threading.Lock()
 
     @property

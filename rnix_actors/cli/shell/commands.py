@@ -67,6 +67,8 @@ class Shell:
         self.echo = echo
         self.background = background
         self._full_screen = full_screen  # ``top``: only an interactive shell has a screen
+        # The prompt's thread (commands, `close`) and the background jobs' threads (spawn,
+        # resume) all change the jobs, streams, closed flag and suspended PIDs below.
         self._lock = threading.Lock()
         self._jobs: set[threading.Thread] = set()
         self._streams: set[Stream] = set()
