@@ -18,6 +18,7 @@ from rnix_actors.cli.common import Context, emit_json, fail, out
 from rnix_actors.cli.render import end_line, event_text, inspect_text
 from rnix_actors.cli.text import wrap
 from rnix_actors.errors import NoSuchProcess, RnixError
+from rnix_actors.ipc.client import Client, RemoteStream
 from rnix_actors.ipc.protocol import ApiError, event_from_wire
 from rnix_actors.kernel.process import Signal
 from rnix_actors.messages.events import Event
@@ -223,18 +224,9 @@ def logs(
     """Print the recorded events of PID (from its events.jsonl; no daemon needed). With
     ``-f``, keep printing its new events through the daemon until it exits."""
     start = None if since is None else parse_since(since, time.time())
-    client = obj.daemon() if follow else None
-    stream = None
-    if client is not None:
-        try:  # subscribe before reading the file, so that no event falls in between
-            stream = client.stream("watch", pid=pid)
-        except ApiError as exc:
-            client.close()
-            if exc.code != "NO_SUCH_PROCESS":
-                fail(exc.message, as_json, exc.code)
-            client = None
+    live = _subscribe(obj, pid, as_json) if follow else None
     events = _read_log(obj, pid, as_json)
-    if not events and stream is None:
+    if not events and live is None:
         fail(
             f"no event log for PID {pid} at {obj.state / 'proc' / str(pid) / 'events.jsonl'} "
             "(unknown PID, or kernel.event_log is off)",
@@ -252,11 +244,37 @@ def logs(
         printer.event(event)
     if not follow:
         return
-    if stream is None or client is None:
+    if live is None:
         if not as_json:
             out(f"[logs] PID {pid} is not running in a daemon: nothing more to follow")
         return
-    seen = {_key(e) for e in events}
+    _follow_live(live, pid, {_key(e) for e in events}, start, printer)
+
+
+def _subscribe(obj: Context, pid: int, as_json: bool) -> tuple[Client, RemoteStream] | None:
+    """The daemon and its stream of PID's events, or None when no daemon runs PID. Opened
+    before the log is read, so that no event falls in between."""
+    client = obj.daemon()
+    if client is None:
+        return None
+    try:
+        return client, client.stream("watch", pid=pid)
+    except ApiError as exc:
+        client.close()
+        if exc.code != "NO_SUCH_PROCESS":
+            fail(exc.message, as_json, exc.code)
+        return None
+
+
+def _follow_live(
+    live: tuple[Client, RemoteStream],
+    pid: int,
+    seen: set[tuple[Any, ...]],
+    start: float | None,
+    printer: Printer,
+) -> None:
+    """Print PID's new events (not those ``seen``, nor any before ``start``) until it ends."""
+    client, stream = live
 
     def on_frame(frame: dict[str, Any]) -> None:
         if frame["frame"] == "event":

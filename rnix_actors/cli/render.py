@@ -302,9 +302,35 @@ def daemon_status(status: Mapping[str, Any]) -> str:
 def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
     """``rnix inspect``: a `ProcessDetail` dict (as the daemon sends it) for people."""
     info = process_from_wire(detail["process"])
-    now = time.time()
+    fields = _process_fields(info, detail, time.time()) + _detail_fields(detail)
     lines = [f"PID {info.pid}  {info.template}  {info.state}"]
-    fields: list[tuple[str, str]] = [
+    key_width = max(len(k) for k, _ in fields) + 1
+    hang = " " * (key_width + 3)
+    for key, value in fields:
+        lines.append(wrap(f"{(key + ':').ljust(key_width)} {value}", indent="  ", hang=hang))
+    immune = detail.get("immune") or {}
+    for alert in immune.get("alerts") or []:
+        text = f"PID {alert.get('pid')}: {alert.get('message', '')}"
+        lines.append(wrap(text, indent="    ", hang="      "))
+    if immune.get("live"):
+        lines += immune_live_lines(immune["live"])
+    context = detail.get("context") or []
+    source = "live" if detail.get("live") else "from the event log"
+    lines.append(f"  context ({len(context)} last messages, {source}):")
+    for entry in context:
+        text = entry["text"] if verbose else _first_line(entry["text"])
+        calls = "; ".join(entry.get("tool_calls") or [])
+        shown = text + (f" → calls {calls}" if calls else "")
+        lines.append(wrap(f"{entry['role']}: {shown or '(empty)'}", indent="    ", hang="      "))
+    return "\n".join(lines)
+
+
+def _process_fields(
+    info: ProcessInfo, detail: Mapping[str, Any], now: float
+) -> list[tuple[str, str]]:
+    """`inspect_text`'s fields of the process itself: what it is, where, how far it got."""
+    children = detail.get("children") or []
+    fields = [
         ("intent", info.intent),
         ("uuid", info.uuid),
         ("parent", f"PID {info.ppid}" if info.ppid else "none (started at depth 0)"),
@@ -312,10 +338,7 @@ def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
         *((("node", info.node),) if info.node else ()),
         (
             "children",
-            ", ".join(
-                f"PID {c['pid']} {c['template']} {c['state']}" for c in detail.get("children") or []
-            )
-            or "none",
+            ", ".join(f"PID {c['pid']} {c['template']} {c['state']}" for c in children) or "none",
         ),
         ("devices", ", ".join(info.allowed_devices) or "none"),
         ("shell", detail.get("shell") or "no /dev/shell"),
@@ -327,6 +350,12 @@ def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
     ]
     if info.exit_code is not None:
         fields.append(("exit", f"{info.exit_code} {info.exit_reason}"))
+    return fields
+
+
+def _detail_fields(detail: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """`inspect_text`'s fields from the rest of the detail: limits, breaker, subtree, immune."""
+    fields = []
     limits = detail.get("limits")
     if limits:
         fields.append(
@@ -361,24 +390,7 @@ def inspect_text(detail: Mapping[str, Any], verbose: bool = False) -> str:
             + (f"{len(alerts)} alert(s)" if alerts else "no alerts"),
         )
     )
-    key_width = max(len(k) for k, _ in fields) + 1
-    hang = " " * (key_width + 3)
-    for key, value in fields:
-        lines.append(wrap(f"{(key + ':').ljust(key_width)} {value}", indent="  ", hang=hang))
-    for alert in alerts:
-        text = f"PID {alert.get('pid')}: {alert.get('message', '')}"
-        lines.append(wrap(text, indent="    ", hang="      "))
-    if immune.get("live"):
-        lines += immune_live_lines(immune["live"])
-    context = detail.get("context") or []
-    source = "live" if detail.get("live") else "from the event log"
-    lines.append(f"  context ({len(context)} last messages, {source}):")
-    for entry in context:
-        text = entry["text"] if verbose else _first_line(entry["text"])
-        calls = "; ".join(entry.get("tool_calls") or [])
-        shown = text + (f" → calls {calls}" if calls else "")
-        lines.append(wrap(f"{entry['role']}: {shown or '(empty)'}", indent="    ", hang="      "))
-    return "\n".join(lines)
+    return fields
 
 
 def immune_live_lines(live: Mapping[str, Any]) -> list[str]:

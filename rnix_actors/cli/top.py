@@ -246,17 +246,29 @@ class Top:
 
     # -- keys --------------------------------------------------------------------------------
     def _keys(self) -> KeyBindings:
+        """``q`` and Ctrl-C, then the keys of each mode: the inspect pane, the process list
+        and the filter bar."""
         kb = KeyBindings()
-        browsing = Condition(lambda: not self.filtering and self.detail is None)
-        detail = Condition(lambda: self.detail is not None)
+        filtering = Condition(lambda: self.filtering)
 
-        @kb.add("q", filter=~Condition(lambda: self.filtering))
+        @kb.add("q", filter=~filtering)
         def _quit(event: KeyPressEvent) -> None:
             if self.detail is not None:
                 self._close_detail()
             else:
                 event.app.exit()
 
+        self._detail_keys(kb, Condition(lambda: self.detail is not None))
+
+        @kb.add("c-c")
+        def _interrupt(event: KeyPressEvent) -> None:
+            event.app.exit()
+
+        self._browse_keys(kb, Condition(lambda: not self.filtering and self.detail is None))
+        self._filter_keys(kb, filtering)
+        return kb
+
+    def _detail_keys(self, kb: KeyBindings, detail: Condition) -> None:
         @kb.add("escape", filter=detail)
         def _back(event: KeyPressEvent) -> None:
             self._close_detail()
@@ -272,10 +284,7 @@ class Top:
             for key in keys:
                 kb.add(key, filter=detail)(self._scroller(lines, pages))
 
-        @kb.add("c-c")
-        def _interrupt(event: KeyPressEvent) -> None:
-            event.app.exit()
-
+    def _browse_keys(self, kb: KeyBindings, browsing: Condition) -> None:
         @kb.add("up", filter=browsing)
         def _up(event: KeyPressEvent) -> None:
             self.selected = max(0, self.selected - 1)
@@ -313,16 +322,15 @@ class Top:
             self.filtering = True
             event.app.layout.focus(self.filter)
 
-        @kb.add("enter", filter=Condition(lambda: self.filtering))
+    def _filter_keys(self, kb: KeyBindings, filtering: Condition) -> None:
+        @kb.add("enter", filter=filtering)
         def _keep_filter(event: KeyPressEvent) -> None:
             self.filtering = False
 
-        @kb.add("escape", filter=Condition(lambda: self.filtering))
+        @kb.add("escape", filter=filtering)
         def _clear_filter(event: KeyPressEvent) -> None:
             self.filtering = False
             self.filter.text = ""
-
-        return kb
 
     def _scroller(self, lines: int, pages: int) -> Any:
         def handler(event: KeyPressEvent) -> None:
