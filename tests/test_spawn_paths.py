@@ -57,7 +57,7 @@ PATHS = {
     "compose workflow": ("rnix_actors/supervision/actor.py", "SpawnRequest"),  # per node
     "pipe": ("rnix_actors/supervision/actor.py", "SpawnRequest"),
     "migration": ("rnix_actors/supervision/actor.py", "SpawnRequest"),  # the substitute
-    "resume from a checkpoint": ("rnix_actors/system.py", "Restore"),
+    "resume from a checkpoint": ("rnix_actors/app/signals.py", "Restore"),
     "supervisor resume of a child left by a previous system": (
         "rnix_actors/supervision/actor.py",
         "Restore",
