@@ -64,48 +64,11 @@ class SyscallRunner:
         return None
 
     def device_call(self, call: ToolCall, plan: ToolPlan, step: int) -> Outcome:
-        spec = self.spec
-        path = plan.device
-        args = dict(plan.args)
-        if path in self._denials:
-            denial = self._denials[path]
-        else:
-            denial = permission_error(path, spec.allowed, spec.denied)
-            if len(self._denials) < 1024:
-                self._denials[path] = denial
-        if denial is not None:
-            self.emit(plan.syscall, path, args, error=denial)
-            self.emit("Denied", path, {"tool": call.name})
-            return Outcome(f"Tool error ({call.name}): {denial}", f"{ErrorCode.PERMISSION}|{path}")
-        guards = spec.guards
-        attempt = (
-            SyscallAttempt(
-                spec.pid,
-                spec.template.name,
-                step,
-                plan.syscall,
-                path,
-                args,
-                0,
-                0.0,
-                plan.op,
-                self._effect(path, plan.op),
-            )
-            if guards
-            else None
-        )
-        for guard in guards:
-            assert attempt is not None
-            verdict = guard(attempt)
-            if verdict.action != "allow":
-                self.emit(
-                    "Blocked",
-                    path,
-                    {"syscall": plan.syscall, "reason": verdict.reason, "origin": verdict.origin},
-                )
-                text = f"Tool error ({call.name}): blocked by {verdict.origin}: {verdict.reason}"
-                suspend = verdict if verdict.action == "suspend" else None
-                return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend=suspend)
+        """Run one device call: the whitelist, then the guards, then the device."""
+        spec, path, args = self.spec, plan.device, dict(plan.args)
+        refused = self._denied(call, plan, args) or self._blocked(call, plan, args, step)
+        if refused is not None:
+            return refused
         started = time.monotonic()
         try:
             device_path, device, subpath = spec.devices.lookup(path)
@@ -136,6 +99,53 @@ class SyscallRunner:
             return Outcome(f"Tool error ({call.name}): {message}", f"{ErrorCode.INTERNAL}|{path}")
         self.emit(plan.syscall, path, args, result=_preview(result), duration_ms=_ms(started))
         return Outcome(result)
+
+    def _denied(self, call: ToolCall, plan: ToolPlan, args: dict[str, Any]) -> Outcome | None:
+        """The outcome of a call outside the process's whitelist; None for a granted one."""
+        spec, path = self.spec, plan.device
+        if path in self._denials:
+            denial = self._denials[path]
+        else:
+            denial = permission_error(path, spec.allowed, spec.denied)
+            if len(self._denials) < 1024:
+                self._denials[path] = denial
+        if denial is None:
+            return None
+        self.emit(plan.syscall, path, args, error=denial)
+        self.emit("Denied", path, {"tool": call.name})
+        return Outcome(f"Tool error ({call.name}): {denial}", f"{ErrorCode.PERMISSION}|{path}")
+
+    def _blocked(
+        self, call: ToolCall, plan: ToolPlan, args: dict[str, Any], step: int
+    ) -> Outcome | None:
+        """The outcome of a call the first objecting guard blocked; None when all allow it."""
+        spec, path = self.spec, plan.device
+        if not spec.guards:
+            return None
+        attempt = SyscallAttempt(
+            spec.pid,
+            spec.template.name,
+            step,
+            plan.syscall,
+            path,
+            args,
+            0,
+            0.0,
+            plan.op,
+            self._effect(path, plan.op),
+        )
+        for guard in spec.guards:
+            verdict = guard(attempt)
+            if verdict.action != "allow":
+                self.emit(
+                    "Blocked",
+                    path,
+                    {"syscall": plan.syscall, "reason": verdict.reason, "origin": verdict.origin},
+                )
+                text = f"Tool error ({call.name}): blocked by {verdict.origin}: {verdict.reason}"
+                suspend = verdict if verdict.action == "suspend" else None
+                return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend=suspend)
+        return None
 
     def _effect(self, path: str, op: str) -> Effect:
         """What the device at ``path`` declares ``op`` does (decided once per path and op);

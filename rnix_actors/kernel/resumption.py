@@ -83,15 +83,7 @@ def plan_restore(
             f"cannot resume PID {pid}: checkpoints are off in this system "
             "(set kernel.checkpoints: true in .rnix/config.yaml and use a state dir)"
         )
-    row = known if known is not None else store.get_process(pid)
-    if row is None:
-        raise NoSuchProcess(pid)
-    if row.state not in RESUMABLE:
-        raise CheckpointError(
-            f"cannot resume PID {pid}: it is {row.state}"
-            + (f" ({row.exit_reason})" if row.exit_reason else "")
-            + "; only lost and suspended processes resume from a checkpoint"
-        )
+    row = _resumable_row(pid, store, known)
     resumption = decode(checkpoints.latest(pid))
     ident = resumption.identity
     if ident.uuid != row.uuid:
@@ -113,7 +105,28 @@ def plan_restore(
             "register it with System.register_driver() and try again"
         )
     check_model(driver, ident.model)
-    info = attrs.evolve(
+    info = _resumed_info(row, resumption, devices)
+    note = refusal_note(resumption, retry)
+    return RestorePlan(info, template, driver, resumption.retrying() if retry else resumption, note)
+
+
+def _resumable_row(pid: int, store: Store, known: ProcessInfo | None) -> ProcessInfo:
+    """The record of ``pid``, if it is a process that may resume."""
+    row = known if known is not None else store.get_process(pid)
+    if row is None:
+        raise NoSuchProcess(pid)
+    if row.state not in RESUMABLE:
+        raise CheckpointError(
+            f"cannot resume PID {pid}: it is {row.state}"
+            + (f" ({row.exit_reason})" if row.exit_reason else "")
+            + "; only lost and suspended processes resume from a checkpoint"
+        )
+    return row
+
+
+def _resumed_info(row: ProcessInfo, resumption: Resumption, devices: frozenset[str]) -> ProcessInfo:
+    """The record of the resumed process: running at depth 0, with the checkpoint's counters."""
+    return attrs.evolve(
         row,
         ppid=0,
         depth=0,
@@ -130,8 +143,6 @@ def plan_restore(
         ended_at=None,
         children=(),
     )
-    note = refusal_note(resumption, retry)
-    return RestorePlan(info, template, driver, resumption.retrying() if retry else resumption, note)
 
 
 def refusal_note(resumption: Resumption, retry: bool) -> str:

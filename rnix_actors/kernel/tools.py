@@ -153,6 +153,22 @@ def _mcp_server(device: str) -> bool:
 def plan_tool_call(call: ToolCall) -> ToolPlan:
     """Map one tool call to the syscall it performs."""
     name = call.name
+    if name == "call_device" or name.startswith("/"):
+        return _device_plan(call)
+    plan = _work_dir_plan(call) or _meta_plan(call)
+    if plan is not None:
+        return plan
+    raise ToolInputError(
+        ErrorCode.PERMISSION,
+        name,
+        f"unknown tool {name!r}; available tools: read_file, write_file, list_files, glob, "
+        "shell, call_device, spawn, send, complete",
+    )
+
+
+def _work_dir_plan(call: ToolCall) -> ToolPlan | None:
+    """The plan of a file or shell tool; None for another tool."""
+    name = call.name
     if name == "read_file":
         return ToolPlan("device", "Read", FS, "read", {"path": _require_str(call, "path", FS)})
     if name == "write_file":
@@ -175,20 +191,30 @@ def plan_tool_call(call: ToolCall) -> ToolPlan:
         if "timeout" in call.input:
             shell_args["timeout"] = call.input["timeout"]
         return ToolPlan("device", "Exec", SHELL, "exec", shell_args)
-    if name == "call_device" or name.startswith("/"):
-        device = name if name.startswith("/") else call.input.get("device")
-        raw = call.input if name.startswith("/") else call.input.get("input", {})
-        if not isinstance(device, str) or not device.startswith("/"):
-            raise ToolInputError(
-                ErrorCode.INVALID, "call_device", "tool call_device: 'device' must be a path"
-            )
-        if not isinstance(raw, dict) and not isinstance(raw, Mapping):
-            raise ToolInputError(ErrorCode.INVALID, device, "'input' must be an object")
-        if path_within(device, PROC) or path_within(device, LLM) or _mcp_server(device):
-            return ToolPlan("device", "Read", device, "read", dict(raw))
-        if path_within(device, MCP):  # an MCP tool runs an action, like a command
-            return ToolPlan("device", "Exec", device, "call", dict(raw))
-        return ToolPlan("device", "Write", device, "call", dict(raw))
+    return None
+
+
+def _device_plan(call: ToolCall) -> ToolPlan:
+    """The plan of ``call_device``, or of a tool named by its device path."""
+    name = call.name
+    device = name if name.startswith("/") else call.input.get("device")
+    raw = call.input if name.startswith("/") else call.input.get("input", {})
+    if not isinstance(device, str) or not device.startswith("/"):
+        raise ToolInputError(
+            ErrorCode.INVALID, "call_device", "tool call_device: 'device' must be a path"
+        )
+    if not isinstance(raw, dict) and not isinstance(raw, Mapping):
+        raise ToolInputError(ErrorCode.INVALID, device, "'input' must be an object")
+    if path_within(device, PROC) or path_within(device, LLM) or _mcp_server(device):
+        return ToolPlan("device", "Read", device, "read", dict(raw))
+    if path_within(device, MCP):  # an MCP tool runs an action, like a command
+        return ToolPlan("device", "Exec", device, "call", dict(raw))
+    return ToolPlan("device", "Write", device, "call", dict(raw))
+
+
+def _meta_plan(call: ToolCall) -> ToolPlan | None:
+    """The plan of a meta tool (``spawn``, ``send``, ``complete``); None for another tool."""
+    name = call.name
     if name == "spawn":
         agent = _require_str(call, "agent", "spawn")
         intent = _require_str(call, "intent", "spawn")
@@ -210,9 +236,4 @@ def plan_tool_call(call: ToolCall) -> ToolPlan:
     if name == "complete":
         result = call.input.get("result", "")
         return ToolPlan("complete", "Complete", "", "", {"result": str(result)})
-    raise ToolInputError(
-        ErrorCode.PERMISSION,
-        name,
-        f"unknown tool {name!r}; available tools: read_file, write_file, list_files, glob, "
-        "shell, call_device, spawn, send, complete",
-    )
+    return None
