@@ -42,6 +42,8 @@ class ThreadTracker:
     """Remembers the threads of a system's actors so that stopping the system can join them."""
 
     def __init__(self) -> None:
+        # Each actor's thread adds itself (on_start) while the stopping caller's thread lists
+        # the threads to join: no actor can own the list, since every actor writes it.
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._prune_at = 64

@@ -40,6 +40,8 @@ class Deadlines:
 
     def __init__(self, name: str) -> None:
         self._name = name
+        # The heap is filled by the scheduler's thread (the kernel's) and drained by the
+        # deadline thread, which waits on it until the next due time or a sooner entry.
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()

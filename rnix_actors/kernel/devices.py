@@ -116,6 +116,8 @@ class DeviceRegistry:
     """Thread-safe map of device paths to devices with exact-then-longest-prefix lookup."""
 
     def __init__(self) -> None:
+        # The System registers devices from its callers' threads while every agent process
+        # looks paths up in its own thread, in the middle of its call: no actor to ask there.
         self._lock = threading.Lock()
         self._devices: dict[str, Device] = {}
         # path -> lookup result; agents call the same few paths over and over.

@@ -30,6 +30,8 @@ from rnix_actors.messages.links import Down, Exit, ExitClass, ExitKind, ExitReas
 
 log = logging.getLogger(__name__)
 
+# Every Endpoint's link and monitor sets: changed by whichever actor's thread links, and
+# by the dying actor's own thread (see the module doc for why one lock).
 _lock = threading.Lock()
 _refs = itertools.count(1)
 

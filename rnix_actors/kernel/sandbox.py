@@ -67,6 +67,8 @@ class Bubblewrap:
 
     def __init__(self, binary: str | None = None) -> None:
         self._binary = binary
+        # The one trial run: the shell device's calls on every agent's thread, and the immune
+        # daemon's view, may ask at once; the first runs it, the others wait for its answer.
         self._lock = threading.Lock()
         self._checked = False
         self._problem: str | None = None

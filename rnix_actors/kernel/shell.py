@@ -111,6 +111,7 @@ class ShellDevice:
         self.hidden = tuple(Path(os.path.realpath(h)) for h in hidden)
         self.sandbox = sandbox or Bubblewrap()
         self._warned: set[ShellSettings] = set()
+        # The settings already warned about, from the agents' threads that run commands at once.
         self._warn_lock = threading.Lock()
 
     def handle(self, call: DeviceCall) -> str:

@@ -71,6 +71,8 @@ def rollup(pid: int, infos: Iterable[ProcessInfo]) -> Rollup:
 
 class ProcessTable:
     def __init__(self) -> None:
+        # Written by the kernel's thread, read by callers' threads (ps, inspect, /proc from the
+        # agents' threads) and waited on by `wait`: reads must not queue in the kernel's inbox.
         self._cond = threading.Condition()
         self._procs: dict[int, ProcessInfo] = {}
         self._figures: dict[int, LiveFigures] = {}

@@ -30,7 +30,9 @@ _names = itertools.count(1)
 
 class AgentThreads:
     def __init__(self, min_idle: int = 2, max_idle: int = 32, name: str = "AgentProcess") -> None:
-        self._lock = threading.Condition()  # notified whenever the idle count changes
+        # The idle threads: taken by the spawner's thread (the kernel's), joined by the pool's
+        # threads as they finish a job, emptied by `close`; notified whenever the count changes.
+        self._lock = threading.Condition()
         self._idle: list[tuple[queue.SimpleQueue[Job | None], threading.Thread]] = []
         self._closed = False
         self._name = name

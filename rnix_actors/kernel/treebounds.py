@@ -61,6 +61,8 @@ class TreeBudget:
         self.max_cost = max_cost
         self.tokens = 0
         self.cost = 0.0
+        # Every process of the tree adds its spend from its own thread after each model answer,
+        # and exactly one of them must see the limit crossed.
         self._lock = threading.Lock()
         self.reason = ""  # set once a limit is reached
 
