@@ -53,13 +53,13 @@ PATHS = {
     "every System.spawn_request": ("rnix_actors/app/registry.py", "SpawnRequest"),
     "aio spawn": ("rnix_actors/aio/system.py", "spawn_request"),
     "agent spawn": ("rnix_actors/kernel/agent.py", "SpawnRequest"),  # the spawn tool
-    "supervisor start and restart": ("rnix_actors/supervision/actor.py", "SpawnRequest"),
-    "compose workflow": ("rnix_actors/supervision/actor.py", "SpawnRequest"),  # per node
-    "pipe": ("rnix_actors/supervision/actor.py", "SpawnRequest"),
-    "migration": ("rnix_actors/supervision/actor.py", "SpawnRequest"),  # the substitute
+    "supervisor start and restart": ("rnix_actors/supervision/spawning.py", "SpawnRequest"),
+    "compose workflow": ("rnix_actors/supervision/spawning.py", "SpawnRequest"),  # per node
+    "pipe": ("rnix_actors/supervision/spawning.py", "SpawnRequest"),
+    "migration": ("rnix_actors/supervision/spawning.py", "SpawnRequest"),  # the substitute
     "resume from a checkpoint": ("rnix_actors/app/signals.py", "Restore"),
     "supervisor resume of a child left by a previous system": (
-        "rnix_actors/supervision/actor.py",
+        "rnix_actors/supervision/spawning.py",
         "Restore",
     ),
 }

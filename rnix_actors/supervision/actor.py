@@ -16,27 +16,16 @@ child it could not reach. Its parent restarts it like any other child.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import attrs
-import pykka
 
 from rnix_actors.errors import RnixError
-from rnix_actors.kernel.base import RnixActor, ThreadTracker
-from rnix_actors.kernel.eventbus import EventBus
-from rnix_actors.kernel.kernel import Kernel
+from rnix_actors.kernel.base import RnixActor
 from rnix_actors.kernel.links import Endpoint
 from rnix_actors.kernel.links import link as link_endpoints
-from rnix_actors.kernel.links import unlink as unlink_endpoints
 from rnix_actors.kernel.process import ProcessState
-from rnix_actors.kernel.resumption import Restore, Restored
-from rnix_actors.kernel.table import ProcessTable
-from rnix_actors.messages.events import Event, EventBatch
-from rnix_actors.messages.kernel import SpawnRequest
+from rnix_actors.kernel.resumption import Restored
 from rnix_actors.messages.links import Exit, ExitKind, ExitReason
 from rnix_actors.messages.supervision import (
     AddChild,
@@ -53,6 +42,7 @@ from rnix_actors.messages.supervision import (
     TerminateChild,
     WhichChildren,
 )
+from rnix_actors.supervision.children import LiveChildren, NestedSupervisor
 from rnix_actors.supervision.core import (
     Action,
     Finished,
@@ -61,41 +51,13 @@ from rnix_actors.supervision.core import (
     StopChild,
     SupervisorCore,
 )
-from rnix_actors.supervision.escalation import migrated_spec, offer_migration
+from rnix_actors.supervision.escalation import escalation_reason, migrated_spec, offer_migration
+from rnix_actors.supervision.outbox import EventOutbox
+from rnix_actors.supervision.spawning import SupervisorDeps, spawn_child, start_answers
 from rnix_actors.supervision.spec import ChildSpec, Strategy, SupervisorSpec, validate
-from rnix_actors.supervision.stopping import AgentChild, Stopper, SupervisorChild, Target
 from rnix_actors.supervision.views import SupervisorView, agent_name, supervisor_view
-from rnix_actors.templates import AgentTemplate
 
-ASK_TIMEOUT = 10.0
-
-
-@attrs.frozen
-class SupervisorDeps:
-    kernel: pykka.ActorRef[Kernel]
-    bus: pykka.ActorRef[EventBus]
-    table: ProcessTable
-    resolve_agent: Callable[[ChildSpec, str], AgentTemplate | str]
-    known_agent: Callable[[str], bool]
-    planner: Callable[[], Any]  # -> ActorRef of the migration planner, or None
-    on_start: Callable[[str, Any], None]  # (path, ref): a supervisor is running
-    on_exit: Callable[[str, Any, SupervisorView], None]  # (path, ref, final view)
-    tracker: ThreadTracker | None = None
-    clock: Callable[[], float] = time.monotonic
-    # Run in the supervisor's thread before a spawn: a replay script is parsed here, never
-    # on the kernel's thread (`rnix_actors.kernel.spawning.prepare_in_caller`).
-    prepare_spawn: Callable[[AgentTemplate | str], None] | None = None
-    prepare_restore: Callable[[int], None] | None = None  # the same, before a resume
-    # A child path (/review/analyst) -> the PID to resume from its checkpoint instead of
-    # starting the child afresh (each PID is handed out once); None: start afresh.
-    resumable: Callable[[str], int | None] = lambda path: None
-
-
-@attrs.frozen
-class _Sub:
-    ref: pykka.ActorRef[Supervisor]
-    endpoint: Endpoint
-    incarnation: int
+__all__ = ["Supervisor", "SupervisorDeps"]
 
 
 class Supervisor(RnixActor):
@@ -116,32 +78,24 @@ class Supervisor(RnixActor):
         self.parent = parent
         self.core = SupervisorCore(spec, deps.clock)
         self.reason = ""
-        self.agents: dict[int, tuple[str, int]] = {}  # pid -> (child name, incarnation)
-        self.subs: dict[str, _Sub] = {}
-        self.final_views: dict[str, SupervisorView | None] = {}
-        self.timers: dict[str, threading.Timer] = {}
-        self.stopper = Stopper(deps.kernel, deps.table, path)
-        self._tickets = itertools.count(1)
-        self._pending: dict[str, int] = {}
+        self.children = LiveChildren(deps.kernel, deps.table, path)
         self._farewell_done = False
         self._deferred: list[str] = []  # restarts waiting for StartDeferred (a storm)
-        # Events wait here until the supervisor has acted or is about to block, then go to
-        # the bus in one message: a restart's spawn request leaves before its events do.
-        self._outbox: list[Event] = []
+        self.events = EventOutbox(deps.bus, path)
         if parent is not None:  # before it runs: a parent that is already gone is noproc
             link_endpoints(self.endpoint, parent)
 
     # -- lifecycle --------------------------------------------------------------------------
     def started(self) -> None:
         self.deps.on_start(self.path, self.actor_ref)
-        self._event(
+        self.events.add(
             "SupervisorStart",
             strategy=str(self.spec.strategy),
             max_restarts=self.spec.max_restarts,
             max_window=self.spec.max_window,
         )
         self._execute(self.core.initial_actions())
-        self._flush_events()
+        self.events.flush()
 
     def crashed(self, where: str, exc: BaseException) -> None:
         self.core.status = "escalated"
@@ -166,9 +120,8 @@ class Supervisor(RnixActor):
         if self._farewell_done:
             return
         self._farewell_done = True
-        for timer in self.timers.values():
-            timer.cancel()
-        self._flush_events()
+        self.children.cancel_timers()
+        self.events.flush()
         view = self.view()
         self.endpoint.result = view
         self.deps.on_exit(self.path, self.actor_ref, view)
@@ -188,7 +141,7 @@ class Supervisor(RnixActor):
         try:
             return self._handle(message)
         finally:
-            self._flush_events()
+            self.events.flush()
 
     def _handle(self, message: Any) -> Any:
         match message:
@@ -201,15 +154,13 @@ class Supervisor(RnixActor):
                 why = ExitReason(ExitKind.ERROR, self.origin, reason)
                 self._child_down(name, incarnation, why, None)
             case RestartDue(name=name, ticket=ticket):
-                if self._pending.get(name) == ticket:
-                    del self._pending[name]
-                    self.timers.pop(name, None)
+                if self.children.due(name, ticket):
                     self._start_many([name])
             case StopSupervisor(kill=kill, origin=origin, keep=keep):
-                self._event("SupervisorStop", origin=origin, kill=kill)
+                self.events.add("SupervisorStop", origin=origin, kill=kill)
                 if keep:
                     self._leave_resumable()
-                self.stopper.keep = keep
+                self.children.stopper.keep = keep
                 self._stop_all(kill)
                 self._end(ExitKind.SHUTDOWN, "stopped", f"stopped by {origin}")
             case QueryTree():
@@ -237,7 +188,7 @@ class Supervisor(RnixActor):
                 return self.core.children[name].pid
             case DeleteChild(name=name):
                 self.core.delete(name)
-                self.final_views.pop(name, None)
+                self.children.final_views.pop(name, None)
             case GetChildSpec(name=name):
                 return self.core.child(name).spec
             case WhichChildren():
@@ -264,18 +215,12 @@ class Supervisor(RnixActor):
             self._stop_all(kill=False)
             self._end(exit.reason.kind, "stopped", f"parent exited: {exit.reason}")
             return
-        if exit.pid is not None:
-            name, incarnation = self.agents.pop(exit.pid, ("", 0))
-        else:
-            name, incarnation = self._sub_of(exit.source)
-            if name:
-                del self.subs[name]
-                self.final_views[name] = exit.result
+        name, incarnation = self.children.exited(exit)
         if name:
             self._child_down(name, incarnation, exit.reason, exit.pid)
         else:  # stale: an incarnation this supervisor already replaced or stopped
             why = exit.reason
-            self._event(
+            self.events.add(
                 "SupervisorStaleExit",
                 child_pid=exit.pid,
                 source=exit.source.label,
@@ -284,16 +229,10 @@ class Supervisor(RnixActor):
                 reason=str(why),
             )
 
-    def _sub_of(self, endpoint: Endpoint) -> tuple[str, int]:
-        for name, sub in self.subs.items():
-            if sub.endpoint is endpoint:
-                return name, sub.incarnation
-        return "", 0
-
     # -- children -------------------------------------------------------------------------------
     def _child_down(self, name: str, incarnation: int, why: ExitReason, pid: int | None) -> None:
         abnormal, reason = why.abnormal, str(why)
-        self._event(
+        self.events.add(
             "SupervisorChildExit",
             child=name,
             child_pid=pid,
@@ -326,7 +265,7 @@ class Supervisor(RnixActor):
                     return
                 case Finished(reason=reason, shutdown=shutdown):
                     self._stop_all(kill=False)
-                    self._event("SupervisorExit", reason=reason)
+                    self.events.add("SupervisorExit", reason=reason)
                     kind = ExitKind.SHUTDOWN if shutdown else ExitKind.NORMAL
                     self._end(kind, "completed", reason)
                     return
@@ -352,7 +291,7 @@ class Supervisor(RnixActor):
             if child is None or child.status not in ("starting", "restarting"):
                 continue
             if child.incarnation:
-                self._event(
+                self.events.add(
                     "SupervisorRestart",
                     child=name,
                     restarts=child.restarts,
@@ -363,24 +302,22 @@ class Supervisor(RnixActor):
                 self._start_sub(name, child.spec.supervisor)
                 continue
             try:
-                pending.append((name, self._spawn(child.spec, first=not child.incarnation)))
+                first = not child.incarnation
+                future = spawn_child(self.deps, self.path, self.endpoint, child.spec, first)
+                pending.append((name, future))
             except RnixError as exc:
                 pending.append((name, exc))
-        self._flush_events()
-        for name, answer in pending:
-            try:
-                if isinstance(answer, Exception):
-                    raise answer
-                got: int | Restored = answer.get(timeout=ASK_TIMEOUT)
-            except (RnixError, pykka.ActorDeadError, pykka.Timeout) as exc:
+        self.events.flush()
+        for name, got in start_answers(pending):
+            if isinstance(got, Exception):
                 incarnation = self.core.started(name, None)
-                self.actor_ref.tell(ChildStartFailed(name, incarnation, f"start failed: {exc}"))
+                self.actor_ref.tell(ChildStartFailed(name, incarnation, f"start failed: {got}"))
                 continue
             pid = got.pid if isinstance(got, Restored) else got
             incarnation = self.core.started(name, pid)
-            self.agents[pid] = (name, incarnation)
+            self.children.agents[pid] = (name, incarnation)
             extra = {"resumed": True} if isinstance(got, Restored) else {}
-            self._event(
+            self.events.add(
                 "SupervisorChildStart", child=name, child_pid=pid, incarnation=incarnation, **extra
             )
 
@@ -389,97 +326,39 @@ class Supervisor(RnixActor):
         path = f"{self.path}/{name}"
         endpoint = Endpoint(f"supervisor {path}")
         ref = Supervisor.start(spec, self.deps, path, self.endpoint, endpoint)
-        self.subs[name] = _Sub(ref, endpoint, incarnation)
-        self._event("SupervisorChildStart", child=name, incarnation=incarnation)
-
-    def _spawn(self, spec: ChildSpec, first: bool = False) -> Any:
-        """Send the spawn request (the new process is linked to this supervisor before it
-        runs); returns the future of the new PID. The first start of a ``resume`` child with
-        a checkpoint left by a previous system resumes it instead (a future of `Restored`)."""
-        child_path = f"{self.path}/{spec.name}"
-        resumable = self.deps.resumable(child_path) if first and spec.resume else None
-        if resumable is not None:
-            if self.deps.prepare_restore is not None:
-                self.deps.prepare_restore(resumable)  # its replay script parses here
-            restore = Restore(resumable, self.origin, link=self.endpoint, devices=spec.devices)
-            return self.deps.kernel.ask(restore, block=False)
-        agent = self.deps.resolve_agent(spec, self.path)
-        if self.deps.prepare_spawn is not None:
-            self.deps.prepare_spawn(agent)
-        request = SpawnRequest(
-            template=agent,
-            intent=spec.intent,
-            devices=spec.devices,
-            max_steps=spec.max_steps,
-            origin=self.origin,
-            link=self.endpoint,
-            supervisor_child=child_path,
-        )
-        return self.deps.kernel.ask(request, block=False)
+        self.children.subs[name] = NestedSupervisor(ref, endpoint, incarnation)
+        self.events.add("SupervisorChildStart", child=name, incarnation=incarnation)
 
     def _start_later(self, name: str, delay: float) -> None:
-        ticket = next(self._tickets)
-        self._pending[name] = ticket
-        ref = self.actor_ref
-
-        def due() -> None:
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(RestartDue(name, ticket))
-
-        timer = threading.Timer(delay, due)
-        timer.daemon = True
-        self.timers[name] = timer
-        self._event("SupervisorBackoff", child=name, delay_s=round(delay, 3))
-        timer.start()
+        self.events.add("SupervisorBackoff", child=name, delay_s=round(delay, 3))
+        self.children.start_later(name, delay, self.actor_ref)
 
     def _stop_children(self, names: list[str], kill: bool, mark: bool = True) -> None:
         """Stop children in the given order (callers pass reverse start order); see
         `Stopper`. ``mark=False`` when the core already decided (and may restart them)."""
-        targets: list[Target] = []
-        for name in names:
-            child = self.core.children.get(name)
-            if child is None:
-                continue
-            if mark:
-                self.core.stopping(name)
-            if name in self.timers:
-                self.timers.pop(name).cancel()
-                self._pending.pop(name, None)
-            sub = self.subs.pop(name, None)
-            if sub is not None:
-                shutdown = child.spec.shutdown_time
-                targets.append(SupervisorChild(name, sub.ref, sub.endpoint, shutdown))
-            elif child.pid is not None and self.agents.pop(child.pid, None) is not None:
-                targets.append(AgentChild(name, child.pid, child.spec.shutdown_time))
-        self._flush_events()
-        self.final_views.update(self.stopper.stop(targets, kill))
+        targets = self.children.release(self.core, names, mark)
+        self.events.flush()
+        self.children.stop(targets, kill)
 
     def _leave_resumable(self) -> None:
         """Unlink the live ``resume: true`` agent children and forget them: the system's
         graceful stop keeps them (suspended, or lost if still running) to resume later."""
-        for pid, (name, _) in list(self.agents.items()):
-            child = self.core.children.get(name)
-            if child is None or not child.spec.resume:
-                continue
-            for other in self.endpoint.links:
-                if other.pid == pid:
-                    unlink_endpoints(self.endpoint, other)
-            del self.agents[pid]
-            self._event("SupervisorChildKept", child=name, child_pid=pid)
+        for name, pid in self.children.leave_resumable(self.core, self.endpoint):
+            self.events.add("SupervisorChildKept", child=name, child_pid=pid)
 
     def _stop_all(self, kill: bool) -> None:
         self._stop_children(list(reversed(self.core.children)), kill)
 
     # -- giving up: migration, then escalation ----------------------------------------------
     def _give_up(self, name: str, reason: str) -> None:
-        self._event(
+        self.events.add(
             "SupervisorShutdown",
             child=name,
             reason="max_restarts_exceeded",
             max_restarts=self.spec.max_restarts,
             max_window=self.spec.max_window,
         )
-        self._flush_events()
+        self.events.flush()
         child = self.core.children[name]
         if child.pid is not None:
             # The exit reached us from the child itself; the planner learns its record from
@@ -488,7 +367,7 @@ class Supervisor(RnixActor):
         answer = offer_migration(self.deps.planner(), self.path, name, child)
         new_spec = None if answer is None else migrated_spec(child.spec, answer)
         if answer is not None and new_spec is not None:
-            self._event(
+            self.events.add(
                 "SupervisorMigration",
                 child=name,
                 original=agent_name(child.spec.agent),
@@ -498,42 +377,11 @@ class Supervisor(RnixActor):
             self._execute([self.core.replace_spec(name, new_spec)])
             return
         self._stop_all(kill=False)
-        why = "" if answer is None else f"; migration {answer.decision}: {answer.reason}"
-        reason = (
-            f"max_restarts_exceeded: child {name!r} needed more than "
-            f"{self.spec.max_restarts} restarts in {self.spec.max_window}s "
-            f"(last exit: {reason}){why}"
-        )
-        self._event("SupervisorEscalate", child=name, reason=reason)
+        reason = escalation_reason(self.spec, name, reason, answer)
+        self.events.add("SupervisorEscalate", child=name, reason=reason)
         self._end(ExitKind.ESCALATED, "escalated", reason)
 
-    # -- views and events -------------------------------------------------------------------
+    # -- views --------------------------------------------------------------------------
     def view(self) -> SupervisorView:
-        sub_views: dict[str, SupervisorView | None] = dict(self.final_views)
-        for name, sub in self.subs.items():
-            try:
-                sub_views[name] = sub.ref.ask(QueryTree(), block=True, timeout=2.0)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                sub_views[name] = None  # busy stopping its own children: shown without
+        sub_views = self.children.sub_views()
         return supervisor_view(self.core, self.path, self.reason, sub_views, self.deps.table)
-
-    def _event(self, syscall: str, child_pid: int | None = None, **args: Any) -> None:
-        args["path"] = self.path
-        if child_pid is not None:
-            args["child_pid"] = child_pid
-        self._outbox.append(
-            Event(
-                ts=time.time(),
-                pid=child_pid or 0,
-                template="supervisor",
-                step=0,
-                syscall=syscall,
-                args=args,
-            )
-        )
-
-    def _flush_events(self) -> None:
-        if self._outbox:
-            events, self._outbox = tuple(self._outbox), []
-            with contextlib.suppress(pykka.ActorDeadError):
-                self.deps.bus.tell(EventBatch(events))

@@ -11,7 +11,7 @@ import pykka
 
 from rnix_actors.messages.migration import MigrationAnswer, MigrationOffer
 from rnix_actors.supervision.core import ChildState
-from rnix_actors.supervision.spec import ChildSpec
+from rnix_actors.supervision.spec import ChildSpec, SupervisorSpec
 from rnix_actors.supervision.views import agent_name
 
 log = logging.getLogger(__name__)
@@ -57,4 +57,16 @@ def migrated_spec(spec: ChildSpec, answer: MigrationAnswer) -> ChildSpec | None:
         agent=answer.substitute,
         intent=answer.intent or spec.intent,
         devices=answer.devices if answer.devices is not None else spec.devices,
+    )
+
+
+def escalation_reason(
+    spec: SupervisorSpec, name: str, last_exit: str, answer: MigrationAnswer | None
+) -> str:
+    """Why the supervisor ``spec`` escalates after giving up on child ``name``."""
+    why = "" if answer is None else f"; migration {answer.decision}: {answer.reason}"
+    return (
+        f"max_restarts_exceeded: child {name!r} needed more than "
+        f"{spec.max_restarts} restarts in {spec.max_window}s "
+        f"(last exit: {last_exit}){why}"
     )
