@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from rnix_actors.errors import ConfigError
 from rnix_actors.ipc.protocol import pid_path, socket_path
@@ -133,16 +133,22 @@ def serve(project_dir: Path, state_dir: Path | None, ready_fd: int | None = None
         log.exception("daemon failed")
         return 1
     finally:
-        if server is not None:
-            server.stop_accepting()
-        with contextlib.suppress(Exception):
-            if immune is not None and hasattr(immune, "stop"):
-                immune.stop()
-        system.stop(checkpoint=True)  # running processes suspend, to resume after a restart
-        if server is not None:
-            server.close()
-        pidfile.release()
-        log.info("stopped")
+        _shut_down(system, server, immune, pidfile)
+
+
+def _shut_down(system: System, server: DaemonServer | None, immune: Any, pidfile: PidFile) -> None:
+    """Stop taking clients, stop the immune monitor and the system, then close the server's
+    connections and release the pid-file lock (`stop_daemon` waits for that)."""
+    if server is not None:
+        server.stop_accepting()
+    with contextlib.suppress(Exception):
+        if immune is not None and hasattr(immune, "stop"):
+            immune.stop()
+    system.stop(checkpoint=True)  # running processes suspend, to resume after a restart
+    if server is not None:
+        server.close()
+    pidfile.release()
+    log.info("stopped")
 
 
 def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:

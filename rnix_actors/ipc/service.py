@@ -54,7 +54,9 @@ from rnix_actors.errors import (
     UnknownAgent,
 )
 from rnix_actors.introspect import read_event_log
-from rnix_actors.ipc import supervision_api
+from rnix_actors.ipc import immune_api, process_api, supervision_api
+from rnix_actors.ipc.immune_api import attach_immune_if_available
+from rnix_actors.ipc.process_api import KILL_ORIGINS, MAX_WAIT
 from rnix_actors.ipc.protocol import (
     ApiError,
     Code,
@@ -71,13 +73,16 @@ from rnix_actors.migration import matrix_text, ranked_text
 from rnix_actors.system import System
 from rnix_actors.templates import AgentTemplate, Skill, effective_devices
 
+__all__ = [
+    "KILL_ORIGINS",
+    "MAX_WAIT",
+    "Service",
+    "api_error",
+    "attach_immune_if_available",
+    "template_summary",
+]
+
 log = logging.getLogger(__name__)
-
-KILL_ORIGINS = ("user", "timeout")
-"""Who a client may say sent a signal: a person, or a command's own ``--timeout``."""
-
-MAX_WAIT = 600
-"""Longest ``wait`` in seconds (a client that needs longer waits again or follows)."""
 
 Params = Mapping[str, Any]
 Result = dict[str, Any]
@@ -122,22 +127,6 @@ def template_summary(template: AgentTemplate, skills: dict[str, Skill]) -> dict[
     }
 
 
-def attach_immune_if_available(system: System) -> Any:
-    """The system's immune handle: ``system.immune`` if the system has one, else a newly
-    attached one (config from ``system.config``). None when the immune package is missing or
-    fails to attach (logged): the daemon then runs without immune monitoring."""
-    existing = getattr(system, "immune", None)
-    if existing is not None:
-        return existing
-    try:
-        from rnix_actors.immune import attach_immune, immune_config_from
-
-        return attach_immune(system, immune_config_from(system.config), system.store)
-    except Exception:
-        log.exception("immune monitoring unavailable")
-        return None
-
-
 class Service:
     """The methods of one running system. Thread-safe; `close` ends every open stream."""
 
@@ -161,7 +150,7 @@ class Service:
                 "nodes": [n.to_dict() for n in self.system.nodes()],
             },
             "info": lambda p: {"process": self.system.info(param_int(p, "pid")).to_dict()},
-            "wait": self._wait,
+            "wait": lambda p: process_api.wait(self.system, p),
             "templates": self._templates,
             "events": self._events,
             "reload": self._reload,
@@ -172,15 +161,17 @@ class Service:
             "tree": self._tree,
             "supervise": lambda p: supervision_api.supervise(self.system, p),
             "supervisor": lambda p: supervision_api.supervisor(self.system, p),
-            "spawn": lambda p: {"pid": self._spawn(p)},
-            "kill": self._kill,
-            "pause": lambda p: self._signal(param_int(p, "pid"), Signal.SIGPAUSE),
-            "resume": lambda p: self._signal(
-                param_int(p, "pid"), Signal.SIGRESUME, retry=param_bool(p, "retry")
+            "spawn": lambda p: {"pid": process_api.spawn(self.system, p)},
+            "kill": lambda p: process_api.kill(self.system, p),
+            "pause": lambda p: process_api.signal(
+                self.system, param_int(p, "pid"), Signal.SIGPAUSE
             ),
-            "immune_status": self._immune_status,
-            "immune_resume": self._immune_resume,
-            "immune_forget": self._immune_forget,
+            "resume": lambda p: process_api.signal(
+                self.system, param_int(p, "pid"), Signal.SIGRESUME, retry=param_bool(p, "retry")
+            ),
+            "immune_status": lambda p: immune_api.status(self.immune, p),
+            "immune_resume": lambda p: immune_api.resume(self.immune, p),
+            "immune_forget": lambda p: immune_api.forget(self.immune, p),
             "dashboard": self._serve_dashboard,
             "shutdown": self._shutdown,
             "mcp_list": self._mcp_list,
@@ -220,7 +211,9 @@ class Service:
                 stream = EventStream(self.system, pid, until_suspended=True)
                 result = {"pid": pid}
             elif method == "run":
-                stream, pid = EventStream.for_spawn(self.system, lambda: self._spawn(params))
+                stream, pid = EventStream.for_spawn(
+                    self.system, lambda: process_api.spawn(self.system, params)
+                )
                 result = {"pid": pid}
             else:
                 raise ApiError(Code.UNKNOWN_METHOD, f"{method!r} is not a streaming method")
@@ -333,80 +326,6 @@ class Service:
             "processes": [p.to_dict() for p in self.system.ps(all=True)],
             "live": [p.to_dict() for p in self.system.ps()],
         }
-
-    def _spawn(self, params: Params) -> int:
-        workdir = param_opt_str(params, "workdir")
-        return self.system.spawn(
-            param_str(params, "agent"),
-            param_str(params, "intent"),
-            max_steps=param_opt_int(params, "max_steps"),
-            workdir=None if workdir is None else Path(workdir),
-            driver=param_opt_str(params, "provider"),
-            model=param_opt_str(params, "model"),
-            origin=param_opt_str(params, "origin") or "cli",
-        )
-
-    def _wait(self, params: Params) -> Result:
-        timeout = param_opt_int(params, "timeout", minimum=0)
-        pid = param_int(params, "pid")
-        limit = MAX_WAIT if timeout is None else min(timeout, MAX_WAIT)
-        return {"process": self.system.wait(pid, timeout=limit).to_dict()}
-
-    def _kill(self, params: Params) -> Result:
-        name = param_opt_str(params, "signal") or "SIGTERM"
-        try:
-            signal = Signal.parse(name)
-        except ValueError as exc:
-            raise ApiError(Code.BAD_PARAMS, str(exc)) from None
-        origin = param_opt_str(params, "origin") or "user"
-        if origin not in KILL_ORIGINS:
-            raise ApiError(Code.BAD_PARAMS, f"param 'origin' must be one of {KILL_ORIGINS}")
-        return self._signal(param_int(params, "pid"), signal, origin)
-
-    def _signal(
-        self, pid: int, signal: Signal, origin: str = "user", retry: bool = False
-    ) -> Result:
-        known = self.system.table.get(pid)
-        if known is None:
-            known = next((p for p in self.system.ps(all=True) if p.pid == pid), None)
-        if known is not None and known.finished:
-            # Idempotent, like the kernel's answer for a process it still lists: a stop of
-            # something already stopped is not a failure, but it says what happened.
-            outcome = (
-                f"noop: PID {pid} already exited ({known.state}, exit {known.exit_code} "
-                f"{known.exit_reason})"
-            )
-            return {"pid": pid, "signal": str(signal), "outcome": outcome}
-        if signal is Signal.SIGRESUME and known is not None and known.state is ProcessState.LOST:
-            note = self.system.restore(pid, origin, retry).note  # its system died: the checkpoint
-            outcome = "resumed from its checkpoint" + (f"; {note}" if note else "")
-            return {"pid": pid, "signal": str(signal), "outcome": outcome}
-        if signal is Signal.SIGRESUME:
-            outcome = self.system.resume(pid, origin=origin, retry=retry)
-            return {"pid": pid, "signal": str(signal), "outcome": outcome}
-        outcome = self.system.kill(pid, signal, origin=origin)
-        return {"pid": pid, "signal": str(signal), "outcome": outcome}
-
-    def _require_immune(self) -> Any:
-        if self.immune is None:
-            raise ApiError(Code.UNAVAILABLE, "immune monitoring is not attached to this system")
-        return self.immune
-
-    def _immune_status(self, params: Params) -> Result:
-        status = self._require_immune().status()
-        return {"status": status.to_json(), "text": status.text()}
-
-    def _immune_resume(self, params: Params) -> Result:
-        pid = param_int(params, "pid")
-        retry = param_bool(params, "retry")
-        return {"pid": pid, "outcome": str(self._require_immune().resume(pid, retry=retry))}
-
-    def _immune_forget(self, params: Params) -> Result:
-        name = param_opt_str(params, "name")
-        forget_all = param_bool(params, "all")
-        if (name is None) == (not forget_all):
-            raise ApiError(Code.BAD_PARAMS, "give 'name' or 'all': true (not both)")
-        return {"forgotten": int(self._require_immune().forget(name, all=forget_all))}
 
     def _mcp_list(self, params: Params) -> Result:
         system = self.system
