@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -42,19 +41,17 @@ from rnix_actors.kernel.resumption import seek_driver
 from rnix_actors.kernel.shell import ShellDevice
 from rnix_actors.kernel.spec import ProcessControl, ProcessSpec
 from rnix_actors.kernel.threads import AgentThreads
-from rnix_actors.messages.events import EventBatch
 from rnix_actors.messages.guards import Guard
 from rnix_actors.messages.kernel import ProcessExited
 from rnix_actors.messages.links import Exit, ExitKind, ExitReason
 from rnix_actors.messages.process import Pause, Reaped, Resume, Terminate
 from rnix_actors.ray.outbox import Outbox
+from rnix_actors.ray.standins import ASK_TIMEOUT, HeadBus, HeadCheckpoints, HeadKernel, Watcher
 from rnix_actors.ray.wire import (
     Anomaly,
     Ask,
-    CheckpointWrite,
     Down,
     Drained,
-    Events,
     HostSetup,
     HostStatus,
     LinkExit,
@@ -69,9 +66,6 @@ from rnix_actors.ray.wire import (
 
 log = logging.getLogger(__name__)
 
-ASK_TIMEOUT = 10.0
-WRITE_TIMEOUT = 30.0  # seconds a process waits for the head to write its checkpoint
-
 
 @attrs.define
 class _Hosted:
@@ -79,60 +73,6 @@ class _Hosted:
     control: ProcessControl
     endpoint: Endpoint
     driver: Driver
-
-
-class _HeadKernel:
-    """What an agent here holds as ``spec.kernel``: tells and asks travel to the head."""
-
-    def __init__(self, host: AgentHost) -> None:
-        self._host = host
-
-    def tell(self, message: object) -> None:
-        self._host.to_kernel(message)
-
-    def ask(self, message: object, block: bool = True, timeout: float | None = None) -> Any:
-        return self._host.ask_head(message, ASK_TIMEOUT if timeout is None else timeout)
-
-
-class _HeadBus:
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-
-    def tell(self, message: object) -> None:
-        if isinstance(message, EventBatch):
-            self._outbox.put(Events(message.events))
-        else:
-            self._outbox.put(Events((message,)))
-
-
-class _HeadCheckpoints:
-    """Stands in for the `CheckpointStore` of a process here: each checkpoint is committed by
-    the head's store, and the process waits until it is durable, as it would locally."""
-
-    def __init__(self, host: AgentHost) -> None:
-        self._host = host
-
-    def append(
-        self, pid: int, seq: int, step: int, kind: str, first: int, messages: int, data: str
-    ) -> None:
-        write = CheckpointWrite(pid, seq, step, kind, first, messages, data)
-        try:
-            self._host.ask_head(write, WRITE_TIMEOUT)
-        except Exception as exc:  # the Checkpointer logs a store error and goes on
-            raise sqlite3.OperationalError(f"the head did not write it: {exc}") from None
-
-
-class _Watcher:
-    """Stands in for an actor ref: the `Down` of each hosted process goes to the outbox."""
-
-    def __init__(self, host: AgentHost) -> None:
-        self._host = host
-
-    def tell(self, message: object) -> None:
-        pid = getattr(message, "pid", None)
-        reason = getattr(message, "reason", None)
-        if isinstance(pid, int) and isinstance(reason, ExitReason):
-            self._host.ended(pid, reason)
 
 
 class AgentHost:
@@ -144,8 +84,8 @@ class AgentHost:
         self.outbox = Outbox()
         self.tracker = ThreadTracker()
         self.threads = AgentThreads(name=f"Host-{setup.label}")
-        self.kernel = _HeadKernel(self)
-        self.bus = _HeadBus(self.outbox)
+        self.kernel = HeadKernel(self)
+        self.bus = HeadBus(self.outbox)
         self.live: dict[int, _Hosted] = {}
         self.lock = threading.Lock()
         self.asks: dict[int, Future[Any]] = {}
@@ -153,7 +93,7 @@ class AgentHost:
         self.immune: dict[str, Shared] = {}
         self.guards: dict[str, Guard] = {}
         self.watcher = Endpoint(f"host {setup.label}")
-        self.watcher.ref = _Watcher(self)  # type: ignore[assignment]
+        self.watcher.ref = Watcher(self)  # type: ignore[assignment]
         self.replay = ReplayDriver()
         self.drivers: dict[str, Driver] = {self.replay.name: self.replay}
         for driver in build_drivers(setup.providers):
@@ -262,13 +202,13 @@ class AgentHost:
 
     def _checkpointer(self, ship: SpawnShip, driver: Driver) -> Checkpointer | None:
         """The process's checkpoints go on where the head's left off, committed by the
-        head's store (`_HeadCheckpoints`)."""
+        head's store (`HeadCheckpoints`)."""
         ck = ship.checkpoint
         if ck is None:
             return None
         identity = Identity(**ck.identity)
         position = getattr(driver, "position", None) if ck.position else None
-        store: Any = _HeadCheckpoints(self)
+        store: Any = HeadCheckpoints(self)
         return Checkpointer(store, ship.pid, identity, position, ck.seq, ck.written)
 
     def _driver(self, ship: SpawnShip) -> Driver:
