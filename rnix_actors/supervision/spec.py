@@ -146,6 +146,22 @@ def validate(
 
     if not isinstance(spec.name, str) or not NAME.match(spec.name):
         fail("name", f"invalid name {spec.name!r}", "use lowercase letters, digits, . _ -")
+    _validate_restarts(spec, fail)
+    _validate_shape(spec, where, fail)
+    seen: set[str] = set()
+    for index, child in enumerate(spec.children):
+        _validate_child(child, f"{where}.children[{index}]", seen, known_agent, source)
+        if child.resume and Strategy(spec.strategy) is Strategy.SIMPLE_ONE_FOR_ONE:
+            raise ConfigError(
+                source,
+                f"{where}.children[{index}].resume",
+                "simple_one_for_one children are started on demand, not with their tree",
+                "drop resume, or use one_for_one with named children",
+            )
+
+
+def _validate_restarts(spec: SupervisorSpec, fail: Callable[[str, str, str], None]) -> None:
+    """The strategy and the restart intensity (and backoff) of ``spec``."""
     try:
         Strategy(spec.strategy)
     except ValueError:
@@ -160,6 +176,12 @@ def validate(
         fail("max_window", f"must be a number of seconds > 0 (got {spec.max_window!r})", "e.g. 60")
     if spec.backoff is not None:
         _validate_backoff(spec.backoff, fail)
+
+
+def _validate_shape(
+    spec: SupervisorSpec, where: str, fail: Callable[[str, str, str], None]
+) -> None:
+    """What ``spec``'s children are as a whole: significant ones, their number, autostart."""
     try:
         auto = AutoShutdown(spec.auto_shutdown)
     except ValueError:
@@ -189,16 +211,6 @@ def validate(
             "only a top-level supervisor starts with the daemon",
             "move autostart: true to the top-level supervisor of this tree",
         )
-    seen: set[str] = set()
-    for index, child in enumerate(spec.children):
-        _validate_child(child, f"{where}.children[{index}]", seen, known_agent, source)
-        if child.resume and Strategy(spec.strategy) is Strategy.SIMPLE_ONE_FOR_ONE:
-            raise ConfigError(
-                source,
-                f"{where}.children[{index}].resume",
-                "simple_one_for_one children are started on demand, not with their tree",
-                "drop resume, or use one_for_one with named children",
-            )
 
 
 def _validate_backoff(backoff: Backoff, fail: Callable[[str, str, str], None]) -> None:
@@ -229,6 +241,27 @@ def _validate_child(
     if child.name in seen:
         fail("name", f"duplicate child name {child.name!r}", "child names must be unique")
     seen.add(child.name)
+    _validate_child_limits(child, fail)
+    if (child.agent is None) == (child.supervisor is None):
+        fail(
+            "agent",
+            "a child needs exactly one of agent or supervisor",
+            "set agent: <template> or supervisor: {...}",
+        )
+    if child.resume and child.supervisor is not None:
+        fail(
+            "resume",
+            "resume applies to agent children (a supervisor has no checkpoint)",
+            "set resume: true on the agent children of the nested supervisor",
+        )
+    if child.supervisor is not None:
+        validate(child.supervisor, known_agent, source, f"{where}.supervisor")
+    elif isinstance(child.agent, str) and not known_agent(child.agent):
+        fail("agent", f"unknown agent {child.agent!r}", "define it in conf/agents or .rnix/agents")
+
+
+def _validate_child_limits(child: ChildSpec, fail: Callable[[str, str, str], None]) -> None:
+    """A child's restart type, step and context bounds, shutdown time and significance."""
     if child.restart is not None:
         try:
             Restart(child.restart)
@@ -258,19 +291,3 @@ def _validate_child(
             "a permanent child cannot be significant (it never ends for good)",
             "make it transient or temporary, or drop significant",
         )
-    if (child.agent is None) == (child.supervisor is None):
-        fail(
-            "agent",
-            "a child needs exactly one of agent or supervisor",
-            "set agent: <template> or supervisor: {...}",
-        )
-    if child.resume and child.supervisor is not None:
-        fail(
-            "resume",
-            "resume applies to agent children (a supervisor has no checkpoint)",
-            "set resume: true on the agent children of the nested supervisor",
-        )
-    if child.supervisor is not None:
-        validate(child.supervisor, known_agent, source, f"{where}.supervisor")
-    elif isinstance(child.agent, str) and not known_agent(child.agent):
-        fail("agent", f"unknown agent {child.agent!r}", "define it in conf/agents or .rnix/agents")
