@@ -68,6 +68,8 @@ class _Line:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader: IO[bytes] = sock.makefile("rb")
+        # One request line at a time on the socket: a stream's `cancel` may come from another
+        # thread than the one that sent the request (client side: no actors here).
         self.write_lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -152,6 +154,8 @@ class Client:
         self._line = line
         self._timeout = timeout
         self._ids = itertools.count(1)
+        # One call at a time on the connection: a client shared by threads must not read
+        # another caller's response.
         self._lock = threading.Lock()
 
     @classmethod

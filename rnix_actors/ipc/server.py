@@ -82,7 +82,11 @@ class _Connection:
         self.sock = sock
         self.service = service
         self.server = server
+        # Whole lines only: the reader thread's responses and every stream's pump thread
+        # write to the same socket.
         self._write_lock = threading.Lock()
+        # The streams and their threads: the reader thread opens and cancels them, each pump
+        # thread removes its own, and the server's close joins them.
         self._lock = threading.Lock()
         self._streams: dict[Any, EventStream] = {}
         self._threads: list[threading.Thread] = []
@@ -228,6 +232,8 @@ class DaemonServer:
         self.service = service
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = -1, -1
+        # The connections and the closing flag: the accept thread adds, each connection's
+        # thread forgets itself, and `stop_accepting`/`close` run on the daemon's thread.
         self._lock = threading.Lock()
         self._conns: set[_Connection] = set()
         self._accept_thread: threading.Thread | None = None

@@ -136,10 +136,13 @@ class Service:
         self.socket = socket
         self.started_at = time.time()
         self.on_shutdown: Callable[[], None] | None = None
+        # The open streams and the closed flag: connection threads open and release streams
+        # while the daemon's shutdown closes them all (plain threads, no actor in between).
         self._lock = threading.Lock()
         self._streams: set[EventStream] = set()
         self._closed = False
         self._dashboard: Any = None
+        # Two connections asking for the dashboard at once must not start two of them.
         self._dashboard_lock = threading.Lock()
         self._unary: dict[str, Callable[[Params], Result]] = {
             "ping": lambda p: {"version": __version__, "pid": os.getpid()},

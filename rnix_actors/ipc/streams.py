@@ -58,6 +58,9 @@ class EventStream:
         self, system: System, root: int | None = None, *, until_suspended: bool = False
     ) -> None:
         self._system = system
+        # The buffer and the end: filled on the bus's thread (`_on_event`), settled by the
+        # waiter thread, drained by the one thread iterating `frames` (which waits on it) and
+        # cancelled from any thread. A subscriber callback has no actor to own them.
         self._cond = threading.Condition()
         # (pid, syscall, ppid of a Start, wire form, approximate size)
         self._buffer: collections.deque[_Item] = collections.deque()

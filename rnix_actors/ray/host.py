@@ -87,6 +87,8 @@ class AgentHost:
         self.kernel = HeadKernel(self)
         self.bus = HeadBus(self.outbox)
         self.live: dict[int, _Hosted] = {}
+        # The live processes and the pending asks: Ray runs this actor's methods on several
+        # threads at once (max_concurrency), and agents call ask_head and ended from theirs.
         self.lock = threading.Lock()
         self.asks: dict[int, Future[Any]] = {}
         self.next_ask = 0

@@ -91,9 +91,14 @@ class HostLink:
         self.os_pid = 0
         self.restarts = 0
         self.placed = 0
+        # The remote processes and the placed count: the backend's launch adds and forgets
+        # them on the spawning thread, this link's pump thread ends them (Down, a lost host)
+        # and updates their figures, placement reads the load.
         self.lock = threading.Lock()
         self.procs: dict[int, Remote] = {}
         self.shipped = Shipped()
+        # The send queue: any head thread sends (the kernel's, the answering executor's, the
+        # pump's) and the send thread waits on it, to batch them into one `deliver`.
         self._cond = threading.Condition()
         self._queue: list[tuple[Any, Future[Any] | None]] = []
         self._stopping = threading.Event()

@@ -15,6 +15,8 @@ MAX_BATCH = 4096  # items per drain: a long backlog is sent in several answers
 
 class Outbox:
     def __init__(self) -> None:
+        # The items: put by agent threads and by the host's Ray threads, taken by the head's
+        # long poll (`drain`, another Ray thread), which waits on it for something to send.
         self._cond = threading.Condition()
         self._items: list[Any] = []
         self._sent: dict[int, int] = {}  # pid -> figures version last sent

@@ -55,6 +55,9 @@ class Supervision:
         prepare_spawn: Callable[[AgentTemplate | str], None] | None = None,
         prepare_restore: Callable[[int], None] | None = None,
     ) -> None:
+        # The records, roots and resumable PIDs: the callers' threads read them, and each
+        # supervisor's own thread updates them (on_start, on_exit, resumable), on_exit before
+        # its exit reaches its links, which a tell to a registry actor would not keep.
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
         self._roots: list[str] = []
