@@ -87,8 +87,9 @@ class AgentHost:
         self.kernel = HeadKernel(self)
         self.bus = HeadBus(self.outbox)
         self.live: dict[int, _Hosted] = {}
-        # The live processes and the pending asks: Ray runs this actor's methods on several
-        # threads at once (max_concurrency), and agents call ask_head and ended from theirs.
+        # The live processes, the pending asks and the immune state per template: Ray runs
+        # this actor's methods on several threads at once (max_concurrency), and agents call
+        # ask_head, ended and to_kernel from theirs.
         self.lock = threading.Lock()
         self.asks: dict[int, Future[Any]] = {}
         self.next_ask = 0
@@ -164,7 +165,8 @@ class AgentHost:
                 case LinkExit(pid=pid, label=label, reason=reason):
                     self._link_exit(pid, label, reason)
                 case NewSnapshot(key=key, snapshot=snapshot):
-                    shared = self.immune.get(key)
+                    with self.lock:
+                        shared = self.immune.get(key)
                     if shared is not None:
                         shared.snapshot = snapshot
                 case _:
@@ -227,17 +229,21 @@ class AgentHost:
 
     def _guard(self, ship: Any) -> Guard:
         if not ship.immune:
-            if ship.guard is not None:
-                self.guards[ship.key] = unpickled(ship.guard, "a guard")
-            return self.guards[ship.key]  # a KeyError refuses the spawn: never unguarded
-        shared = self.immune.get(ship.key)
-        if shared is None:
-            shared = self.immune[ship.key] = Shared(ship.snapshot)
-            key = ship.key
-            self.guards[key] = ImmuneGuard(shared, lambda m: self.outbox.put(Anomaly(key, m))).check
-        elif ship.snapshot is not None:
-            shared.snapshot = ship.snapshot
-        return self.guards[ship.key]
+            guard = None if ship.guard is None else unpickled(ship.guard, "a guard")
+            with self.lock:
+                if guard is not None:
+                    self.guards[ship.key] = guard
+                return self.guards[ship.key]  # a KeyError refuses the spawn: never unguarded
+        key = ship.key
+        with self.lock:
+            shared = self.immune.get(key)
+            if shared is None:
+                shared = self.immune[key] = Shared(ship.snapshot)
+                check = ImmuneGuard(shared, lambda m: self.outbox.put(Anomaly(key, m))).check
+                self.guards[key] = check
+            elif ship.snapshot is not None:
+                shared.snapshot = ship.snapshot
+            return self.guards[key]
 
     def _tell(self, item: Tell) -> None:
         with self.lock:
@@ -276,7 +282,9 @@ class AgentHost:
         records: tuple[tuple[str, Any], ...] = ()
         if isinstance(message, ProcessExited):
             taken = []
-            for key, shared in self.immune.items():
+            with self.lock:  # a spawn on another thread may add a template's entry
+                immune = tuple(self.immune.items())
+            for key, shared in immune:
                 record = shared.take(message.pid)
                 if record is not None:
                     record.armed = None  # the head arms it against its own snapshot
