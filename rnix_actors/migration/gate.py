@@ -96,6 +96,25 @@ class Plan:
         return next((c for c in self.candidates if c.verdict == "chosen"), None)
 
 
+def _assess(
+    agent: str,
+    similarity: float,
+    records: Mapping[str, Record],
+    devices_of: Callable[[str], frozenset[str]],
+    original_devices: frozenset[str],
+) -> Assessment:
+    """One candidate: its expected success and the devices it would run with (its own ∩
+    the original's); a verdict when those rule it out."""
+    record = records.get(agent, Record())
+    own = devices_of(agent)
+    devices = tuple(sorted(own & original_devices))
+    verdict = ""
+    if own and not devices:
+        verdict = "no device in common" if original_devices else "original holds no devices"
+    expected = expected_substitute(similarity, record)
+    return Assessment(agent, similarity, record, expected, devices, verdict)
+
+
 def plan_migration(
     original: str,
     matrix: SimilarityMatrix,
@@ -120,18 +139,10 @@ def plan_migration(
         top = f" (best: {similar[0].other(original)} {similar[0].score:.2f})" if similar else ""
         reason = f"no agent reaches similarity {min_similarity:.2f} with {original}{top}"
         return Plan("no_candidate", reason, base)
-    assessed: list[Assessment] = []
-    for entry in eligible:
-        agent = entry.other(original)
-        record = records.get(agent, Record())
-        own = devices_of(agent)
-        devices = tuple(sorted(own & original_devices))
-        expected = expected_substitute(entry.score, record)
-        verdict = ""
-        if own and not devices:
-            verdict = "no device in common" if original_devices else "original holds no devices"
-        assessed.append(Assessment(agent, entry.score, record, expected, devices, verdict))
-    assessed.sort(key=lambda a: (-a.expected, -a.similarity, a.agent))
+    candidates = (
+        _assess(e.other(original), e.score, records, devices_of, original_devices) for e in eligible
+    )
+    assessed = sorted(candidates, key=lambda a: (-a.expected, -a.similarity, a.agent))
     viable = [a for a in assessed if not a.verdict]
     if not viable:
         reason = (

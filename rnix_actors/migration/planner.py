@@ -35,12 +35,13 @@ from rnix_actors.messages.migration import (
     QueryMatrix,
 )
 from rnix_actors.migration.context import (
+    RunSummary,
     read_events,
     strip_transfer,
     summarise_run,
     transfer_intent,
 )
-from rnix_actors.migration.gate import Plan, plan_migration
+from rnix_actors.migration.gate import Assessment, Plan, plan_migration
 from rnix_actors.migration.ledger import Ledger, Outcome, TaskKey, task_key
 from rnix_actors.migration.similarity import Blend, SimilarityMatrix, similarity_matrix
 from rnix_actors.migration.store import DecisionRecord, MigrationStore
@@ -173,22 +174,7 @@ class MigrationPlanner(RnixActor):
             offer.last_pid,
             offer.exit_reason,
         )
-        intent = None
-        if chosen is not None:
-            environment = {
-                "supervisor": offer.supervisor,
-                "child": offer.child,
-                "original_agent": offer.template,
-                "devices": ",".join(chosen.devices),
-            }
-            intent = transfer_intent(
-                strip_transfer(offer.intent),
-                offer.template,
-                chosen.agent,
-                summary,
-                environment,
-                attempts,
-            )
+        intent = None if chosen is None else _transferred(offer, chosen, summary, attempts)
         decision_id = self._record(offer, plan, attempts, summary.to_dict(), intent)
         if chosen is None:
             return MigrationPlan(plan.decision, plan.reason, decision_id=decision_id)
@@ -261,3 +247,17 @@ class MigrationPlanner(RnixActor):
         if decision_id is not None:
             result = "completed" if outcome.ok else "failed"
             self.db.set_outcome(decision_id, result, outcome.pid, outcome.reason)
+
+
+def _transferred(
+    offer: MigrationOffer, chosen: Assessment, summary: RunSummary, attempts: int
+) -> str:
+    """The substitute's intent: the task, with what the failed runs learned and where."""
+    environment = {
+        "supervisor": offer.supervisor,
+        "child": offer.child,
+        "original_agent": offer.template,
+        "devices": ",".join(chosen.devices),
+    }
+    task = strip_transfer(offer.intent)
+    return transfer_intent(task, offer.template, chosen.agent, summary, environment, attempts)
