@@ -95,7 +95,7 @@ class ImmuneDaemon(RnixActor):
         self.threats = ThreatMemory(config.threat_ttl_days, config.max_threats, loaded.threats)
         self.alerts = AlertBook(loaded.alerts, loaded.next_alert_id)
         # Live pids: the guards' records name them after a restart (each made a call).
-        self.monitoring: dict[int, str] = {p: r.template for p, r in shared.records.items()}
+        self.monitoring: dict[int, str] = shared.live()
         # Live pids whose run raised a finding: the worst severity and the warned metrics.
         self.alerted: dict[int, tuple[str, frozenset[str]]] = {
             pid: _alerted(self.alerts.of(pid)) for pid in self.monitoring if self.alerts.has(pid)

@@ -88,6 +88,11 @@ class Shared:
             if pid not in self._closed:
                 self.records.setdefault(pid, record)
 
+    def live(self) -> dict[int, str]:
+        """The template of every process with a record (each made a call and is running)."""
+        with self._lock:  # records gain entries on agents' threads: copy, never iterate live
+            return {pid: record.template for pid, record in self.records.items()}
+
     def take(self, pid: int) -> RunRecord | None:
         """Remove and return the record of a finished process."""
         with self._lock:

@@ -102,6 +102,9 @@ class Store:
         self._pid_next = 0
         self._pid_limit = 0
 
+    def __repr__(self) -> str:
+        return f"<Store {self.path or ':memory:'} of the {self.owner}>"
+
     def open_for(self, owner: str) -> Store:
         """A connection of ``owner``'s own to the same database, schema in place; the owner
         closes it. An in-memory database lives in one connection, so there the owners share
