@@ -52,14 +52,20 @@ class SyscallRunner:
         attempt = SyscallAttempt(
             spec.pid, spec.template.name, step, "ReasonStep", device, args, tokens, duration_ms
         )
-        for guard in spec.guards:
+        return self._objection(attempt)
+
+    def _objection(self, attempt: SyscallAttempt) -> Verdict | None:
+        """The verdict of the first guard that objects to ``attempt`` (its ``Blocked`` event
+        emitted), or None when every guard allows it."""
+        for guard in self.spec.guards:
             verdict = guard(attempt)
             if verdict.action != "allow":
-                self.emit(
-                    "Blocked",
-                    device,
-                    {"syscall": "ReasonStep", "reason": verdict.reason, "origin": verdict.origin},
-                )
+                blocked = {
+                    "syscall": attempt.syscall,
+                    "reason": verdict.reason,
+                    "origin": verdict.origin,
+                }
+                self.emit("Blocked", attempt.device, blocked)
                 return verdict
         return None
 
@@ -134,18 +140,12 @@ class SyscallRunner:
             plan.op,
             self._effect(path, plan.op),
         )
-        for guard in spec.guards:
-            verdict = guard(attempt)
-            if verdict.action != "allow":
-                self.emit(
-                    "Blocked",
-                    path,
-                    {"syscall": plan.syscall, "reason": verdict.reason, "origin": verdict.origin},
-                )
-                text = f"Tool error ({call.name}): blocked by {verdict.origin}: {verdict.reason}"
-                suspend = verdict if verdict.action == "suspend" else None
-                return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend=suspend)
-        return None
+        verdict = self._objection(attempt)
+        if verdict is None:
+            return None
+        text = f"Tool error ({call.name}): blocked by {verdict.origin}: {verdict.reason}"
+        suspend = verdict if verdict.action == "suspend" else None
+        return Outcome(text, f"{ErrorCode.PERMISSION}|{path}", suspend=suspend)
 
     def _effect(self, path: str, op: str) -> Effect:
         """What the device at ``path`` declares ``op`` does (decided once per path and op);
