@@ -88,6 +88,7 @@ class ImmuneDaemon(RnixActor):
         self.config = config
         self.settings = settings_of(config)
         self.db = db
+        self.at_end(db.store.close)
         self.shared = shared
         self.builders = loaded.profiles
         self.profiles = {t: b.snapshot() for t, b in self.builders.items()}
@@ -108,10 +109,6 @@ class ImmuneDaemon(RnixActor):
 
     def crashed(self, where: str, exc: BaseException) -> None:
         log.error("immune daemon crashed in %s: %r; guards keep the last snapshot", where, exc)
-        self.db.store.close()
-
-    def stopped(self) -> None:
-        self.db.store.close()
 
     def handle(self, message: Any) -> Any:
         match message:

@@ -98,6 +98,7 @@ class RnixActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self._crash_reported = False
+        self._at_end: list[Callable[[], None]] = []
         self._tracker = tracker
         self.exit_reason: ExitReason | None = None
         self.endpoint = endpoint if endpoint is not None else Endpoint(type(self).__name__)
@@ -121,6 +122,11 @@ class RnixActor(pykka.ThreadingActor):
     def exit_signalled(self, exit: Exit) -> None:
         """A linked actor ended abnormally and this one does not trap exits: it is about to
         stop with the same reason (``exit.reason``). Tell whoever must know."""
+
+    def at_end(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once when this actor ends, however it ends (stopped, crashed, or
+        failed to start), before its links hear of it: where it closes what it owns."""
+        self._at_end.append(hook)
 
     def unhandled(self, message: Any) -> None:
         """A message no case matched: logged, never silently dropped."""
@@ -166,6 +172,7 @@ class RnixActor(pykka.ThreadingActor):
         try:
             self.stopped()
         finally:
+            self._ended()
             signalled = self.endpoint.signalled
             default = STOPPED_UNSAID if signalled is None else signalled.reason
             links.exit(self.endpoint, self.exit_reason or default)
@@ -188,5 +195,14 @@ class RnixActor(pykka.ThreadingActor):
         except Exception:  # the report itself must not take the thread down
             log.exception("%s: crash report failed", self)
         finally:
+            self._ended()
             detail = f"crashed in {where}: {type(exc).__name__}: {exc}"
             links.exit(self.endpoint, self.exit_reason or ExitReason(ExitKind.ERROR, "", detail))
+
+    def _ended(self) -> None:
+        hooks, self._at_end = self._at_end, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:  # one failed close must not keep the others open
+                log.exception("%s: an end hook failed", self)

@@ -49,6 +49,7 @@ class ProcessLog(RnixActor):
         all of its checkpoints, and a prune of it cannot race a late fold)."""
         super().__init__(tracker, Endpoint("process log"))
         self.store = store
+        self.at_end(store.close)  # after `stopped` wrote what is pending
         self.before_settled = before_settled
         self.pending: dict[int, ProcessInfo] = {info.pid: info for info in rows}
         self.firsts: list[FirstCheckpoint] = []
@@ -70,14 +71,7 @@ class ProcessLog(RnixActor):
         self._write()
 
     def stopped(self) -> None:
-        try:
-            self._write()
-        finally:
-            self.store.close()
-
-    def crashed(self, where: str, exc: BaseException) -> None:
-        super().crashed(where, exc)
-        self.store.close()
+        self._write()
 
     def _write(self) -> None:
         if not self.pending:

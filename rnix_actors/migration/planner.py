@@ -113,17 +113,11 @@ class MigrationPlanner(RnixActor):
         super().__init__()
         self.host = host
         self.db = db
+        self.at_end(db.store.close)
         self.ledger = Ledger(db.load_records())
         self.topology = topology
         self.settings = settings
         self.pending: dict[TaskKey, int] = {}  # migrated task → decision id
-
-    def stopped(self) -> None:
-        self.db.store.close()
-
-    def crashed(self, where: str, exc: BaseException) -> None:
-        super().crashed(where, exc)
-        self.db.store.close()
 
     def handle(self, message: Any) -> Any:
         match message:

@@ -50,6 +50,7 @@ class TopologyKeeper(RnixActor):
         super().__init__()
         self.host = host
         self.db = db
+        self.at_end(db.store.close)
         self.counts: dict[tuple[str, str, EdgeKind], int] = defaultdict(int)
         self.labels: dict[tuple[str, str, EdgeKind], str] = {}
 
@@ -58,13 +59,6 @@ class TopologyKeeper(RnixActor):
             key = (edge.source, edge.target, edge.kind)
             self.counts[key] = edge.count
             self.labels[key] = edge.label
-
-    def stopped(self) -> None:
-        self.db.store.close()
-
-    def crashed(self, where: str, exc: BaseException) -> None:
-        super().crashed(where, exc)
-        self.db.store.close()
 
     def handle(self, message: Any) -> Any:
         match message:
