@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -123,3 +124,54 @@ def test_a_version_1_store_gains_the_cost_and_budget_columns(tmp_path: Path) -> 
         assert (old.pid, old.cost_usd, old.token_budget) == (1, 0.0, 0)
     finally:
         store.close()
+
+
+def test_owners_in_one_process_take_turns_to_write_instead_of_polling(tmp_path: Path) -> None:
+    """Connections of one process to one file queue for the write turn: even with SQLite's
+    busy handler off (``busy_timeout=0``: a writer that meets another's lock fails at once),
+    four owners writing at once on four threads all get through."""
+    kernel = Store(tmp_path / "rnix.db")
+    owners = [kernel.open_for(f"owner {i}") for i in range(4)]
+    for store in owners:
+        store._conn.execute("PRAGMA busy_timeout=0")
+    with kernel.transaction() as conn:
+        conn.execute("CREATE TABLE writes (owner INTEGER, n INTEGER)")
+    start, failures = threading.Barrier(len(owners)), []
+
+    def write(index: int, store: Store) -> None:
+        start.wait()
+        try:
+            for n in range(200):
+                with store.transaction() as conn:
+                    conn.execute("INSERT INTO writes VALUES (?, ?)", (index, n))
+        except sqlite3.OperationalError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i, s)) for i, s in enumerate(owners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with kernel.transaction() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM writes").fetchone() == (800,)
+    for store in [*owners, kernel]:
+        store.close()
+
+
+def test_in_memory_databases_of_two_systems_do_not_share_a_write_turn() -> None:
+    first, second = Store(None), Store(None)
+    with first.transaction():  # holding the first database's turn...
+        done = threading.Event()
+
+        def write_second() -> None:
+            with second.transaction() as conn:
+                conn.execute("CREATE TABLE t (x INTEGER)")
+            done.set()
+
+        thread = threading.Thread(target=write_second)
+        thread.start()
+        assert done.wait(5)  # ...does not hold up another database
+        thread.join()
+    first.close()
+    second.close()
