@@ -9,6 +9,7 @@ next incarnation, in order. Everything is real: agent threads, actors, SQLite.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 from rnix_actors import LLMRequest, LLMResponse, ProcessState, System
 from rnix_actors.app.service import ServiceRef
 from rnix_actors.immune import ImmuneConfig
+from rnix_actors.migration.gate import Record
+from rnix_actors.migration.ledger import task_key
 from rnix_actors.store.db import Store
 from tests.helpers import agent, call, respond
 from tests.test_application import WAIT, Gate, handle, kill, services
@@ -82,6 +85,41 @@ def test_a_restarted_immune_daemon_still_holds_out_a_run_it_flagged(
     # Held out, as before the restart: the flagged run did not become normal behaviour.
     assert learned_runs(system, "worker") == 5
     assert pid not in system.immune.status().monitoring
+
+
+def test_a_restarted_planner_keeps_the_tasks_record_and_counts_a_run_it_did_not_see_start(
+    lab: tuple[System, Gate],
+) -> None:
+    """A supervisor's task that failed twice, then a third attempt running across a planner
+    restart: the new planner still knows the task's record and counts the third failure
+    (a migration offered next is judged on all three)."""
+    system, gate = lab
+    wait_at_gate = threading.Event()
+
+    def failing(request: LLMRequest) -> LLMResponse | str:
+        if wait_at_gate.is_set() and request.step == 1:
+            return respond(call("call_device", device="/dev/gate"))
+        raise RuntimeError("this agent always fails")
+
+    agent(system, "failing", failing, devices=("/dev/gate",))
+    origin, intent = "supervisor /svc", "the task"
+    for _ in range(2):
+        assert system.run("failing", intent, origin=origin, timeout=WAIT).exit_code == 1
+    wait_at_gate.set()
+    pid = system.spawn("failing", intent, origin=origin)
+    assert gate.entered.wait(WAIT)
+
+    kill(system, "planner")
+
+    assert services(system)["planner"].restarts == 1
+    gate.release()
+    assert system.wait(pid, timeout=WAIT).exit_code == 1
+    system.sync_events()  # the exit is in the new planner's inbox; its answer comes after it
+    planner = handle(system, "planner").current
+    assert planner is not None
+    ledger = planner.proxy().ledger.get(timeout=WAIT)
+    assert ledger.task(task_key(origin, intent, "failing")) == Record(successes=0, failures=3)
+    assert ledger.records()["failing"] == Record(successes=0, failures=3)
 
 
 def connection_of(system: System, name: str) -> Store:

@@ -22,6 +22,7 @@ from rnix_actors.kernel.base import Launch, launch_here
 from rnix_actors.messages.events import Event
 from rnix_actors.messages.migration import MigrationPlan, QueryDecisions, QueryMatrix
 from rnix_actors.migration.gate import Assessment, Plan, Record, plan_migration
+from rnix_actors.migration.ledger import PlannerMemory
 from rnix_actors.migration.planner import (
     Collaboration,
     MigrationHost,
@@ -140,9 +141,10 @@ def attach_planner(
     is left started on failure.
     """
     settings = settings or MigrationSettings()
+    memory = PlannerMemory()  # each restart's planner takes over its predecessor's
 
     def start(own: Store) -> pykka.ActorRef[MigrationPlanner]:
-        return MigrationPlanner.start(host, MigrationStore(own), topology, settings)
+        return MigrationPlanner.start(host, MigrationStore(own), topology, settings, memory)
 
     ref = launch("planner", lambda: with_own_connection(store, "planner", start))
     try:

@@ -3,7 +3,9 @@
 The planner actor owns its ledger: the bus's subscriber tells it each event, and it plans
 an offer only after the events published before the offer (see `MigrationPlanner`). The
 planner persists the per-template records; per-task records only matter during one
-supervision episode, so a restarted planner starts them afresh.
+supervision episode, so they live for one system run, in a `PlannerMemory` that each
+incarnation of the planner takes over from the one before: a restart mid-episode keeps the
+task's record, the running processes it counts and the migrations awaiting their outcome.
 """
 
 from __future__ import annotations
@@ -86,3 +88,13 @@ class Ledger:
 
     def task(self, key: TaskKey) -> Record:
         return self._tasks.get(key, Record())
+
+
+@attrs.define
+class PlannerMemory:
+    """What one system run's planner keeps across its restarts (one owner at a time: an
+    incarnation takes it over once its predecessor's thread has ended). ``ledger`` is None
+    until the first incarnation loads the per-template records from the store."""
+
+    ledger: Ledger | None = None
+    pending: dict[TaskKey, int] = attrs.field(factory=dict)  # migrated task → decision id

@@ -9,7 +9,8 @@ It owns the `Ledger`: the bus's subscriber tells it every ``Start`` and ``Exit``
 must be planned on a ledger that has seen the failed run's exit, so the planner first
 syncs the bus (every event published so far is then in its inbox, behind the offer), tells
 itself `PlanOffer` behind them and answers with that ask's future. Each incarnation owns
-its store connection (closed when it ends) and reloads the per-template records.
+its store connection (closed when it ends); the ledger and the migrations awaiting their
+outcome pass from one incarnation to the next in a `PlannerMemory`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from rnix_actors.migration.context import (
     transfer_intent,
 )
 from rnix_actors.migration.gate import Assessment, Plan, plan_migration
-from rnix_actors.migration.ledger import Ledger, Outcome, TaskKey, task_key
+from rnix_actors.migration.ledger import Ledger, Outcome, PlannerMemory, task_key
 from rnix_actors.migration.similarity import Blend, SimilarityMatrix, similarity_matrix
 from rnix_actors.migration.store import DecisionRecord, MigrationStore
 from rnix_actors.templates import AgentTemplate, Skill, effective_devices
@@ -109,15 +110,21 @@ class MigrationPlanner(RnixActor):
         db: MigrationStore,
         topology: Collaboration | None,
         settings: MigrationSettings,
+        memory: PlannerMemory | None = None,
     ) -> None:
+        """``memory``: what the previous incarnation of this system run's planner kept (the
+        first one creates it)."""
         super().__init__()
         self.host = host
         self.db = db
         self.at_end(db.store.close)
-        self.ledger = Ledger(db.load_records())
+        memory = PlannerMemory() if memory is None else memory
+        if memory.ledger is None:
+            memory.ledger = Ledger(db.load_records())
+        self.ledger = memory.ledger
         self.topology = topology
         self.settings = settings
-        self.pending: dict[TaskKey, int] = {}  # migrated task → decision id
+        self.pending = memory.pending  # migrated task → decision id
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -237,10 +244,11 @@ class MigrationPlanner(RnixActor):
         self.db.save_record(outcome.template, outcome.record)
         if outcome.key is None:
             return
-        decision_id = self.pending.pop(outcome.key, None)
+        decision_id = self.pending.get(outcome.key)
         if decision_id is not None:
             result = "completed" if outcome.ok else "failed"
             self.db.set_outcome(decision_id, result, outcome.pid, outcome.reason)
+            del self.pending[outcome.key]  # once written: a failed write leaves it pending
 
 
 def _transferred(
