@@ -211,7 +211,14 @@ class System(Signals, Queries, Services, Backends, Registry):
         this state dir lists them as suspended, to resume (docs/durability.md). Threads that
         are still blocked in a call that ignores cancellation (a host device or driver) after
         ``timeout`` seconds are logged and abandoned.
+
+        Called from one of the system's own threads (a `subscribe` callback, a host device,
+        a python brain), it cannot wait for the thread it runs on: it hands the stop to a
+        thread of its own (``rnix-stop``) and returns at once.
         """
+        if self._tracker.owns(threading.current_thread()):
+            threading.Thread(target=self.stop, args=(timeout, checkpoint), name="rnix-stop").start()
+            return
         run = self._run
         keep = checkpoint and run is not None and run.checkpoints is not None
         if keep and self._failure is None:

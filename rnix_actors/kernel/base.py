@@ -56,6 +56,11 @@ class ThreadTracker:
                 self._threads = [t for t in self._threads if t.is_alive()]
                 self._prune_at = max(64, 2 * len(self._threads))
 
+    def owns(self, thread: threading.Thread) -> bool:
+        """True when ``thread`` runs (or ran) one of this system's actors."""
+        with self._lock:
+            return thread in self._threads
+
     def join(
         self, timeout: float, exclude: frozenset[threading.Thread] = frozenset()
     ) -> list[threading.Thread]:
