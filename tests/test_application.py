@@ -172,6 +172,32 @@ def test_the_kernel_ending_fails_the_system_loudly_and_cleanly(
     assert system._run is None
 
 
+def test_the_application_supervisor_ending_unasked_fails_the_system(
+    gated: tuple[System, Gate],
+) -> None:
+    """Its own actor stopped as a crash would (not by `System.stop`): it stops the services in
+    reverse order and the system fails, saying so, instead of running on with no kernel."""
+    system, gate = gated
+    pid = system.spawn("gated", "wait at the gate")
+    assert gate.entered.wait(WAIT)
+    assert system._run is not None
+
+    system._run.app.stop(timeout=WAIT)
+    assert system._failed_event.wait(WAIT)
+
+    failure = system.failure
+    assert failure is not None and failure.kind is ExitKind.FAILED
+    assert "application supervisor ended" in failure.detail
+    info = system.table.get(pid)
+    assert info is not None and info.state is ProcessState.DEAD
+    assert info.exit_kind == "shutdown"  # the kernel stopped in order, ending it so
+    with pytest.raises(SystemFailed, match="application supervisor ended"):
+        system.spawn("quick", "no application")
+    assert not system.running
+    system.stop()
+    assert system._run is None
+
+
 def test_an_events_log_that_cannot_be_created_costs_only_that_log(
     project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -16,6 +16,9 @@ owner, and the owner's restart reopens it.
   and the application runs ``auto_shutdown: any_significant``. When it ends, the other services
   stop in reverse order and the system fails with the kernel's reason (the kernel's own
   teardown has ended every process with a typed reason first).
+- The application's own actor ending unasked (a crash; anything but `System.stop`) fails the
+  system too, once it has stopped the services in reverse order (their processes end as a
+  ``shutdown``): the system never runs on without its supervisor.
 
 Failing calls ``on_failure(service, reason)`` once (the `System` facade turns it into
 `SystemFailed` for every later call) and logs why; the application actor stays up to answer
@@ -53,6 +56,7 @@ from rnix_actors.supervision.spec import AutoShutdown, ChildSpec, Restart, Strat
 log = logging.getLogger(__name__)
 
 ORIGIN = "application"
+_SHUTDOWN = ExitReason(ExitKind.SHUTDOWN, ORIGIN, "system stop")
 ENDPOINT_TIMEOUT = 10.0
 ASK_TIMEOUT = 10.0
 
@@ -87,6 +91,13 @@ class Application(RnixActor):
         self.services: dict[str, _Service] = {}
         self.report_failure = on_failure
         self.failure: ExitReason | None = None
+        self.at_end(self._ended)
+
+    def _ended(self) -> None:
+        """However this actor ends: unless the system asked it to stop, the system fails (its
+        services are stopped in reverse order first, before their links to it fire)."""
+        if self.failure is None and self.exit_reason is not _SHUTDOWN:
+            self._fail("application", "the application supervisor ended unasked")
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -101,7 +112,7 @@ class Application(RnixActor):
             case StopApplication(timeout=timeout):
                 self._stop_all(timeout)
                 # Asked to stop: when this actor ends, it ends as a shutdown, not a crash.
-                self.exit_reason = ExitReason(ExitKind.SHUTDOWN, ORIGIN, "system stop")
+                self.exit_reason = _SHUTDOWN
             case QueryServices():
                 return self._views()
             case _:
