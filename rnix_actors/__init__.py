@@ -18,6 +18,7 @@ from rnix_actors.errors import (
     SystemFailed,
     SystemStopped,
     Unresponsive,
+    WouldDeadlock,
 )
 from rnix_actors.immune import Immune, ImmuneConfig, ImmuneStatus
 from rnix_actors.kernel.devices import DeviceCall, Effect
@@ -101,5 +102,6 @@ __all__ = [
     "ToolSpec",
     "Unresponsive",
     "Verdict",
+    "WouldDeadlock",
     "__version__",
 ]

@@ -83,6 +83,12 @@ class Unresponsive(RnixError, TimeoutError):
     """
 
 
+class WouldDeadlock(RnixError):
+    """A call that waits for a system actor, made on that actor's own thread: a `subscribe`
+    callback (the event bus's thread) calling `System.sync_events`, `System.subscribe` or
+    `Subscription.cancel`. It would wait on itself; the message says what to do instead."""
+
+
 class StillRunning(RnixError, TimeoutError):
     """`System.wait` (or `run`) timed out: the process has not settled yet and goes on.
 

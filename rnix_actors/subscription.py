@@ -7,7 +7,7 @@ from typing import Any
 
 import pykka
 
-from rnix_actors.errors import SystemStopped
+from rnix_actors.errors import SystemStopped, WouldDeadlock
 from rnix_actors.kernel.asking import ask
 from rnix_actors.messages.bus import Unsubscribe
 
@@ -28,11 +28,18 @@ class Subscription:
     def cancel(self) -> None:
         """Stop the deliveries: when it returns, the callback is not called again (the bus
         handles it in order, after the events already queued). Cancelling twice, or after
-        the system stopped, does nothing. Do not call it from the callback itself (it waits
-        for the bus, whose thread runs the callback): there, use `cancel_soon`."""
+        the system stopped, does nothing. From the callback itself it raises `WouldDeadlock`
+        (it waits for the bus, whose thread runs the callback): there, use `cancel_soon`."""
         # Asked even of a bus that is down: a restarting bus must not bring the callback back.
-        with contextlib.suppress(SystemStopped):  # it stopped meanwhile: nothing to end
+        try:
             ask(self._bus, Unsubscribe(self.key), ASK_TIMEOUT, "event bus")
+        except SystemStopped:  # it stopped meanwhile: nothing to end
+            pass
+        except WouldDeadlock:
+            raise WouldDeadlock(
+                "Subscription.cancel() from the callback itself waits for the event bus, "
+                "whose thread runs the callback: use cancel_soon() there"
+            ) from None
 
     def cancel_soon(self) -> None:
         """Ask the bus to stop the deliveries without waiting (callbacks may see a few more

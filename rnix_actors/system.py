@@ -90,7 +90,8 @@ class System(Signals, Queries, Services, Backends, Registry):
     `SystemStopped`: the call needs the running system (before `start`, after `stop`);
     `SystemFailed`, a `SystemStopped`, once a vital service ended (`failure` says which and
     why). `Unresponsive`: a system actor did not answer in time; `StillRunning`: `wait` timed
-    out (both are `TimeoutError`s too). `NoSuchProcess`, `SpawnError` (`UnknownAgent`,
+    out (both are `TimeoutError`s too); `WouldDeadlock`: a subscribe callback called what
+    waits for the event bus. `NoSuchProcess`, `SpawnError` (`UnknownAgent`,
     `BadWorkdir`), `ConfigError`, `CheckpointError`: as each call says. `stop` never raises.
     """
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from rnix_actors import DeviceCall, LLMRequest, LLMResponse, ProcessState, System
+from rnix_actors import (
+    DeviceCall,
+    LLMRequest,
+    LLMResponse,
+    ProcessState,
+    System,
+    WouldDeadlock,
+)
 from rnix_actors.messages.events import Event
 from tests.helpers import agent, call, respond
 
@@ -81,3 +88,31 @@ def test_stop_from_a_python_brain(project: Path) -> None:
     stopped(system)
     info = system.table.get(pid)
     assert info is not None and info.state is ProcessState.DEAD
+
+
+def test_a_callback_that_waits_for_the_bus_is_told_so_at_once(project: Path) -> None:
+    """``sync_events`` and ``Subscription.cancel`` wait for the event bus, whose thread runs
+    the callback: there they raise `WouldDeadlock` (naming what to do instead) rather than
+    wait on themselves until a timeout."""
+    system = System(project).start()
+    agent(system, "worker", lambda request: "done")
+    raised: list[BaseException] = []
+    done = threading.Event()
+
+    def on_exit(event: Event) -> None:
+        for call_ in (system.sync_events, subscription.cancel):
+            try:
+                call_()
+            except WouldDeadlock as exc:
+                raised.append(exc)
+        subscription.cancel_soon()  # what the error says to do
+        done.set()
+
+    subscription = system.subscribe(on_exit, ["Exit"])
+    system.run("worker", "finish", timeout=WAIT)
+
+    assert done.wait(WAIT)
+    assert len(raised) == 2
+    assert "event bus" in str(raised[0]) and "cancel_soon" in str(raised[1])
+    system.sync_events()  # from outside, as ever
+    system.stop()

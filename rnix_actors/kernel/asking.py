@@ -3,8 +3,10 @@
 Pykka raises ``pykka.ActorDeadError`` when the actor stopped (the system is stopping) and
 ``pykka.Timeout`` when it did not answer; neither is part of our API. `ask` turns them into
 `SystemStopped` and `Unresponsive`; an actor that crashed answering (`Fatal`: a service
-whose supervisor restarts it) is `Unresponsive` too. The actor's own exceptions
-(`SpawnError`, `NoSuchProcess`, ...) pass through unchanged.
+whose supervisor restarts it) is `Unresponsive` too. An ask made on the asked actor's own
+thread (a `subscribe` callback asking the event bus) would wait on itself: `WouldDeadlock`,
+at once. The actor's own exceptions (`SpawnError`, `NoSuchProcess`, ...) pass through
+unchanged.
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ from typing import Any
 
 import pykka
 
-from rnix_actors.errors import SystemStopped, Unresponsive
-from rnix_actors.kernel.base import Fatal
+from rnix_actors.errors import SystemStopped, Unresponsive, WouldDeadlock
+from rnix_actors.kernel.base import Fatal, current_actor_urn
 
 
 def ask(ref: Any, message: Any, timeout: float, what: str) -> Any:
     """``ref.ask(message)`` within ``timeout`` seconds; ``what`` names the actor in errors.
     ``ref`` is a `pykka.ActorRef` or anything that asks like one (a `ServiceRef`)."""
+    here = current_actor_urn()
+    if here is not None and here == getattr(ref, "actor_urn", None):
+        raise WouldDeadlock(
+            f"this call waits for the {what} and runs on the {what}'s own thread (a subscribe "
+            "callback runs on the event bus's): it would wait on itself; make it from "
+            "another thread"
+        )
     try:
         return ref.ask(message, block=True, timeout=timeout)
     except pykka.ActorDeadError:

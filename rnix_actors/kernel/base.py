@@ -88,6 +88,16 @@ def launch_here(name: str, start: Callable[[], pykka.ActorRef[Any]]) -> Any:
 
 STOPPED_UNSAID = ExitReason(ExitKind.KILLED, "", "stopped without a reason")
 
+# The actor each thread runs (a pooled agent thread: the one it runs now), so that an ask can
+# tell it would wait on its own thread (`rnix_actors.kernel.asking.ask`).
+_running = threading.local()
+
+
+def current_actor_urn() -> str | None:
+    """The URN of the rnix actor that runs on this thread, or None."""
+    urn: str | None = getattr(_running, "urn", None)
+    return urn
+
 
 class RnixActor(pykka.ThreadingActor):
     """Base of every rnix actor. Subclasses implement `handle`, and may implement `started`,
@@ -142,6 +152,7 @@ class RnixActor(pykka.ThreadingActor):
     # -- Pykka plumbing -------------------------------------------------------------------
     def on_start(self) -> None:
         self.thread = threading.current_thread()
+        _running.urn = self.actor_urn
         if self._tracker is not None:
             self._tracker.add(self.thread)
         try:
