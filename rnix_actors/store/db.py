@@ -70,8 +70,8 @@ class _WriteGate:
     polling cost more than the writes themselves (in bench/kernel.py's serial spawn loop the
     writers waited 2.5 s in `BEGIN IMMEDIATE` per 1,000 spawns, up to 180 ms at once; 0.25 s
     with the gate), so a connection takes its database's gate first and queues on a lock
-    that wakes the next writer at once. Reads do not take it (WAL: readers never wait); another process (the
-    CLI's ``ps --all``) still meets SQLite's own busy handler.
+    that wakes the next writer at once. Reads do not take it (WAL: readers never wait);
+    another process (the CLI's ``ps --all``) still meets SQLite's own busy handler.
     """
 
     def __init__(self) -> None:
