@@ -14,6 +14,7 @@ from rnix_actors import (
     DeviceCall,
     LLMRequest,
     LLMResponse,
+    ProcessInfo,
     ProcessState,
     System,
     WouldDeadlock,
@@ -24,13 +25,19 @@ from tests.helpers import agent, call, respond
 WAIT = 20.0
 
 
-def stopped(system: System) -> None:
-    """Wait for the stop that `System.stop` handed to its own thread, then check it is done."""
+def stopped(system: System, pid: int, returned: threading.Event) -> ProcessInfo:
+    """Once the inside caller's `System.stop` returned (``returned``), wait for the stop it
+    handed to its own thread and check it is done: the system down, ``pid`` dead. Returns
+    ``pid``'s final info."""
+    assert returned.wait(WAIT)
     for thread in threading.enumerate():
         if thread.name == "rnix-stop":
             thread.join(WAIT)
             assert not thread.is_alive()
     assert not system.running
+    info = system.table.get(pid)
+    assert info is not None and info.state is ProcessState.DEAD
+    return info
 
 
 def test_stop_from_a_subscriber_callback_returns_and_the_system_stops(project: Path) -> None:
@@ -45,10 +52,7 @@ def test_stop_from_a_subscriber_callback_returns_and_the_system_stops(project: P
     system.subscribe(on_exit, ["Exit"])
     pid = system.spawn("worker", "finish, then the callback stops the system")
 
-    assert returned.wait(WAIT)
-    stopped(system)
-    info = system.table.get(pid)
-    assert info is not None and info.state is ProcessState.DEAD and info.exit_code == 0
+    assert stopped(system, pid, returned).exit_code == 0
     system.stop()  # and again from outside: nothing left to do
 
 
@@ -66,10 +70,7 @@ def test_stop_from_a_host_device_ends_the_caller_too(project: Path) -> None:
     agent(system, "worker", lambda r: steps[min(r.step, 2) - 1], devices=("/dev/stop",))
     pid = system.spawn("worker", "stop the system from a device")
 
-    assert returned.wait(WAIT)
-    stopped(system)
-    info = system.table.get(pid)
-    assert info is not None and info.state is ProcessState.DEAD
+    stopped(system, pid, returned)
 
 
 def test_stop_from_a_python_brain(project: Path) -> None:
@@ -84,10 +85,7 @@ def test_stop_from_a_python_brain(project: Path) -> None:
     agent(system, "worker", brain)
     pid = system.spawn("worker", "stop the system from the model call")
 
-    assert returned.wait(WAIT)
-    stopped(system)
-    info = system.table.get(pid)
-    assert info is not None and info.state is ProcessState.DEAD
+    stopped(system, pid, returned)
 
 
 def test_a_callback_that_waits_for_the_bus_is_told_so_at_once(project: Path) -> None:
